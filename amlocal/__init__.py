@@ -1,0 +1,1 @@
+"""Run Azure ML v2 YAML offline with Azure ML semantics."""

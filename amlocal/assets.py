@@ -1,0 +1,334 @@
+"""Data, environments, components and models in the local workspace.
+
+Data, environments and components live in the workspace store; local files behind a data
+asset or a component's code are copied into the workspace at `create`, as Azure uploads them,
+so an asset version never changes under a job. Models live in the MLflow model registry.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput, NotFound
+from amlocal.hashing import text_digest, tree_digest
+from amlocal.workspace import Workspace
+
+_REF = re.compile(r"^azureml:(?P<name>[^:@/]+)(?::(?P<version>[^:@]+)|@(?P<label>[\w-]+))?$")
+_DATASTORE = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$")
+_JOB_OUTPUT = re.compile(
+    r"^azureml://jobs/(?P<job>[^/]+)/outputs/(?P<out>[^/]+)(?:/paths/(?P<p>.*))?$"
+)
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None] | None:
+    """`azureml:name:version` / `azureml:name@latest` -> (name, version, label)."""
+    m = _REF.match(ref.strip())
+    if not m:
+        return None
+    return m["name"], m["version"], m["label"]
+
+
+def _pick_version(
+    ws: Workspace, kind: str, name: str, version: str | None, label: str | None
+) -> str:
+    versions = ws.store.versions(kind, name)
+    if not versions:
+        raise NotFound(
+            f"{kind} '{name}' is not registered in this workspace "
+            f"(register it with `amlocal {kind} create -f <file>`)"
+        )
+    if version:
+        if version not in versions:
+            raise NotFound(
+                f"{kind} '{name}' has no version '{version}' (versions: {', '.join(versions)})"
+            )
+        return version
+    if label not in (None, "latest"):
+        raise InvalidInput(f"label '@{label}' is not supported for {kind} '{name}' (use @latest)")
+    return max(versions, key=_version_key)
+
+
+def _version_key(v: str) -> tuple:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-]", v))
+
+
+def get(ws: Workspace, kind: str, ref: str) -> dict[str, Any]:
+    """Resolve `azureml:name:version`, `azureml:name@latest` or `name` to a stored asset record."""
+    parsed = parse_ref(ref if ref.startswith("azureml:") else f"azureml:{ref}")
+    if parsed is None:
+        raise InvalidInput(
+            f"'{ref}' is not a {kind} reference (expected azureml:<name>:<version> "
+            f"or azureml:<name>@latest)"
+        )
+    name, version, label = parsed
+    v = _pick_version(ws, kind, name, version, label)
+    record = ws.store.get(kind, name, version=v)
+    assert record is not None
+    return record
+
+
+def next_version(ws: Workspace, kind: str, name: str) -> str:
+    nums = [int(v) for v in ws.store.versions(kind, name) if v.isdigit()]
+    return str(max(nums, default=0) + 1)
+
+
+def _register(ws: Workspace, kind: str, record: dict[str, Any], identity: str) -> dict[str, Any]:
+    """Store a new asset version; re-creating an identical version is a no-op, a different
+    one is an error (asset versions are immutable in Azure ML)."""
+    name, version = record["name"], record["version"]
+    record.setdefault("tags", {})
+    record["_identity"] = identity
+    if ws.store.insert_new(kind, name, record, version=version):
+        return public(record)
+    existing = ws.store.get(kind, name, version=version) or {}
+    if existing.get("_identity") != identity:
+        raise InvalidInput(
+            f"{kind} {name}:{version} already exists with different content; "
+            f"asset versions are immutable (bump `version:` in the YAML)"
+        )
+    return public(existing)
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def _asset_id(ws: Workspace, kind: str, name: str, version: str) -> str:
+    plural = {"data": "data", "environment": "environments", "component": "components"}[kind]
+    return (
+        f"azureml:/subscriptions/local/resourceGroups/local/providers/Microsoft."
+        f"MachineLearningServices/workspaces/{ws.name}/{plural}/{name}/versions/{version}"
+    )
+
+
+# -- data ---------------------------------------------------------------------------------
+def create_data(ws: Workspace, path: Path, overrides: list[dict] | None = None) -> dict[str, Any]:
+    from amlocal import loader
+
+    entity = loader.load("data", path, overrides)
+    d = entity._to_dict()
+    version = str(entity.version) if entity.version else next_version(ws, "data", entity.name)
+    source = str(entity.path)
+    local = resolve_path(ws, source, path.parent)
+    if local is not None and not local.exists():
+        raise InvalidInput(f"{path}: path: {local} does not exist")
+    uri = source
+    if local is not None and not source.startswith("azureml://"):
+        digest = tree_digest(local, store=ws.store)
+        # Azure uploads local files to LocalUpload/<hash>/ on the default datastore.
+        dest = ws.datastore_dir() / "LocalUpload" / digest[:32] / local.name
+        if not dest.exists():
+            tmp = dest.with_name(dest.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if local.is_dir() else shutil.copy2)(local, tmp)
+            tmp.rename(dest)
+        uri = (
+            f"azureml://datastores/workspaceblobstore/paths/LocalUpload/{digest[:32]}/{local.name}"
+        )
+        identity = digest
+    else:
+        identity = text_digest(source)
+    d.update(
+        name=entity.name, version=version, path=uri, id=_asset_id(ws, "data", entity.name, version)
+    )
+    return _register(ws, "data", d, identity)
+
+
+# -- environments -------------------------------------------------------------------------
+def environment_record(entity: Any) -> dict[str, Any]:
+    """The parts of an environment that define it (and so its reuse identity)."""
+    d = entity._to_dict()
+    conda = getattr(entity, "conda_file", None)
+    if conda is not None:
+        d["conda_file"] = conda  # azure-ai-ml inlines the conda file's content as a dict
+    return d
+
+
+def create_environment(
+    ws: Workspace, path: Path, overrides: list[dict] | None = None
+) -> dict[str, Any]:
+    from amlocal import loader
+
+    entity = loader.load("environment", path, overrides)
+    d = environment_record(entity)
+    identity = text_digest(
+        _stable(d.get("image")), _stable(d.get("conda_file")), _stable(d.get("build"))
+    )
+    version = str(entity.version) if entity.version else None
+    if version is None:
+        # Azure auto-increments environment versions; an identical definition is not re-created.
+        for existing in reversed(ws.store.list("environment", name=entity.name)):
+            if existing.get("_identity") == identity:
+                return public(existing)
+        version = next_version(ws, "environment", entity.name)
+    d.update(
+        name=entity.name, version=version, id=_asset_id(ws, "environment", entity.name, version)
+    )
+    return _register(ws, "environment", d, identity)
+
+
+def _stable(v: Any) -> str:
+    import json
+
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+# -- components ---------------------------------------------------------------------------
+def create_component(
+    ws: Workspace, path: Path, overrides: list[dict] | None = None
+) -> dict[str, Any]:
+    from amlocal import loader
+    from amlocal.snapshot import materialize, snapshot_digest
+
+    entity = loader.load("component", path, overrides)
+    loader.validate(entity, path)
+    d = entity._to_dict()
+    code = d.get("code")
+    identity = text_digest(_stable({k: v for k, v in d.items() if k != "code"}))
+    if code and not str(code).startswith(("azureml:", "http")):
+        code_path = Path(code) if Path(code).is_absolute() else (path.parent / code)
+        digest = snapshot_digest(code_path.resolve(), ws.store)
+        dest = ws.home / "snapshots" / digest[:32]
+        if not dest.exists():
+            tmp = dest.with_name(dest.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            materialize(code_path.resolve(), tmp)
+            tmp.rename(dest)
+        d["code"] = str(dest)
+        identity = text_digest(identity, digest)
+    version = str(entity.version) if entity.version else next_version(ws, "component", entity.name)
+    d.update(version=version, id=_asset_id(ws, "component", entity.name, version))
+    return _register(ws, "component", d, identity)
+
+
+# -- paths --------------------------------------------------------------------------------
+def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
+    """A data URI as a local path; None for URIs that only exist in Azure (https, wasbs...)."""
+    uri = str(uri)
+    if m := _DATASTORE.match(uri):
+        return ws.datastore_dir(m["ds"]) / m["path"]
+    if m := _JOB_OUTPUT.match(uri):
+        job = ws.store.get("job", m["job"])
+        if job is None:
+            raise NotFound(f"job '{m['job']}' in {uri} does not exist")
+        out = (job.get("outputs") or {}).get(m["out"]) or {}
+        if not out.get("local_path"):
+            raise NotFound(f"job '{m['job']}' has no output '{m['out']}'")
+        p = Path(out["local_path"])
+        return p / m["p"] if m["p"] else p
+    if uri.startswith("azureml:"):
+        rec = get(ws, "data", uri)
+        return resolve_path(ws, rec["path"], base)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", uri) and not uri.startswith("file://"):
+        return None
+    p = Path(uri.removeprefix("file://"))
+    return (p if p.is_absolute() else base / p).resolve()
+
+
+# -- models (MLflow registry) ------------------------------------------------------------
+def mlflow_client(ws: Workspace) -> Any:
+    from amlocal.tracking import client
+
+    return client(ws)
+
+
+def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
+    """The local folder of a model: a registered `azureml:name:version|@latest`, `models:/...`
+    or a local path. Registered versions are downloaded once into the workspace."""
+    if ref.startswith(("azureml:", "models:/")):
+        name, version = registered_model_version(ws, ref)
+        dest = ws.home / "models" / name / version
+        if not dest.exists():
+            from mlflow.artifacts import download_artifacts
+
+            tmp = dest.with_name(version + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            mlflow_client(ws)  # sets the tracking/registry URI
+            download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+            tmp.rename(dest)
+        return dest
+    p = Path(ref.removeprefix("file://"))
+    p = p if p.is_absolute() else (base or Path.cwd()) / p
+    if not p.exists():
+        raise InvalidInput(f"model path {p} does not exist")
+    return p.resolve()
+
+
+def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
+    """(name, version) for `azureml:name:version`, `azureml:name@latest`, `models:/name/v`,
+    `models:/name@alias`."""
+    c = mlflow_client(ws)
+    if ref.startswith("models:/"):
+        rest = ref.removeprefix("models:/")
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            return name, str(c.get_model_version_by_alias(name, alias).version)
+        name, _, version = rest.partition("/")
+        ref = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
+    parsed = parse_ref(ref)
+    if parsed is None:
+        raise InvalidInput(f"'{ref}' is not a model reference")
+    name, version, label = parsed
+    try:
+        versions = [mv.version for mv in c.search_model_versions(f"name='{name}'")]
+    except Exception:
+        versions = []
+    if not versions:
+        raise NotFound(f"model '{name}' is not registered in this workspace")
+    if version:
+        if version not in versions:
+            raise NotFound(f"model '{name}' has no version '{version}'")
+        return name, version
+    if label not in (None, "latest"):
+        return name, str(c.get_model_version_by_alias(name, label).version)
+    return name, str(max(int(v) for v in versions))
+
+
+def model_record(mv: Any) -> dict[str, Any]:
+    """An MLflow model version in the `az ml model show` shape."""
+    tags = dict(mv.tags or {})
+    return {
+        "name": mv.name,
+        "version": str(mv.version),
+        "type": tags.get("azureml.model_type", "mlflow_model"),
+        "path": mv.source,
+        "description": mv.description or None,
+        "tags": tags,
+        "properties": {"mlflow.run_id": mv.run_id} if mv.run_id else {},
+        "creation_context": {"created_at": mv.creation_timestamp},
+        "aliases": list(getattr(mv, "aliases", []) or []),
+    }
+
+
+def create_model(ws: Workspace, path: Path, overrides: list[dict] | None = None) -> dict[str, Any]:
+    from amlocal import loader
+
+    entity = loader.load("model", path, overrides)
+    src = resolve_path(ws, str(entity.path), path.parent)
+    if src is None or not src.exists():
+        raise InvalidInput(f"{path}: path: {entity.path} does not exist locally")
+    c = mlflow_client(ws)
+    digest = tree_digest(src, store=ws.store)
+    dest = ws.mlflow_artifact_root / "model-uploads" / digest[:32] / src.name
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp)
+        tmp.rename(dest)
+    try:
+        c.get_registered_model(entity.name)
+    except Exception:
+        c.create_registered_model(entity.name, description=entity.description)
+    tags = {str(k): str(v) for k, v in (entity.tags or {}).items()}
+    tags["azureml.model_type"] = str(entity.type or "custom_model")
+    tags["azureml.content_digest"] = digest
+    mv = c.create_model_version(
+        entity.name, source=str(dest), tags=tags, description=entity.description
+    )
+    return model_record(mv)

@@ -1,0 +1,112 @@
+"""`amlocal`: a drop-in for `az ml`, with the same command groups, verbs, flags and JSON.
+
+Only the module of the group named on the command line is imported, so `amlocal job show`
+or `amlocal online-endpoint invoke` never pay for azure-ai-ml or MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+from amlocal.errors import AmlocalError
+
+# group -> (module, help). Each module defines `add_verbs(subparsers, group)`.
+GROUPS: dict[str, tuple[str, str]] = {
+    "job": ("amlocal.commands.job", "Run, show, stream, cancel and download jobs."),
+    "data": ("amlocal.commands.assets", "Data assets."),
+    "environment": ("amlocal.commands.assets", "Environments."),
+    "component": ("amlocal.commands.assets", "Components."),
+    "model": ("amlocal.commands.assets", "Models (the MLflow model registry)."),
+    "workspace": ("amlocal.commands.workspace", "The local workspace."),
+    "online-endpoint": ("amlocal.commands.online", "Managed online endpoints, served locally."),
+    "online-deployment": ("amlocal.commands.online", "Online deployments."),
+    "batch-endpoint": ("amlocal.commands.batch", "Batch endpoints."),
+    "batch-deployment": ("amlocal.commands.batch", "Batch deployments."),
+}
+
+
+def _global_flags(p: argparse.ArgumentParser) -> None:
+    """Flags every `az` command takes; workspace flags are accepted so scripts run unchanged."""
+    g = p.add_argument_group("global")
+    g.add_argument(
+        "-o",
+        "--output",
+        default="json",
+        choices=["json", "jsonc", "table", "tsv", "yaml", "yamlc", "none"],
+    )
+    g.add_argument("--query", default=None, help="JMESPath-style query (dotted keys, [n]).")
+    g.add_argument("-g", "--resource-group", default=None)
+    g.add_argument("-w", "--workspace-name", default=None)
+    g.add_argument("--subscription", default=None)
+    g.add_argument("--debug", action="store_true")
+    g.add_argument("--verbose", action="store_true")
+    g.add_argument("--only-show-errors", action="store_true")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with a clear message, as az does for bad arguments."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"ERROR: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser(group: str | None = None) -> Parser:
+    """The parser for one group (or all groups, for help and for checking workflow files)."""
+    parser = Parser(prog="amlocal", description="Azure ML v2 (`az ml`) on one machine, offline.")
+    groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=Parser)
+    groups.required = True
+    loaded: dict[str, Any] = {}
+    for name, (module, help_text) in GROUPS.items():
+        gp = groups.add_parser(name, help=help_text, description=help_text)
+        if group is not None and name != group:
+            continue
+        mod = loaded.get(module)
+        if mod is None:
+            try:
+                mod = loaded[module] = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                continue
+        verbs = gp.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+        verbs.required = True
+        mod.add_verbs(verbs, name)
+        for vp in verbs.choices.values():
+            _global_flags(vp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ml"]:  # `amlocal ml job create ...` reads like `az ml ...`
+        argv = argv[1:]
+    group = argv[0] if argv and argv[0] in GROUPS else None
+    parser = build_parser(group)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.error(f"'{args.group}' is not available in this build of amlocal")
+    from amlocal.output import emit
+
+    try:
+        result = args.func(args)
+    except AmlocalError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    code = 0
+    if isinstance(result, tuple):
+        result, code = result
+    fmt = {"jsonc": "json", "yamlc": "yaml"}.get(args.output, args.output)
+    emit(result, fmt, args.query)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

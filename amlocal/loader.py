@@ -1,0 +1,103 @@
+"""Load and validate YAML with azure-ai-ml, the code `az ml` itself runs.
+
+Errors are re-raised as `InvalidInput` naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput
+
+# `az ml`'s loaders, by YAML kind. Batch deployments dispatch on type, as `az ml` does.
+_LOADERS = {
+    "job": "load_job",
+    "component": "load_component",
+    "data": "load_data",
+    "environment": "load_environment",
+    "model": "load_model",
+    "compute": "load_compute",
+    "online-endpoint": "load_online_endpoint",
+    "online-deployment": "load_online_deployment",
+    "batch-endpoint": "load_batch_endpoint",
+}
+
+
+def _quiet() -> None:
+    """azure-ai-ml prints 'experimental class' notices on import; az ml hides them too."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("azure").setLevel(logging.ERROR)
+
+
+def parse_set(pairs: list[str] | None) -> list[dict[str, Any]]:
+    """`--set a.b=c` pairs as azure-ai-ml params_override entries (values parsed as YAML)."""
+    import yaml
+
+    out = []
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InvalidInput(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        out.append({key.strip(): parsed})
+    return out
+
+
+def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = None) -> Any:
+    """Load one YAML file as the azure-ai-ml entity `az ml <kind> create -f` would build."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: file not found")
+    _quiet()
+    import azure.ai.ml as aml
+    from azure.ai.ml.entities import _load_functions as lf
+
+    try:
+        if kind == "batch-deployment":
+            import yaml
+
+            raw = yaml.safe_load(path.read_text()) or {}
+            schema = str(raw.get("$schema", ""))
+            if raw.get("type") == "pipeline" or "pipelineComponentBatchDeployment" in schema:
+                fn = lf.load_pipeline_component_batch_deployment
+            elif raw.get("type") == "model" or "modelBatchDeployment" in schema:
+                fn = lf.load_model_batch_deployment
+            else:
+                fn = aml.load_batch_deployment
+        else:
+            fn = getattr(aml, _LOADERS[kind])
+        entity = fn(source=path, params_override=overrides or [])
+    except InvalidInput:
+        raise
+    except Exception as exc:  # azure-ai-ml raises several exception types; all are user errors
+        raise InvalidInput(f"{path}: {_message(exc)}") from None
+    return entity
+
+
+def validate(entity: Any, path: str | Path) -> None:
+    """Run the entity's own validation (bindings, types, required fields), as `az ml` does."""
+    validate_fn = getattr(entity, "_validate", None)
+    if validate_fn is None:
+        return
+    result = validate_fn()
+    if not result.passed:
+        details = "; ".join(f"{k}: {v}" for k, v in result.error_messages.items())
+        raise InvalidInput(f"{path}: {details}")
+
+
+def _message(exc: Exception) -> str:
+    msg = str(getattr(exc, "message", "") or exc).strip()
+    # azure-ai-ml wraps marshmallow errors in a long banner; keep the informative lines.
+    lines = [ln.rstrip() for ln in msg.splitlines() if ln.strip()]
+    keep = [
+        ln
+        for ln in lines
+        if not ln.startswith(("Visit", "Resolutions", "If using the CLI", "Please review"))
+    ]
+    return "\n  ".join(keep[:25]) or type(exc).__name__

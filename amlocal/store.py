@@ -1,0 +1,168 @@
+"""The workspace store: one SQLite file holding every record amlocal keeps.
+
+Records are JSON documents keyed by (kind, name, version). SQLite in WAL mode with
+`BEGIN IMMEDIATE` for read-modify-write gives atomic updates across processes, so two
+jobs (or a job and a `job cancel` from another shell) never corrupt each other.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL DEFAULT '',
+    parent TEXT,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, name, version)
+);
+CREATE INDEX IF NOT EXISTS records_parent ON records(kind, parent);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+
+class Store:
+    """JSON records in SQLite, safe for concurrent processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: the write lock is taken up front, so updates never race."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- records -----------------------------------------------------------------------
+    def put(
+        self,
+        kind: str,
+        name: str,
+        data: dict[str, Any],
+        *,
+        version: str = "",
+        parent: str | None = None,
+    ) -> None:
+        now = time.time()
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO records(kind,name,version,parent,data,created,updated) "
+                "VALUES(?,?,?,?,?,?,?) ON CONFLICT(kind,name,version) DO UPDATE SET "
+                "data=excluded.data, parent=excluded.parent, updated=excluded.updated",
+                (kind, name, version, parent, json.dumps(data), now, now),
+            )
+
+    def insert_new(self, kind: str, name: str, data: dict[str, Any], *, version: str = "") -> bool:
+        """Insert only if absent; False when the record exists (names and versions are immutable)."""
+        now = time.time()
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO records(kind,name,version,parent,data,created,updated) "
+                "VALUES(?,?,?,?,?,?,?)",
+                (kind, name, version, None, json.dumps(data), now, now),
+            )
+            return cur.rowcount == 1
+
+    def get(self, kind: str, name: str, *, version: str = "") -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT data FROM records WHERE kind=? AND name=? AND version=?",
+            (kind, name, version),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def update(
+        self,
+        kind: str,
+        name: str,
+        fn: Callable[[dict[str, Any]], dict[str, Any] | None],
+        *,
+        version: str = "",
+    ) -> dict[str, Any] | None:
+        """Read-modify-write under the write lock; `fn` may mutate in place or return a dict."""
+        with self.transaction() as c:
+            row = c.execute(
+                "SELECT data FROM records WHERE kind=? AND name=? AND version=?",
+                (kind, name, version),
+            ).fetchone()
+            if row is None:
+                return None
+            data = json.loads(row[0])
+            new = fn(data)
+            data = data if new is None else new
+            c.execute(
+                "UPDATE records SET data=?, updated=? WHERE kind=? AND name=? AND version=?",
+                (json.dumps(data), time.time(), kind, name, version),
+            )
+            return data
+
+    def delete(self, kind: str, name: str, *, version: str = "") -> bool:
+        with self.transaction() as c:
+            cur = c.execute(
+                "DELETE FROM records WHERE kind=? AND name=? AND version=?", (kind, name, version)
+            )
+            return cur.rowcount > 0
+
+    def list(
+        self, kind: str, *, name: str | None = None, parent: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Records of a kind, oldest first; filter by name (all versions) or parent."""
+        sql, args = "SELECT data FROM records WHERE kind=?", [kind]
+        if name is not None:
+            sql, args = sql + " AND name=?", [*args, name]
+        if parent is not None:
+            sql, args = sql + " AND parent=?", [*args, parent]
+        rows = self._conn.execute(sql + " ORDER BY created, rowid", args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def versions(self, kind: str, name: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT version FROM records WHERE kind=? AND name=? ORDER BY created, rowid",
+            (kind, name),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # -- cache (content hashes, validated plans, reuse index) ---------------------------
+    def cache_get(self, key: str) -> Any:
+        row = self._conn.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def cache_put(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO cache(key,value,updated) VALUES(?,?,?) ON CONFLICT(key) DO UPDATE "
+                "SET value=excluded.value, updated=excluded.updated",
+                (key, json.dumps(value), time.time()),
+            )
+
+    def cache_delete(self, key: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM cache WHERE key=?", (key,))

@@ -1,0 +1,76 @@
+"""Where a local workspace lives: `.amlocal/` in the current directory, or `AMLOCAL_HOME`.
+
+Layout (all under the workspace home):
+  store.db                  amlocal's records (jobs, assets, endpoints) and caches
+  mlflow.db, mlartifacts/   the MLflow tracking store and model registry
+  datastores/<name>/        local folders standing in for Azure datastores
+  jobs/<job-name>/          per-job working copy, logs and ./outputs
+  envs/<hash>/              venvs built with --isolate-environments
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from amlocal.store import Store
+
+DEFAULT_DATASTORE = "workspaceblobstore"
+WORKSPACE_NAME = "local"
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("AMLOCAL_HOME") or Path.cwd() / ".amlocal").resolve()
+
+
+@dataclass
+class Workspace:
+    """Paths and handles for one local workspace."""
+
+    home: Path = field(default_factory=home_dir)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.home / "store.db")
+
+    @property
+    def name(self) -> str:
+        return WORKSPACE_NAME
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """A user's own MLFLOW_TRACKING_URI wins, as the issue and Azure users expect."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    def datastore_dir(self, datastore: str = DEFAULT_DATASTORE) -> Path:
+        return self.home / "datastores" / datastore
+
+    def job_dir(self, job_name: str) -> Path:
+        return self.home / "jobs" / job_name
+
+    def env_dir(self, digest: str) -> Path:
+        return self.home / "envs" / digest
+
+    def show(self) -> dict:
+        """The `az ml workspace show` shape, with local values."""
+        return {
+            "name": self.name,
+            "display_name": self.name,
+            "location": "local",
+            "resource_group": "local",
+            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "discovery_url": None,
+            "id": f"/subscriptions/local/resourceGroups/local/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{self.name}",
+            "storage_account": str(self.datastore_dir()),
+            "tags": {"amlocal.home": str(self.home)},
+        }
