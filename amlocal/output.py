@@ -77,7 +77,7 @@ def table(value: Any, columns: list[str] | None = None) -> str:
     cols = columns or [k for k, v in rows[0].items() if not isinstance(v, (dict, list))]
     cells = [[_scalar(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([line(cols), line(["-" * w for w in widths]), *map(line, cells)])
 
 
