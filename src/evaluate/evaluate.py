@@ -1,0 +1,50 @@
+"""Entry point of the evaluate component: metrics, plots, champion comparison, decision."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless compute: never try a GUI backend
+
+import mlflow  # noqa: E402
+from evaluate_lib import evaluate, parse_bool, write_decision  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="challenger mlflow_model")
+    parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
+    parser.add_argument("--model_name", required=True, help="registered model to compare with")
+    parser.add_argument("--enable_evaluation", type=parse_bool, default=True)
+    parser.add_argument("--decision", type=Path, required=True, help="output folder")
+    args = parser.parse_args(argv)
+
+    result = evaluate(
+        args.model, args.prepared_data, args.model_name, args.enable_evaluation, MlflowClient()
+    )
+    decision = result.decision
+    write_decision(decision, args.decision)
+
+    # The platform already started this step's MLflow run (MLFLOW_RUN_ID): just log to it.
+    mlflow.log_params({"model_name": args.model_name, "enable_evaluation": args.enable_evaluation})
+    mlflow.log_metrics({f"test_{k}": v for k, v in decision["challenger"].items()})
+    if decision["champion"]:
+        champion_metrics = {
+            k: v for k, v in decision["champion"].items() if k in ("rmse", "mae", "r2")
+        }
+        mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_metrics.items()})
+    mlflow.log_metric("promote", int(decision["promote"]))
+    for name, figure in result.figures.items():
+        mlflow.log_figure(figure, f"plots/{name}")
+    mlflow.log_dict(decision, "decision.json")
+    print(f"evaluate: promote={decision['promote']}")
+    for reason in decision["reasons"]:
+        print(f"  - {reason}")
+
+
+if __name__ == "__main__":
+    main()

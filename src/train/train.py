@@ -1,0 +1,51 @@
+"""Entry point of the train component: fit Ridge, log params/metrics, save the mlflow_model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import mlflow
+from train_lib import fit, load_split, regression_metrics, save_model
+
+
+def str_to_bool(value: str) -> bool:
+    """Azure ML substitutes booleans as text ("True"/"true"); argparse's bool() would not."""
+    if value.strip().lower() in {"true", "1", "yes"}:
+        return True
+    if value.strip().lower() in {"false", "0", "no"}:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--fit_intercept", type=str_to_bool, default=True)
+    parser.add_argument("--model", type=Path, required=True, help="output mlflow_model folder")
+    args = parser.parse_args(argv)
+
+    x, y = load_split(args.prepared_data, "train.csv")
+    model = fit(x, y, args.alpha, args.fit_intercept)
+    metrics = regression_metrics(y, model.predict(x))
+    save_model(model, x, args.model)
+
+    # The platform already started this step's MLflow run (MLFLOW_RUN_ID): just log to it.
+    data_sha256 = json.loads((args.prepared_data / "metadata.json").read_text())["data_sha256"]
+    mlflow.log_params(
+        {
+            "model_type": "Ridge",
+            "alpha": args.alpha,
+            "fit_intercept": args.fit_intercept,
+            "train_rows": len(x),
+            "data_sha256": data_sha256,
+        }
+    )
+    mlflow.log_metrics({f"train_{name}": value for name, value in metrics.items()})
+    print(f"train: alpha={args.alpha} train rmse={metrics['rmse']:.3f} r2={metrics['r2']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

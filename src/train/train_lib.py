@@ -1,0 +1,74 @@
+"""Fit the diabetes Ridge model and save it as an MLflow model.
+
+Platform-independent: no argparse, no run management. train.py is the thin entry point.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+# Explicit requirements instead of MLflow's inference, which imports the model in a
+# subprocess (~8 s per save). Keep equal to pyproject.toml (tests/test_diabetes_train.py).
+# cloudpickle is pinned to the version that actually pickled the model.
+MODEL_PIP_REQUIREMENTS = [
+    "mlflow==3.15.0",
+    "scikit-learn==1.9.1",
+    "pandas==2.3.3",
+    "numpy==2.4.6",
+    f"cloudpickle=={version('cloudpickle')}",
+]
+
+
+def load_split(prepared_dir: Path, file_name: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Features (named columns, in prep's order) and target of one split written by prep."""
+    metadata = json.loads((prepared_dir / "metadata.json").read_text())
+    frame = pd.read_csv(prepared_dir / file_name)
+    return frame[metadata["features"]], frame[metadata["target"]]
+
+
+def fit(x: pd.DataFrame, y: pd.Series, alpha: float, fit_intercept: bool = True) -> Ridge:
+    """Ridge on raw (unscaled) features.
+
+    Fitted on a DataFrame on purpose: the model remembers `feature_names_in_`, so scoring with
+    the same named columns is warning-free and a request with wrong columns fails loudly.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    return Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(x, y)
+
+
+def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """rmse (primary, lower is better), mae and r2."""
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "r2": float(r2_score(y_true, y_pred)),
+    }
+
+
+def save_model(model: Ridge, x_example: pd.DataFrame, output_dir: Path) -> None:
+    """Save as an MLflow model with a signature and an input example.
+
+    output_dir may exist (the platform creates output folders) but must be empty.
+    """
+    example = x_example.head(5)
+    signature = infer_signature(example, model.predict(example))
+    mlflow.sklearn.save_model(
+        model,
+        str(output_dir),
+        # MLflow 3 defaults sklearn to skops, which Azure ML's MLflow runtime may not load.
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        signature=signature,
+        input_example=example,
+        pip_requirements=MODEL_PIP_REQUIREMENTS,
+    )
