@@ -14,14 +14,19 @@ from evaluate_lib import evaluate, parse_bool, write_decision  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The component's command line (components/*.yml must produce one this accepts)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="challenger mlflow_model")
     parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
     parser.add_argument("--model_name", required=True, help="registered model to compare with")
     parser.add_argument("--enable_evaluation", type=parse_bool, default=True)
     parser.add_argument("--decision", type=Path, required=True, help="output folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     result = evaluate(
         args.model, args.prepared_data, args.model_name, args.enable_evaluation, MlflowClient()

@@ -9,13 +9,18 @@ import mlflow
 from prep_lib import prepare
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The component's command line (components/*.yml must produce one this accepts)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True, help="diabetes CSV (uri_file)")
     parser.add_argument("--test_size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--prepared_data", type=Path, required=True, help="output folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     metadata = prepare(args.data, args.prepared_data, args.test_size, args.seed)
     # The platform already started this step's MLflow run (MLFLOW_RUN_ID): just log to it.

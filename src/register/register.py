@@ -11,14 +11,19 @@ from mlflow import MlflowClient
 from register_lib import read_json, register, write_info
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The component's command line (components/*.yml must produce one this accepts)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="challenger mlflow_model")
     parser.add_argument("--decision", type=Path, required=True, help="evaluate's decision folder")
     parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--registration", type=Path, required=True, help="output folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     decision = read_json(args.decision, "decision.json")
     metadata = read_json(args.prepared_data, "metadata.json")

@@ -7,25 +7,21 @@ import json
 from pathlib import Path
 
 import mlflow
-from train_lib import fit, load_split, regression_metrics, save_model
+from train_lib import fit, load_split, parse_bool, regression_metrics, save_model
 
 
-def str_to_bool(value: str) -> bool:
-    """Azure ML substitutes booleans as text ("True"/"true"); argparse's bool() would not."""
-    if value.strip().lower() in {"true", "1", "yes"}:
-        return True
-    if value.strip().lower() in {"false", "0", "no"}:
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
-
-
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The component's command line (components/*.yml must produce one this accepts)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
     parser.add_argument("--alpha", type=float, default=1.0)
-    parser.add_argument("--fit_intercept", type=str_to_bool, default=True)
+    parser.add_argument("--fit_intercept", type=parse_bool, default=True)
     parser.add_argument("--model", type=Path, required=True, help="output mlflow_model folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     x, y = load_split(args.prepared_data, "train.csv")
     model = fit(x, y, args.alpha, args.fit_intercept)

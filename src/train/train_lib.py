@@ -29,6 +29,18 @@ MODEL_PIP_REQUIREMENTS = [
 ]
 
 
+def parse_bool(value: str | bool) -> bool:
+    """Azure ML substitutes boolean inputs as text ("True"/"true"); accept the usual spellings."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
 def load_split(prepared_dir: Path, file_name: str) -> tuple[pd.DataFrame, pd.Series]:
     """Features (named columns, in prep's order) and target of one split written by prep."""
     metadata = json.loads((prepared_dir / "metadata.json").read_text())
