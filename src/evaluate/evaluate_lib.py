@@ -49,10 +49,10 @@ def parse_bool(value: str | bool) -> bool:
 
 
 def load_test(prepared_dir: Path) -> tuple[pd.DataFrame, pd.Series]:
-    """The test split written by prep, with features in prep's order."""
+    """The test split written by prep, features in prep's order and as float64 (as in train)."""
     metadata = json.loads((prepared_dir / "metadata.json").read_text())
     frame = pd.read_csv(prepared_dir / "test.csv")
-    return frame[metadata["features"]], frame[metadata["target"]]
+    return frame[metadata["features"]].astype("float64"), frame[metadata["target"]]
 
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:

@@ -42,10 +42,14 @@ def parse_bool(value: str | bool) -> bool:
 
 
 def load_split(prepared_dir: Path, file_name: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Features (named columns, in prep's order) and target of one split written by prep."""
+    """Features (named columns, in prep's order) and target of one split written by prep.
+
+    Features are float64 even where the CSV holds integers (age, sex, bp...): the signature
+    then declares doubles, so a client sending 59.0 is not rejected by schema enforcement.
+    """
     metadata = json.loads((prepared_dir / "metadata.json").read_text())
     frame = pd.read_csv(prepared_dir / file_name)
-    return frame[metadata["features"]], frame[metadata["target"]]
+    return frame[metadata["features"]].astype("float64"), frame[metadata["target"]]
 
 
 def fit(x: pd.DataFrame, y: pd.Series, alpha: float, fit_intercept: bool = True) -> Ridge:
