@@ -30,6 +30,7 @@ def _quiet() -> None:
     """azure-ai-ml prints 'experimental class' notices on import; az ml hides them too."""
     warnings.filterwarnings("ignore")
     logging.getLogger("azure").setLevel(logging.ERROR)
+    logging.getLogger("azure.ai.ml._utils._experimental").disabled = True
 
 
 def parse_set(pairs: list[str] | None) -> list[dict[str, Any]]:

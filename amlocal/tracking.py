@@ -28,6 +28,8 @@ def client(ws: Workspace) -> Any:
             import mlflow
             from mlflow.tracking import MlflowClient
 
+            for noisy in ("mlflow", "mlflow.store.db.utils", "alembic"):
+                logging.getLogger(noisy).setLevel(logging.WARNING)
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -1,0 +1,1 @@
+"""`az ml` command groups, one module each."""

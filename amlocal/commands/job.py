@@ -1,0 +1,289 @@
+"""`amlocal job ...`: create (with --stream), show, list, stream, cancel, download."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput, NotFound
+from amlocal.workspace import Workspace
+
+TERMINAL = {"Completed", "Failed", "Canceled"}
+
+
+def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
+    p = verbs.add_parser("create", help="Create (submit) a job from a YAML file.")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("-n", "--name")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-s", "--stream", action="store_true")
+    p.add_argument("--web", action="store_true", help="accepted; there is no studio offline")
+    p.add_argument("--skip-validation", action="store_true")
+    p.add_argument("--save-as")
+    p.add_argument(
+        "--isolate-environments",
+        action="store_true",
+        help="amlocal only: one content-hashed venv per Azure ML environment",
+    )
+    p.set_defaults(func=create)
+
+    p = verbs.add_parser("show", help="Show a job.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("--web", action="store_true")
+    p.set_defaults(func=show)
+
+    p = verbs.add_parser("list", help="List jobs.")
+    p.add_argument("-p", "--parent-job-name")
+    p.add_argument("-r", "--max-results", type=int)
+    p.add_argument("--all-results", action="store_true")
+    p.add_argument("--include-archived", action="store_true")
+    p.set_defaults(func=list_jobs)
+
+    p = verbs.add_parser("stream", help="Stream a job's logs until it finishes.")
+    p.add_argument("-n", "--name", required=True)
+    p.set_defaults(func=stream)
+
+    p = verbs.add_parser("cancel", help="Cancel a job.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=cancel)
+
+    p = verbs.add_parser("download", help="Download a job's logs, ./outputs and named outputs.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("--download-path", "-p", default=".")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--output-name")
+    g.add_argument("--all", action="store_true")
+    p.set_defaults(func=download)
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The `az ml job show` JSON shape: no private fields."""
+    out = {k: v for k, v in record.items() if not k.startswith("_")}
+    for o in (out.get("outputs") or {}).values():
+        if isinstance(o, dict) and "uri" in o:
+            o["path"] = o.pop("uri")
+    return out
+
+
+def _get(ws: Workspace, name: str) -> dict[str, Any]:
+    record = ws.store.get("job", name)
+    if record is None:
+        raise NotFound(f"job '{name}' was not found in workspace {ws.home}")
+    return record
+
+
+def create(args: argparse.Namespace) -> Any:
+    from amlocal import loader
+    from amlocal.jobs import pipeline, plan
+
+    ws = Workspace()
+    path = Path(args.file)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: file not found")
+    overrides = loader.parse_set(args.set)
+    job_plan = plan.load_plan(ws, path, overrides)
+    record = pipeline.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
+    name = record["name"]
+    if not args.stream:
+        pipeline.spawn_runner(ws, name)
+        return public(_get(ws, name))
+    return _run_streaming(ws, name)
+
+
+def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
+    """Run in this process with a live view; Ctrl-C cancels the job and its processes."""
+    from amlocal.jobs import pipeline, stream
+
+    sys.stderr.write(f"RunId: {name}\nWeb View: {ws.mlflow_tracking_uri}\n")
+    done = threading.Event()
+    viewer = threading.Thread(target=_view, args=(ws, name, done), daemon=True)
+    viewer.start()
+    try:
+        status = pipeline.execute(ws, name)
+    except KeyboardInterrupt:
+        status = "Canceled"
+    done.set()
+    viewer.join(timeout=5)
+    record = _get(ws, name)
+    sys.stderr.write(stream.render(ws, record) + "\n" if record.get("type") == "pipeline" else "")
+    if status != "Completed":
+        report = stream.failure_report(ws, record)
+        if report:
+            sys.stderr.write(report + "\n")
+    sys.stderr.write(f"Execution Summary\n=================\nRunId: {name}\nStatus: {status}\n")
+    return public(record), 0 if status == "Completed" else 1
+
+
+def _view(ws: Workspace, name: str, done: threading.Event) -> None:
+    from amlocal.jobs import stream
+
+    tty = sys.stderr.isatty()
+    seen: dict[str, str] = {}
+    last = ""
+    while not done.wait(0.2):
+        job = ws.store.get("job", name)
+        if not job:
+            continue
+        if job.get("type") != "pipeline":
+            continue
+        if tty:
+            text = stream.render(ws, job)
+            if text != last:
+                if last:
+                    sys.stderr.write(f"\x1b[{last.count(chr(10)) + 1}F\x1b[J")
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+                last = text
+        else:
+            for r in stream.rows(ws, job):
+                state = f"{r['status']} {r['reuse']}".strip()
+                if seen.get(r["step"]) != state and r["status"] != "NotStarted":
+                    seen[r["step"]] = state
+                    sys.stderr.write(f"[{name}] {r['step']}: {state}\n")
+                    sys.stderr.flush()
+
+
+def show(args: argparse.Namespace) -> Any:
+    ws = Workspace()
+    record = _get(ws, args.name)
+    _reap_dead_runner(ws, record)
+    out = public(_get(ws, args.name))
+    if out.get("type") == "pipeline":
+        for child in ws.store.list("job", parent=args.name):
+            step = child.get("step_name")
+            if step in out.get("jobs", {}):
+                out["jobs"][step].update(
+                    status=child.get("status"),
+                    properties=child.get("properties") or {},
+                    outputs=public(child).get("outputs") or {},
+                )
+    return out
+
+
+def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
+    """A runner that died without finishing (killed, reboot) leaves a Failed job, not a
+    forever-Running one."""
+    pid = record.get("_runner_pid")
+    if record.get("status") in TERMINAL or not pid:
+        return
+    try:
+        os.kill(pid, 0)
+        return
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return
+    ws.store.update(
+        "job",
+        record["name"],
+        lambda r: r.update(
+            status="Failed", error={"message": "the job's runner process exited unexpectedly"}
+        ),
+    )
+
+
+def list_jobs(args: argparse.Namespace) -> Any:
+    ws = Workspace()
+    if args.parent_job_name:
+        _get(ws, args.parent_job_name)
+        records = ws.store.list("job", parent=args.parent_job_name)
+    else:
+        records = [r for r in ws.store.list("job") if not r.get("parent_job_name")]
+        records.reverse()  # newest first, as az ml lists them
+    if args.max_results:
+        records = records[: args.max_results]
+    if args.output == "table":
+        return [
+            {
+                "name": r["name"],
+                "display_name": r.get("display_name"),
+                "type": r.get("type"),
+                "status": r.get("status"),
+                "experiment_name": r.get("experiment_name"),
+                "reused": r.get("properties", {}).get("azureml.isreused", ""),
+            }
+            for r in records
+        ]
+    return [public(r) for r in records]
+
+
+def stream(args: argparse.Namespace) -> Any:
+    from amlocal.jobs import stream as live
+
+    ws = Workspace()
+    _get(ws, args.name)
+    final = live.follow(ws, args.name)
+    return public(final), 0 if final.get("status") == "Completed" else 1
+
+
+def cancel(args: argparse.Namespace) -> Any:
+    ws = Workspace()
+    record = _get(ws, args.name)
+    if record.get("status") in TERMINAL:
+        return public(record)
+    ws.store.update("job", args.name, lambda r: r.update(status="CancelRequested"))
+    pid = record.get("_runner_pid")
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            ws.store.update("job", args.name, lambda r: r.update(status="Canceled"))
+    if not args.no_wait:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if _get(ws, args.name).get("status") in TERMINAL:
+                break
+            time.sleep(0.1)
+    return None
+
+
+def download(args: argparse.Namespace) -> Any:
+    """Lay files out as `az ml job download` does: artifacts/ and named-outputs/<name>/."""
+    ws = Workspace()
+    record = _get(ws, args.name)
+    dest = Path(args.download_path)
+    outputs = record.get("outputs") or {}
+    names: list[str] = []
+    if args.output_name:
+        if args.output_name not in outputs:
+            raise NotFound(
+                f"job '{args.name}' has no output '{args.output_name}' "
+                f"(outputs: {', '.join(outputs) or 'none'})"
+            )
+        names = [args.output_name]
+    elif args.all:
+        names = list(outputs)
+    for n in names:
+        src = Path(outputs[n]["local_path"])
+        target = dest / "named-outputs" / n
+        _copy(src, target if src.is_dir() else target / src.name)
+    if not args.output_name:
+        jobs = [record, *ws.store.list("job", parent=args.name)]
+        for job in jobs:
+            jd = ws.job_dir(job["name"])
+            prefix = (
+                dest / "artifacts"
+                if job is record
+                else dest / "artifacts" / job.get("step_name", job["name"])
+            )
+            for sub in ("user_logs", "wd/outputs"):
+                if (jd / sub).exists():
+                    _copy(jd / sub, prefix / Path(sub).name)
+    return None
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+    elif src.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)

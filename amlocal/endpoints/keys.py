@@ -1,0 +1,64 @@
+"""Endpoint keys: generated like Azure's, stored owner-only, compared in constant time.
+
+`auth_mode: key` endpoints have a primary and a secondary key that never expire; either one
+is accepted as `Authorization: Bearer <key>`. The same file holds the daemon's control
+token, which only the CLI (same user) can read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+KEY_NAMES = ("primaryKey", "secondaryKey")
+
+
+def new_key() -> str:
+    """32 URL-safe characters (192 bits), the length of an Azure endpoint key."""
+    return secrets.token_urlsafe(24)
+
+
+def write(path: Path, data: dict[str, str]) -> None:
+    """Write atomically with mode 0600 inside a 0700 folder: keys never hit a readable file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> dict[str, str]:
+    return json.loads(path.read_text())
+
+
+def create(path: Path) -> dict[str, str]:
+    data = {"primaryKey": new_key(), "secondaryKey": new_key(), "control": new_key()}
+    write(path, data)
+    return data
+
+
+def regenerate(path: Path, key_type: str) -> dict[str, str]:
+    data = read(path)
+    data[f"{key_type}Key"] = new_key()
+    write(path, data)
+    return data
+
+
+def bearer_ok(authorization: bytes | None, keys: tuple[bytes, ...]) -> bool:
+    """True if the header is `Bearer <k>` for one of `keys`; every key is compared, in
+    constant time, so timing reveals neither which key matched nor a common prefix."""
+    if not authorization or not keys:
+        return False
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    token = token.strip()
+    ok = False
+    for key in keys:
+        ok |= hmac.compare_digest(token, key)
+    return ok

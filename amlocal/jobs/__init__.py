@@ -1,0 +1,1 @@
+"""The job engine: plan, reuse, run, schedule and stream Azure ML jobs locally."""

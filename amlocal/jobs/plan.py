@@ -1,0 +1,287 @@
+"""From a job YAML to a plan: plain JSON the runner executes, with no azure-ai-ml needed.
+
+The YAML is loaded and validated by azure-ai-ml exactly once per content: the plan is cached
+under a digest of every file it was built from (the job YAML, component YAMLs and conda
+files it references) plus the `--set` overrides, so a rerun never imports azure-ai-ml.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput
+from amlocal.hashing import text_digest
+from amlocal.jobs import expressions as ex
+from amlocal.workspace import Workspace
+
+PLAN_VERSION = "3"
+DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
+STEP_KINDS = {"command", "parallel", "sweep", "pipeline"}
+
+
+# -- cache key without azure-ai-ml --------------------------------------------------------
+def source_files(path: Path) -> list[Path]:
+    """The job YAML and every local file it pulls in (components, conda files), recursively."""
+    import yaml
+
+    seen: list[Path] = []
+    todo = [path.resolve()]
+    while todo:
+        p = todo.pop()
+        if p in seen or not p.is_file():
+            continue
+        seen.append(p)
+        if p.suffix not in (".yml", ".yaml"):
+            continue
+        try:
+            doc = yaml.safe_load(p.read_text())
+        except yaml.YAMLError:
+            continue  # azure-ai-ml reports it with the file and line
+        for ref in _file_refs(doc):
+            todo.append((p.parent / ref).resolve())
+    return seen
+
+
+def _file_refs(node: Any) -> list[str]:
+    refs: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("component", "conda_file", "trial") and isinstance(v, str):
+                if not v.startswith(("azureml:", "http", "${{")):
+                    refs.append(v.removeprefix("file:"))
+            refs.extend(_file_refs(v))
+    elif isinstance(node, list):
+        for v in node:
+            refs.extend(_file_refs(v))
+    return refs
+
+
+def cache_key(path: Path, overrides: list[dict[str, Any]]) -> str:
+    files = source_files(path)
+    parts = [PLAN_VERSION, repr(overrides)]
+    for f in files:
+        parts += [str(f), f.read_bytes().decode("utf-8", "replace")]
+    return "plan:" + text_digest(*parts)
+
+
+def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+    """The validated plan for a job YAML, from cache or from azure-ai-ml."""
+    key = cache_key(path, overrides)
+    plan = ws.store.cache_get(key)
+    if plan is None:
+        plan = build_plan(ws, path, overrides)
+        ws.store.cache_put(key, plan)
+    return copy.deepcopy(plan)
+
+
+# -- building from azure-ai-ml entities ---------------------------------------------------
+def build_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+    from amlocal import loader
+
+    entity = loader.load("job", path, overrides)
+    loader.validate(entity, path)
+    spec = entity._to_dict()
+    base = path.resolve().parent
+    kind = spec.get("type", "command")
+    plan: dict[str, Any] = {
+        "kind": kind,
+        "source": str(path.resolve()),
+        "base_dir": str(base),
+        "spec": spec,
+        "experiment_name": spec.get("experiment_name") or base.name,
+        "display_name": spec.get("display_name"),
+        "description": spec.get("description"),
+        "tags": spec.get("tags") or {},
+    }
+    if kind == "pipeline":
+        settings = spec.get("settings") or {}
+        plan["settings"] = settings
+        plan["inputs"] = {k: _pipeline_input(v, base) for k, v in (entity.inputs or {}).items()}
+        plan["outputs"] = {k: _output_decl(v) for k, v in (spec.get("outputs") or {}).items()}
+        plan["steps"] = {
+            name: _step(name, node, base, where=f"{path}: jobs.{name}")
+            for name, node in (spec.get("jobs") or {}).items()
+        }
+        _check_bindings(plan, path)
+    elif kind in ("command", "sweep", "parallel"):
+        step = _step(spec.get("name") or "job", spec, base, where=str(path), standalone=True)
+        plan["step"] = step
+    else:
+        raise InvalidInput(f"{path}: type '{kind}' jobs are not supported by amlocal")
+    return plan
+
+
+def _pipeline_input(value: Any, base: Path) -> dict[str, Any]:
+    data = getattr(value, "_data", value)
+    path = getattr(data, "path", None)
+    if path is not None or getattr(data, "type", None) in DATA_TYPES:
+        return {
+            "type": getattr(data, "type", None) or "uri_folder",
+            "path": _local_or_uri(str(path), base) if path is not None else None,
+            "mode": getattr(data, "mode", None),
+        }
+    if isinstance(data, dict) and "path" in data:
+        return {
+            "type": data.get("type"),
+            "path": _local_or_uri(str(data["path"]), base),
+            "mode": data.get("mode"),
+        }
+    return {"literal": data}
+
+
+def _local_or_uri(p: str, base: Path) -> str:
+    """azure-ai-ml serializes local paths as 'azureml:./x'; keep real asset refs and URIs."""
+    if p.startswith("azureml:") and not p.startswith("azureml://"):
+        rest = p.removeprefix("azureml:")
+        if "/" in rest or rest.startswith(".") or (base / rest).exists():
+            p = rest
+        else:
+            return p
+    if re.match(r"^[a-z][a-z0-9+.-]*://", p):
+        return p
+    q = Path(p)
+    return str(q if q.is_absolute() else (base / q).resolve())
+
+
+def _output_decl(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return {"type": v.get("type", "uri_folder"), "path": v.get("path"), "mode": v.get("mode")}
+    return {"type": "uri_folder", "path": None, "mode": None}
+
+
+def _binding(v: Any, base: Path) -> dict[str, Any]:
+    """One step input as a binding: parent input, step output, data, or literal."""
+    mode = None
+    if isinstance(v, dict) and isinstance(v.get("path"), str) and v["path"].startswith("${{"):
+        mode = v.get("mode")
+        v = v["path"]
+    if isinstance(v, str):
+        if m := ex.PARENT_INPUT.match(v):
+            return {"parent_input": m.group(1), "mode": mode}
+        if m := ex.STEP_OUTPUT.match(v):
+            return {"step_output": [m.group(1), m.group(2)], "mode": mode}
+        if ex.EXPR.search(v):
+            return {"template": v}
+        return {"literal": v}
+    if isinstance(v, dict) and ("path" in v or v.get("type") in DATA_TYPES):
+        return {
+            "data": {
+                "type": v.get("type", "uri_folder"),
+                "path": _local_or_uri(str(v["path"]), base) if v.get("path") else None,
+                "mode": v.get("mode"),
+            }
+        }
+    return {"literal": v}
+
+
+def _step(
+    name: str, node: dict[str, Any], base: Path, *, where: str, standalone: bool = False
+) -> dict[str, Any]:
+    kind = node.get("type", "command")
+    if kind not in STEP_KINDS:
+        raise InvalidInput(f"{where}: step type '{kind}' is not supported by amlocal")
+    component = node.get("component")
+    if isinstance(component, str):  # azureml:name:version, resolved at submission
+        comp_ref, component = component, None
+    else:
+        comp_ref = None
+    component = component or {}
+    step: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "display_name": node.get("display_name") or name,
+        "component_ref": comp_ref,
+        "component": component,
+        "inputs": {k: _binding(v, base) for k, v in (node.get("inputs") or {}).items()},
+        "outputs": {},
+        "environment_variables": node.get("environment_variables")
+        or component.get("environment_variables")
+        or {},
+        "limits": node.get("limits") or {},
+        "compute": node.get("compute"),
+        "resources": node.get("resources"),
+        "spec": node,
+    }
+    for k, v in (node.get("outputs") or {}).items():
+        if isinstance(v, str) and (m := ex.PARENT_OUTPUT.match(v)):
+            step["outputs"][k] = {"parent_output": m.group(1)}
+        elif (
+            isinstance(v, dict)
+            and isinstance(v.get("path"), str)
+            and (m := ex.PARENT_OUTPUT.match(v["path"]))
+        ):
+            step["outputs"][k] = {"parent_output": m.group(1), "mode": v.get("mode")}
+        elif v is not None:
+            step["outputs"][k] = _output_decl(v)
+    if kind == "command" and comp_ref is None:
+        code = component.get("code")
+        if code and not str(code).startswith(("azureml:", "http")):
+            code_path = Path(code) if Path(code).is_absolute() else base / code
+            if not code_path.exists():
+                raise InvalidInput(f"{where}: code: {code_path} does not exist")
+            component["code"] = str(code_path.resolve())
+        _check_command(component, where)
+    return step
+
+
+def _check_command(component: dict[str, Any], where: str) -> None:
+    """Unknown `${{inputs.x}}`/`${{outputs.y}}` in a command fail before anything runs."""
+    command = component.get("command") or ""
+    inputs = {k: "x" for k in component.get("inputs") or {}}
+    outputs = {k: "x" for k in component.get("outputs") or {}}
+    try:
+        ex.render(command, inputs, outputs, where=f"{where}: command")
+    except InvalidInput as exc:
+        if "names no declared" in str(exc) or "unsupported expression" in str(exc):
+            raise
+
+
+def _check_bindings(plan: dict[str, Any], path: Path) -> None:
+    """Every binding names a real pipeline input, step and output; no cycles."""
+    steps = plan["steps"]
+    for name, step in steps.items():
+        for key, b in step["inputs"].items():
+            where = f"{path}: jobs.{name}.inputs.{key}"
+            if "parent_input" in b and b["parent_input"] not in plan["inputs"]:
+                raise InvalidInput(f"{where}: pipeline has no input '{b['parent_input']}'")
+            if "step_output" in b:
+                src, out = b["step_output"]
+                if src not in steps:
+                    raise InvalidInput(f"{where}: binds to step '{src}', which does not exist")
+                declared = steps[src]["component"].get("outputs") or {}
+                if steps[src]["component"] and out not in declared:
+                    raise InvalidInput(
+                        f"{where}: step '{src}' has no output '{out}' "
+                        f"(outputs: {', '.join(declared) or 'none'})"
+                    )
+        for key, o in step["outputs"].items():
+            if "parent_output" in o and o["parent_output"] not in plan["outputs"]:
+                raise InvalidInput(
+                    f"{path}: jobs.{name}.outputs.{key}: pipeline has no output "
+                    f"'{o['parent_output']}'"
+                )
+    order = topo_order(steps)
+    if len(order) != len(steps):
+        raise InvalidInput(f"{path}: the step bindings form a cycle")
+
+
+def dependencies(step: dict[str, Any]) -> set[str]:
+    return {b["step_output"][0] for b in step["inputs"].values() if "step_output" in b}
+
+
+def topo_order(steps: dict[str, dict[str, Any]]) -> list[str]:
+    deps = {n: dependencies(s) for n, s in steps.items()}
+    order: list[str] = []
+    ready = [n for n in steps if not deps[n]]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for m in steps:
+            if n in deps[m]:
+                deps[m].discard(n)
+                if not deps[m] and m not in order and m not in ready:
+                    ready.append(m)
+    return order

@@ -1,0 +1,80 @@
+"""Azure ML's reuse rule: a step is reused when its component is deterministic, the pipeline
+does not force a rerun, and the component spec, code snapshot, environment, input data
+content, literal inputs, output settings and run settings all equal an earlier successful
+step's. The earlier step's outputs, logs and MLflow run then stand for this one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from amlocal.hashing import text_digest
+from amlocal.store import Store
+
+# Keys of a component that change what it computes (name/version/display text do not).
+_SPEC_KEYS = (
+    "type",
+    "command",
+    "inputs",
+    "outputs",
+    "distribution",
+    "resources",
+    "environment_variables",
+    "task",
+    "trial",
+    "search_space",
+    "objective",
+    "sampling_algorithm",
+    "limits",
+    "early_termination",
+    "input_data",
+    "mini_batch_size",
+    "retry_settings",
+    "mini_batch_error_threshold",
+    "max_concurrency_per_instance",
+    "logging_level",
+    "error_threshold",
+)
+
+
+def fingerprint(
+    component: dict[str, Any],
+    code_digest: str | None,
+    environment_identity: str,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    run_settings: dict[str, Any],
+) -> str:
+    """The reuse key. `inputs` holds literal values and data content digests; `outputs` the
+    output settings the user chose (type, mode, explicit path), never generated paths."""
+    spec = {k: component.get(k) for k in _SPEC_KEYS if component.get(k) is not None}
+    doc = {
+        "spec": spec,
+        "code": code_digest,
+        "environment": environment_identity,
+        "inputs": inputs,
+        "outputs": outputs,
+        "run": run_settings,
+    }
+    return text_digest(json.dumps(doc, sort_keys=True, default=str))
+
+
+def lookup(store: Store, key: str) -> dict[str, Any] | None:
+    """The earlier successful step job with this fingerprint, if its outputs still exist."""
+    name = store.cache_get(f"reuse:{key}")
+    if not name:
+        return None
+    record = store.get("job", name)
+    if not record or record.get("status") != "Completed":
+        return None
+    for out in (record.get("outputs") or {}).values():
+        p = out.get("local_path")
+        if p and not Path(p).exists() and not Path(p).parent.exists():
+            return None
+    return record
+
+
+def remember(store: Store, key: str, job_name: str) -> None:
+    store.cache_put(f"reuse:{key}", job_name)

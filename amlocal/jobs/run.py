@@ -1,0 +1,346 @@
+"""One step (or standalone command job): resolve its inputs and outputs, decide on reuse,
+and run its command in a subprocess with the code snapshot as working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlocal import assets
+from amlocal.errors import InvalidInput
+from amlocal.hashing import tree_digest
+from amlocal.jobs import expressions as ex
+from amlocal.jobs import reuse
+from amlocal.jobs.plan import DATA_TYPES
+from amlocal.snapshot import materialize, snapshot_digest
+from amlocal.workspace import DEFAULT_DATASTORE, Workspace
+
+LOG_NAME = "user_logs/std_log.txt"
+
+
+@dataclass
+class Resolved:
+    """A step with every binding turned into values and paths."""
+
+    job_name: str
+    component: dict[str, Any]
+    input_values: dict[str, Any]  # what ${{inputs.x}} renders to (None: no value)
+    input_meta: dict[str, dict[str, Any]]  # shown in job records
+    input_identity: dict[str, Any]  # literals and data digests, for reuse
+    outputs: dict[str, dict[str, Any]]  # name -> {type, mode, local_path, uri}
+    output_identity: dict[str, Any]
+    code: Path | None
+    env: dict[str, Any]
+    environment_variables: dict[str, str]
+    timeout: float | None
+    command: str = ""
+    fingerprint: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def coerce(value: Any, decl: dict[str, Any] | None) -> Any:
+    """Literal inputs take their declared type (YAML and --set give strings and ints)."""
+    typ = (decl or {}).get("type")
+    if value is None:
+        return None
+    try:
+        if typ == "boolean":
+            if isinstance(value, str):
+                return value.strip().lower() in ("true", "1", "yes")
+            return bool(value)
+        if typ == "integer":
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if typ == "number":
+            return float(value)
+        if typ == "string":
+            return str(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"input value {value!r} is not a valid {typ}") from None
+    return value
+
+
+def output_location(
+    ws: Workspace, job_name: str, out_name: str, decl: dict[str, Any], datastore: str
+) -> tuple[Path, str]:
+    """(local path, azureml URI) of an output: its `path` with `${{name}}`,
+    `${{output_name}}`, `${{default_datastore}}` resolved, or Azure ML's default location
+    `<datastore>/azureml/<job-name>/<output-name>/`."""
+    path = decl.get("path")
+    if path:
+        uri = ex.substitute_path(
+            str(path), {"name": job_name, "output_name": out_name, "default_datastore": datastore}
+        )
+        local = assets.resolve_path(ws, uri, Path.cwd())
+        if local is None:
+            raise InvalidInput(f"output '{out_name}': path {uri} is not on a datastore")
+        return local, uri
+    uri = f"azureml://datastores/{datastore}/paths/azureml/{job_name}/{out_name}/"
+    return ws.datastore_dir(datastore) / "azureml" / job_name / out_name, uri
+
+
+def data_input(
+    ws: Workspace, job_name: str, name: str, data: dict[str, Any], base: Path
+) -> tuple[Any, dict[str, Any], str]:
+    """(value for the command, record metadata, content digest) of one data input."""
+    uri = data.get("path")
+    if not uri:
+        raise InvalidInput(f"input '{name}' has no path")
+    mode = data.get("mode") or "ro_mount"
+    local = assets.resolve_path(ws, uri, base)
+    if local is None:
+        raise InvalidInput(
+            f"input '{name}': {uri} is not reachable offline (only local paths, "
+            f"azureml:// datastore paths and registered data assets are)"
+        )
+    if not local.exists():
+        raise InvalidInput(f"input '{name}': data path {local} does not exist")
+    digest = tree_digest(local, store=ws.store)
+    meta = {
+        "type": data.get("type", "uri_folder"),
+        "path": uri,
+        "mode": mode,
+        "local_path": str(local),
+    }
+    if mode == "direct":
+        return uri, meta, digest
+    if mode == "download":
+        dest = ws.job_dir(job_name) / "inputs" / name / local.name
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if local.is_dir() else shutil.copy2)(local, dest)
+        return str(dest), meta, digest
+    return str(local), meta, digest
+
+
+def resolve(
+    ws: Workspace,
+    job_name: str,
+    step: dict[str, Any],
+    bound: dict[str, Any],
+    out_targets: dict[str, dict[str, Any]],
+    *,
+    base: Path,
+    datastore: str = DEFAULT_DATASTORE,
+    env: dict[str, Any],
+) -> Resolved:
+    """Resolve a step given its bound inputs (already evaluated in the parent context).
+
+    `bound` maps input name -> {"literal": v} | {"data": {...}} | {"path": local, "digest",
+    "type"} (an upstream output). `out_targets` maps output name -> declaration.
+    """
+    component = step["component"]
+    decls = component.get("inputs") or {}
+    values: dict[str, Any] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    identity: dict[str, Any] = {}
+    for name, decl in decls.items():
+        b = bound.get(name)
+        if b is None:
+            default = decl.get("default")
+            values[name] = coerce(default, decl) if default is not None else None
+            identity[name] = values[name]
+            if (
+                values[name] is None
+                and not decl.get("optional")
+                and decl.get("type") not in DATA_TYPES
+            ):
+                raise InvalidInput(f"step '{step['name']}': required input '{name}' has no value")
+            if values[name] is None and not decl.get("optional") and decl.get("type") in DATA_TYPES:
+                raise InvalidInput(
+                    f"step '{step['name']}': required data input '{name}' is not bound"
+                )
+            continue
+        if "literal" in b:
+            values[name] = coerce(b["literal"], decl)
+            identity[name] = values[name]
+            meta[name] = values[name]
+        elif "data" in b:
+            v, m, digest = data_input(
+                ws,
+                job_name,
+                name,
+                {**b["data"], "mode": b["data"].get("mode") or decl.get("mode")},
+                base,
+            )
+            values[name], meta[name], identity[name] = v, m, {"digest": digest, "mode": m["mode"]}
+        elif "upstream" in b:
+            up = b["upstream"]
+            local = Path(up["local_path"])
+            if not local.exists():
+                raise InvalidInput(
+                    f"step '{step['name']}': input '{name}' expects {local}, "
+                    f"which the upstream step did not write"
+                )
+            digest = tree_digest(local, store=ws.store)
+            values[name] = str(local)
+            meta[name] = {"type": up.get("type"), "path": up.get("uri"), "local_path": str(local)}
+            identity[name] = {"digest": digest}
+    for name in bound:
+        if name not in decls:
+            raise InvalidInput(
+                f"step '{step['name']}': input '{name}' is not declared by its component"
+            )
+
+    outputs: dict[str, dict[str, Any]] = {}
+    out_identity: dict[str, Any] = {}
+    for name, decl in (component.get("outputs") or {}).items():
+        target = {
+            **decl,
+            **{k: v for k, v in (out_targets.get(name) or {}).items() if v is not None},
+        }
+        local, uri = output_location(ws, job_name, name, target, datastore)
+        outputs[name] = {
+            "type": target.get("type", "uri_folder"),
+            "mode": target.get("mode") or "rw_mount",
+            "local_path": str(local),
+            "uri": uri,
+        }
+        out_identity[name] = {
+            "type": outputs[name]["type"],
+            "mode": target.get("mode"),
+            "path": target.get("path"),
+        }
+
+    code = component.get("code")
+    code_path = Path(code) if code else None
+    limits = step.get("limits") or {}
+    timeout = limits.get("timeout")
+    r = Resolved(
+        job_name=job_name,
+        component=component,
+        input_values=values,
+        input_meta=meta,
+        input_identity=identity,
+        outputs=outputs,
+        output_identity=out_identity,
+        code=code_path,
+        env=env,
+        environment_variables={
+            str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()
+        },
+        timeout=float(timeout) if timeout else None,
+    )
+    r.command = ex.render(
+        component.get("command") or "",
+        values,
+        {k: v["local_path"] for k, v in outputs.items()},
+        where=f"step '{step['name']}': command",
+    )
+    code_digest = snapshot_digest(code_path, ws.store) if code_path else None
+    r.fingerprint = reuse.fingerprint(
+        component,
+        code_digest,
+        env["identity"],
+        identity,
+        out_identity,
+        {
+            "environment_variables": r.environment_variables,
+            "limits": limits,
+            "resources": step.get("resources"),
+        },
+    )
+    return r
+
+
+class StepProcess:
+    """A running step: its own process group, logs to user_logs/std_log.txt, cancellable."""
+
+    def __init__(self, ws: Workspace, r: Resolved, env_vars: dict[str, str], bin_dir: Path) -> None:
+        self.ws, self.r = ws, r
+        jd = ws.job_dir(r.job_name)
+        self.cwd = jd / "wd"
+        self.log_path = jd / LOG_NAME
+        if self.cwd.exists():
+            shutil.rmtree(self.cwd)
+        if r.code:
+            materialize(r.code, self.cwd)
+        else:
+            self.cwd.mkdir(parents=True)
+        (self.cwd / "outputs").mkdir(exist_ok=True)
+        (self.cwd / "logs").mkdir(exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        for out in r.outputs.values():
+            p = Path(out["local_path"])
+            if out["type"] == "uri_file":
+                p.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                p.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
+        env["PYTHONUNBUFFERED"] = "1"
+        for name, value in r.input_values.items():
+            if value is not None:
+                env[f"AZURE_ML_INPUT_{name}"] = ex.format_value(value)
+        for name, out in r.outputs.items():
+            env[f"AZURE_ML_OUTPUT_{name}"] = out["local_path"]
+        env.update(env_vars)
+        env.update(r.environment_variables)
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.timed_out = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(
+                ["/bin/bash", "-c", self.r.command],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            log.close()
+
+    def wait(self, cancel: threading.Event) -> int:
+        """Wait for exit, killing the group on cancel or when `limits.timeout` passes."""
+        assert self.proc is not None
+        deadline = time.monotonic() + self.r.timeout if self.r.timeout else None
+        while True:
+            try:
+                return self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+            if cancel.is_set():
+                self.kill()
+            elif deadline is not None and time.monotonic() > deadline:
+                self.timed_out = True
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGTERM the whole process group, SIGKILL after a grace period."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # children that outlived the leader
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
