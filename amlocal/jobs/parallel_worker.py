@@ -77,7 +77,10 @@ def _rows_frame(items: list[dict[str, Any]]) -> Any:
         df = pd.read_csv(io.BytesIO(header + body), sep=it.get("sep", ","))
         df.index = range(it["first_row"], it["first_row"] + len(df))
         frames.append(df)
-    return frames[0] if len(frames) == 1 else pd.concat(frames)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames)
+    # Which file the rows came from, for scripts that report it (pandas keeps attrs on copies).
+    frame.attrs["source"] = os.path.basename(items[0]["path"])
+    return frame
 
 
 def _count(result: Any) -> int:
@@ -123,6 +126,7 @@ def _arrow_csv(df: Any) -> bytes | None:
     """pyarrow's CSV writer, or None when pyarrow is missing or the frame does not fit it."""
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
     except ImportError:
         return None
@@ -131,14 +135,14 @@ def _arrow_csv(df: Any) -> bytes | None:
     except (TypeError, ValueError, pa.ArrowException):
         return None
     for f in table.schema:
-        if not (
-            pa.types.is_integer(f.type)
-            or pa.types.is_floating(f.type)
-            or pa.types.is_string(f.type)
-        ):
-            return None
+        if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
+            if not pa.types.is_string(f.type):
+                return None
+            # Strings are written bare, as pandas writes them, unless one needs quoting.
+            if pc.any(pc.match_substring_regex(table[f.name], '[,"\r\n]')).as_py():
+                return None
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return sink.getvalue().to_pybytes()
 
 
@@ -271,7 +275,9 @@ def main() -> int:
     if not worker.start():
         return 1
     worker.loop()
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown (seconds with big libraries loaded): all is flushed
 
 
 if __name__ == "__main__":
