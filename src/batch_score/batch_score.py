@@ -1,0 +1,95 @@
+"""Batch scoring driver for the diabetes model: `init()` once per worker, `run(mini_batch)`
+per mini-batch, as Azure ML batch deployments and parallel jobs call it.
+
+`mini_batch` is a list of CSV file paths (folder input) or a pandas DataFrame (tabular
+input). The result has one row per input row, columns `row, prediction, file` in that
+order: the layout Azure ML's MLflow no-code batch deployment writes to predictions.csv, so
+both deployments of the model produce interchangeable files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+
+model = None
+
+
+def find_mlmodel_dir(root: Path) -> Path:
+    """AZUREML_MODEL_DIR is the model's folder or its parent (Azure mounts registered MLflow
+    models as <AZUREML_MODEL_DIR>/<artifact folder>): find the folder holding MLmodel."""
+    if (root / "MLmodel").is_file():
+        return root
+    found = sorted(p.parent for p in root.glob("*/MLmodel"))
+    if not found:
+        raise FileNotFoundError(f"no MLflow model (MLmodel file) under {root}")
+    return found[0]
+
+
+def load_model(model_dir: Path):
+    """The sklearn estimator inside an MLflow model.
+
+    Read directly from the sklearn flavor's pickle: importing MLflow costs each worker ~3 s
+    of start-up and adds nothing to `predict`. Other flavors go through mlflow.pyfunc.
+    """
+    import yaml
+
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text())
+    flavor = (meta.get("flavors") or {}).get("sklearn")
+    if flavor and flavor.get("pickled_model"):
+        if flavor.get("serialization_format", "cloudpickle") == "cloudpickle":
+            import cloudpickle as pickler
+        else:
+            import pickle as pickler
+        with open(model_dir / flavor["pickled_model"], "rb") as f:
+            return pickler.load(f)
+    import mlflow
+
+    return mlflow.pyfunc.load_model(str(model_dir))
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    """pyarrow's CSV parser is ~1.5x faster than pandas' and gives the same numeric frame."""
+    try:
+        return pd.read_csv(path, engine="pyarrow")
+    except ImportError:
+        return pd.read_csv(path)
+
+
+def predict(frame: pd.DataFrame, source: str) -> pd.Series:
+    missing = [c for c in FEATURES if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: missing feature column(s) {', '.join(missing)}")
+    return model.predict(frame[FEATURES])
+
+
+def init() -> None:
+    global model
+    # Azure ML passes deployment/program arguments on the command line; ignore unknown ones.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_dir", default=None)
+    args, _ = parser.parse_known_args()
+    root = Path(args.model_dir or os.environ["AZUREML_MODEL_DIR"])
+    model = load_model(find_mlmodel_dir(root))
+
+
+def run(mini_batch) -> pd.DataFrame:
+    if isinstance(mini_batch, pd.DataFrame):  # tabular input: rows, indexed by source row
+        source = mini_batch.attrs.get("source", "")
+        preds = predict(mini_batch, source or "mini-batch")
+        return pd.DataFrame({"row": mini_batch.index, "prediction": preds, "file": source})
+    results = []
+    for path in mini_batch:
+        name = os.path.basename(path)
+        try:
+            frame = read_csv(path)
+        except Exception as exc:  # name the file: the executor logs this message
+            raise ValueError(f"{name}: cannot read CSV: {exc}") from exc
+        preds = predict(frame, name)
+        results.append(pd.DataFrame({"row": range(len(frame)), "prediction": preds, "file": name}))
+    return pd.concat(results, ignore_index=True)
