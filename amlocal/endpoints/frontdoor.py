@@ -12,7 +12,6 @@ added cost per request small next to azmlinfsrv's own (serving.md, section 4).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import re
@@ -333,7 +332,3 @@ async def _json(send: Callable, status: int, message: str, extra: list) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-with contextlib.suppress(Exception):  # keep `random` fast and unpredictable per process
-    random.seed()

@@ -46,20 +46,26 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
-def stop_group(pid: int, grace: float = 5.0) -> None:
-    """Quick-stop a process group (gunicorn exits at once on SIGQUIT), then SIGKILL."""
+def stop_group(pgid: int, proc: subprocess.Popen | None = None, grace: float = 5.0) -> None:
+    """Quick-stop a process group (gunicorn exits at once on SIGQUIT), then SIGKILL.
+
+    `proc`, the group leader if we are its parent, is reaped while waiting: a zombie leader
+    would otherwise keep the group "alive" until the SIGKILL deadline.
+    """
     for sig, wait in ((signal.SIGQUIT, grace), (signal.SIGKILL, 2.0)):
         try:
-            os.killpg(pid, sig)
+            os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
+            if proc is not None:
+                proc.poll()
             try:
-                os.killpg(pid, 0)
+                os.killpg(pgid, 0)
             except (ProcessLookupError, PermissionError):
                 return
-            time.sleep(0.02)
+            time.sleep(0.01)
 
 
 async def http_get_ok(port: int, path: str = "/", timeout: float = 2.0) -> bool:
@@ -149,7 +155,7 @@ class Instance:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            stop_group(self.proc.pid)
+            stop_group(self.proc.pid, self.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None

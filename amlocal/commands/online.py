@@ -1,0 +1,261 @@
+"""`online-endpoint` and `online-deployment` verbs, with `az ml`'s flags and JSON.
+
+Handlers import the lifecycle module lazily; `invoke` never imports azure-ai-ml or MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import AmlocalError, InvalidInput
+
+
+def _ws() -> Any:
+    from amlocal.workspace import Workspace
+
+    return Workspace()
+
+
+def _overrides(args: argparse.Namespace) -> list[dict]:
+    from amlocal.loader import parse_set
+
+    return parse_set(getattr(args, "set", None))
+
+
+# -- online-endpoint -------------------------------------------------------------------------
+def ep_create(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    if args.file is None and not args.name:
+        raise InvalidInput("--file or --name is required")
+    file = Path(args.file) if args.file else None
+    return online.create_or_update_endpoint(_ws(), file, args.name, _overrides(args), creating=True)
+
+
+def ep_update(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    if args.file is None and not args.name:
+        raise InvalidInput("--file or --name is required")
+    return online.create_or_update_endpoint(
+        _ws(),
+        Path(args.file) if args.file else None,
+        args.name,
+        _overrides(args),
+        traffic=online.parse_traffic(args.traffic),
+        mirror=online.parse_traffic(args.mirror_traffic),
+        creating=False,
+    )
+
+
+def ep_show(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    return online.show_endpoint(_ws(), args.name)
+
+
+def ep_list(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    return [online.public(r) for r in _ws().store.list(online.EP)]
+
+
+def ep_delete(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    online.delete_endpoint(_ws(), args.name)
+    return None
+
+
+def ep_invoke(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    path = Path(args.request_file)
+    if not path.is_file():
+        raise InvalidInput(f"--request-file {path}: file not found")
+    status, headers, body = online.invoke(_ws(), args.name, path.read_bytes(), args.deployment_name)
+    text = body.decode("utf-8", "replace")
+    if status != 200:
+        detail = ""
+        if "ms-azureml-model-error-statuscode" in headers:
+            detail = (
+                f" (model server: {headers['ms-azureml-model-error-statuscode']} "
+                f"{headers.get('ms-azureml-model-error-reason', '')})"
+            )
+        raise AmlocalError(f"({status}) Request failed{detail}: {text}")
+    return text  # az ml prints the response body as a JSON string
+
+
+def ep_credentials(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    return online.credentials(_ws(), args.name)
+
+
+def ep_regenerate(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    online.regenerate_keys(_ws(), args.name, args.key_type)
+    return None
+
+
+# -- online-deployment -----------------------------------------------------------------------
+def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
+    from amlocal.endpoints import online
+
+    if args.file is None:
+        raise InvalidInput("--file is required")
+    return online.create_or_update_deployment(
+        _ws(),
+        Path(args.file),
+        args.name,
+        args.endpoint_name,
+        _overrides(args),
+        all_traffic=getattr(args, "all_traffic", False),
+        creating=creating,
+    )
+
+
+def dep_update(args: argparse.Namespace) -> Any:
+    return dep_create(args, creating=False)
+
+
+def dep_show(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    return online.show_deployment(_ws(), args.endpoint_name, args.name)
+
+
+def dep_list(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    ws = _ws()
+    online.get_endpoint(ws, args.endpoint_name)
+    return [online.public(r) for r in online.deployments(ws, args.endpoint_name)]
+
+
+def dep_delete(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    online.delete_deployment(_ws(), args.endpoint_name, args.name)
+    return None
+
+
+def dep_logs(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import online
+
+    text = online.logs(_ws(), args.endpoint_name, args.name, args.lines)
+    if args.output in ("json", "jsonc"):
+        return text
+    sys.stdout.write(text + "\n")
+    return None
+
+
+# -- parsers ---------------------------------------------------------------------------------
+def _common(p: argparse.ArgumentParser, name_required: bool = True) -> None:
+    p.add_argument("-n", "--name", required=name_required)
+
+
+def add_verbs(subparsers: Any, group: str) -> None:
+    if group == "online-endpoint":
+        _endpoint_verbs(subparsers)
+    else:
+        _deployment_verbs(subparsers)
+
+
+def _endpoint_verbs(sp: Any) -> None:
+    p = sp.add_parser("create", help="Create (or update) an endpoint from YAML.")
+    p.add_argument("-f", "--file")
+    _common(p, False)
+    p.add_argument("--set", action="append")
+    p.add_argument("--auth-mode", dest="auth_mode", default=None)
+    p.add_argument("--local", action="store_true", help="Accepted; amlocal is always local.")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=ep_create)
+
+    p = sp.add_parser("update", help="Update an endpoint: YAML, traffic or mirror traffic.")
+    p.add_argument("-f", "--file")
+    _common(p, False)
+    p.add_argument("--set", action="append")
+    p.add_argument("--traffic", help='e.g. "blue=90 green=10"')
+    p.add_argument("--mirror-traffic", dest="mirror_traffic", help='e.g. "green=10"')
+    p.add_argument("--local", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=ep_update)
+
+    p = sp.add_parser("show", help="Show an endpoint (restarts its processes if they died).")
+    _common(p)
+    p.add_argument("--local", action="store_true")
+    p.set_defaults(func=ep_show)
+
+    p = sp.add_parser("list", help="List endpoints.")
+    p.add_argument("--local", action="store_true")
+    p.set_defaults(func=ep_list)
+
+    p = sp.add_parser("delete", help="Delete an endpoint and stop everything it runs.")
+    _common(p)
+    p.add_argument("-y", "--yes", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--local", action="store_true")
+    p.set_defaults(func=ep_delete)
+
+    p = sp.add_parser("invoke", help="Score a request file through the endpoint.")
+    _common(p)
+    p.add_argument("-r", "--request-file", dest="request_file", required=True)
+    p.add_argument("-d", "--deployment-name", dest="deployment_name")
+    p.add_argument("--local", action="store_true")
+    p.set_defaults(func=ep_invoke)
+
+    p = sp.add_parser("get-credentials", help="The endpoint's keys.")
+    _common(p)
+    p.set_defaults(func=ep_credentials)
+
+    p = sp.add_parser("regenerate-keys", help="Regenerate the primary or secondary key.")
+    _common(p)
+    p.add_argument(
+        "--key-type", dest="key_type", choices=["primary", "secondary"], default="primary"
+    )
+    p.set_defaults(func=ep_regenerate)
+
+
+def _deployment_verbs(sp: Any) -> None:
+    for verb, func, text in (
+        ("create", dep_create, "Create a deployment and wait until it is ready."),
+        ("update", dep_update, "Update a deployment (rolls its instances)."),
+    ):
+        p = sp.add_parser(verb, help=text)
+        p.add_argument("-f", "--file")
+        p.add_argument("-n", "--name")
+        p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
+        p.add_argument("--set", action="append")
+        if verb == "create":
+            p.add_argument("--all-traffic", dest="all_traffic", action="store_true")
+            p.add_argument("--skip-script-validation", action="store_true")
+        p.add_argument("--local", action="store_true")
+        p.add_argument("--no-wait", action="store_true")
+        p.set_defaults(func=func)
+
+    for verb, func, text in (
+        ("show", dep_show, "Show a deployment."),
+        ("delete", dep_delete, "Delete a deployment that takes no traffic."),
+        ("get-logs", dep_logs, "The inference server's log (instance 0)."),
+    ):
+        p = sp.add_parser(verb, help=text)
+        p.add_argument("-n", "--name", required=True)
+        p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+        p.add_argument("--local", action="store_true")
+        if verb == "delete":
+            p.add_argument("-y", "--yes", action="store_true")
+            p.add_argument("--no-wait", action="store_true")
+        if verb == "get-logs":
+            p.add_argument("-l", "--lines", type=int, default=None)
+            p.add_argument("--container", default="inference-server")
+        p.set_defaults(func=func)
+
+    p = sp.add_parser("list", help="List an endpoint's deployments.")
+    p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+    p.add_argument("--local", action="store_true")
+    p.set_defaults(func=dep_list)

@@ -1,0 +1,565 @@
+"""Online endpoint and deployment lifecycle: records in the store, a daemon per endpoint.
+
+The CLI writes what `az ml` would send to Azure into the workspace store; the endpoint's
+daemon (daemon.py) serves it. Creating or updating a deployment asks the daemon to reload
+and waits, as `az ml online-deployment create` waits, until the deployment's instances pass
+their readiness probe (Succeeded) or fail (Failed, with the instance log tail).
+
+Only `invoke`, `show` and the key verbs run in latency-sensitive paths: this module imports
+neither azure-ai-ml nor MLflow at import time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from amlocal.endpoints import keys as keyfile
+from amlocal.endpoints import paths
+from amlocal.errors import AmlocalError, InvalidInput, NotFound
+from amlocal.workspace import Workspace
+
+EP, DEP = "online-endpoint", "online-deployment"
+DAEMON_MODULE = "amlocal.endpoints.daemon"
+SERVER_PACKAGE = "azureml-inference-server-http"
+DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
+_ARM = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
+
+
+def public(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+
+# -- records ---------------------------------------------------------------------------------
+def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
+    rec = ws.store.get(EP, name)
+    if rec is None:
+        raise NotFound(f"online endpoint '{name}' does not exist")
+    return rec
+
+
+def get_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
+    get_endpoint(ws, endpoint)
+    rec = ws.store.get(DEP, f"{endpoint}:{name}")
+    if rec is None:
+        raise NotFound(f"deployment '{name}' does not exist on online endpoint '{endpoint}'")
+    return rec
+
+
+def deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
+    return ws.store.list(DEP, parent=endpoint)
+
+
+# -- the daemon ------------------------------------------------------------------------------
+def _daemon_pid(ws: Workspace, name: str, port: int) -> int | None:
+    """The running daemon's pid, if there is one for this endpoint and port."""
+    try:
+        info = json.loads(paths.daemon_file(ws.home, name).read_text())
+        cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return None
+    if DAEMON_MODULE.encode() not in cmdline or info.get("port") != port:
+        return None
+    return int(info["pid"])
+
+
+def control(ws: Workspace, name: str, verb: str, timeout: float = 600.0) -> dict[str, Any]:
+    rec = get_endpoint(ws, name)
+    token = keyfile.read(paths.keys_file(ws.home, name))["control"]
+    conn = http.client.HTTPConnection("127.0.0.1", rec["_port"], timeout=timeout)
+    try:
+        conn.request("POST", f"/.amlocal/control/{verb}", headers={"x-amlocal-control": token})
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise AmlocalError(f"endpoint '{name}' daemon: {resp.status} {body[:500]!r}")
+    return json.loads(body)
+
+
+def ensure_daemon(ws: Workspace, name: str) -> dict[str, Any]:
+    """Start the endpoint's daemon if it is not running (after a reboot, a kill, ...) and
+    wait until its deployments are up; returns the daemon's status."""
+    rec = get_endpoint(ws, name)
+    port = rec["_port"]
+    if _daemon_pid(ws, name, port) is None:
+        log = paths.daemon_log(ws.home, name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        paths.daemon_file(ws.home, name).unlink(missing_ok=True)
+        with open(log, "ab") as out:
+            first = subprocess.Popen(
+                [sys.executable, "-m", DAEMON_MODULE, str(ws.home), name, str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ws.home,
+                start_new_session=True,
+                env={**os.environ, "AMLOCAL_HOME": str(ws.home)},
+            )
+        first.wait()  # it forks the daemon and exits: nothing is left to reap
+        deadline = time.monotonic() + 30
+        while _daemon_pid(ws, name, port) is None:
+            if time.monotonic() > deadline:
+                from amlocal.endpoints.instances import tail
+
+                raise AmlocalError(f"endpoint '{name}' did not start:\n{tail(log)}")
+            time.sleep(0.02)
+    for _ in range(200):
+        try:
+            return control(ws, name, "status")
+        except (ConnectionRefusedError, ConnectionResetError):
+            time.sleep(0.02)
+    return control(ws, name, "status")
+
+
+def stop_daemon(ws: Workspace, name: str) -> None:
+    """Stop the daemon and everything it started; kill leftovers if it does not answer."""
+    rec = ws.store.get(EP, name)
+    if rec is None:
+        return
+    pid = _daemon_pid(ws, name, rec["_port"])
+    if pid is None:
+        from amlocal.endpoints.daemon import reap_stale
+
+        reap_stale(paths.endpoint_dir(ws.home, name))
+        return
+    try:
+        control(ws, name, "shutdown", timeout=10)
+    except (OSError, AmlocalError):
+        pass
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.02)
+    if _daemon_pid(ws, name, rec["_port"]) is not None:
+        from amlocal.endpoints.instances import stop_group
+
+        try:
+            stop_group(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    from amlocal.endpoints.daemon import reap_stale
+
+    reap_stale(paths.endpoint_dir(ws.home, name))
+
+
+# -- endpoints -------------------------------------------------------------------------------
+def parse_traffic(text: str | None) -> dict[str, int] | None:
+    """`"blue=90 green=10"` (az ml's --traffic syntax; commas also accepted)."""
+    if text is None:
+        return None
+    out: dict[str, int] = {}
+    for part in re.split(r"[\s,]+", text.strip()):
+        if not part:
+            continue
+        name, sep, pct = part.partition("=")
+        if not sep or not pct.strip().isdigit():
+            raise InvalidInput(f"traffic must look like 'blue=90 green=10', got {part!r}")
+        out[name.strip()] = int(pct)
+    return out
+
+
+def check_traffic(
+    ws: Workspace, name: str, traffic: dict[str, int], mirror: dict[str, int]
+) -> None:
+    """Azure's rules: known deployments, 0..100, live traffic totals 0 or 100, mirror <= 50 %
+    to one deployment that takes no live traffic."""
+    known = {d["name"] for d in deployments(ws, name)}
+    for kind, table in (("traffic", traffic), ("mirror_traffic", mirror)):
+        for dep, pct in table.items():
+            if dep not in known:
+                raise InvalidInput(f"{kind}: deployment '{dep}' does not exist on '{name}'")
+            if not 0 <= int(pct) <= 100:
+                raise InvalidInput(f"{kind}: {dep}={pct} is not a percentage")
+    total = sum(int(v) for v in traffic.values())
+    if total not in (0, 100):
+        raise InvalidInput(f"traffic must add up to 0 or 100, got {total}: {traffic}")
+    live_mirror = {k: v for k, v in mirror.items() if v}
+    if len(live_mirror) > 1:
+        raise InvalidInput("mirror_traffic can target only one deployment")
+    for dep, pct in live_mirror.items():
+        if pct > 50:
+            raise InvalidInput(f"mirror_traffic: {dep}={pct} exceeds the 50% maximum")
+        if traffic.get(dep, 0) > 0:
+            raise InvalidInput(f"deployment '{dep}' cannot take both live and mirror traffic")
+
+
+def _endpoint_uris(port: int) -> dict[str, str]:
+    return {
+        "scoring_uri": f"http://127.0.0.1:{port}/score",
+        "openapi_uri": f"http://127.0.0.1:{port}/swagger.json",
+    }
+
+
+def create_or_update_endpoint(
+    ws: Workspace,
+    file: Path | None,
+    name: str | None,
+    overrides: list[dict] | None = None,
+    traffic: dict[str, int] | None = None,
+    mirror: dict[str, int] | None = None,
+    creating: bool = True,
+) -> dict[str, Any]:
+    existing = ws.store.get(EP, name) if name else None
+    spec: dict[str, Any] = {}
+    if file is not None:
+        from amlocal import loader
+
+        entity = loader.load(EP, file, overrides)
+        if name:
+            entity.name = name
+        spec = dict(entity._to_dict())
+        name = entity.name
+        existing = ws.store.get(EP, name)
+    if not name:
+        raise InvalidInput("the endpoint needs a name: --name or `name:` in the YAML")
+    if existing is None and not creating:
+        raise NotFound(f"online endpoint '{name}' does not exist")
+    if spec.get("auth_mode", "key") not in ("key", "aml_token"):
+        raise InvalidInput(f"auth_mode {spec['auth_mode']!r}: amlocal serves key and aml_token")
+    rec = dict(existing or {})
+    rec.update({k: v for k, v in spec.items() if v not in (None, {}) or k not in rec})
+    rec.setdefault("traffic", {})
+    rec.setdefault("mirror_traffic", {})
+    if traffic is not None:
+        rec["traffic"] = {**rec["traffic"], **traffic}
+    if mirror is not None:
+        rec["mirror_traffic"] = mirror
+    check_traffic(ws, name, rec["traffic"], rec["mirror_traffic"])
+    if existing is None:
+        from amlocal.endpoints.instances import free_port
+
+        keyfile.create(paths.keys_file(ws.home, name))
+        rec["_port"] = free_port()
+    rec.update(
+        name=name,
+        auth_mode=rec.get("auth_mode", "key"),
+        kind="Managed",
+        location="local",
+        id=f"{_ARM}/workspaces/{ws.name}/onlineEndpoints/{name}",
+        identity={"type": "system_assigned"},
+        public_network_access="enabled",
+        provisioning_state="Succeeded",
+        **_endpoint_uris(rec["_port"]),
+    )
+    ws.store.put(EP, name, rec)
+    ensure_daemon(ws, name)
+    if existing is not None:
+        control(ws, name, "reload")
+    return public(rec)
+
+
+def show_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
+    rec = get_endpoint(ws, name)
+    ensure_daemon(ws, name)  # restarts an endpoint whose processes died (reboot, kill)
+    return public(rec)
+
+
+def delete_endpoint(ws: Workspace, name: str) -> None:
+    get_endpoint(ws, name)
+    stop_daemon(ws, name)
+    for d in deployments(ws, name):
+        ws.store.delete(DEP, f"{name}:{d['name']}")
+    ws.store.delete(EP, name)
+    import shutil
+
+    shutil.rmtree(paths.endpoint_dir(ws.home, name), ignore_errors=True)
+
+
+def credentials(ws: Workspace, name: str) -> dict[str, str]:
+    get_endpoint(ws, name)
+    k = keyfile.read(paths.keys_file(ws.home, name))
+    return {"primaryKey": k["primaryKey"], "secondaryKey": k["secondaryKey"]}
+
+
+def regenerate_keys(ws: Workspace, name: str, key_type: str) -> None:
+    get_endpoint(ws, name)
+    keyfile.regenerate(paths.keys_file(ws.home, name), key_type)
+    ensure_daemon(ws, name)
+    control(ws, name, "reload")
+
+
+def invoke(
+    ws: Workspace, name: str, body: bytes, deployment: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """POST the request through the front door, with the primary key, as az ml invoke does."""
+    rec = get_endpoint(ws, name)
+    if _daemon_pid(ws, name, rec["_port"]) is None:
+        ensure_daemon(ws, name)
+    key = keyfile.read(paths.keys_file(ws.home, name))["primaryKey"]
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    if deployment:
+        headers["azureml-model-deployment"] = deployment
+    conn = http.client.HTTPConnection("127.0.0.1", rec["_port"], timeout=300)
+    try:
+        conn.request("POST", "/score", body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+    finally:
+        conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+# -- deployments -----------------------------------------------------------------------------
+def _server_pin(env: dict[str, Any]) -> str | None:
+    """The azureml-inference-server-http version an environment pins, if any."""
+    conda = env.get("conda_file") or {}
+    if isinstance(conda, str):
+        import yaml
+
+        conda = yaml.safe_load(conda) or {}
+    for dep in conda.get("dependencies", []) or []:
+        for pip_dep in dep.get("pip", []) if isinstance(dep, dict) else []:
+            m = re.match(rf"^{SERVER_PACKAGE}\s*==\s*([\w.]+)", str(pip_dep).strip())
+            if m:
+                return m.group(1)
+    return None
+
+
+def _environment(ws: Workspace, env: Any) -> dict[str, Any]:
+    """The environment's record; checks it pins the azmlinfsrv version amlocal runs."""
+    from importlib.metadata import version
+
+    from amlocal import assets
+
+    if env is None:
+        return {}
+    if isinstance(env, str):
+        record = assets.get(ws, "environment", env)
+    else:
+        record = assets.environment_record(env)
+    pin = _server_pin(record)
+    installed = version(SERVER_PACKAGE)
+    if pin is not None and pin != installed:
+        raise InvalidInput(
+            f"environment {record.get('name')} pins {SERVER_PACKAGE}=={pin} but this venv runs "
+            f"{installed}: align the pins (environments/*.conda.yml and pyproject.toml)"
+        )
+    return record
+
+
+def _code_snapshot(ws: Workspace, code: Path) -> Path:
+    """Copy the scoring code into the workspace, as Azure uploads it: later edits to the
+    working tree do not change a running deployment."""
+    import shutil
+
+    from amlocal.snapshot import materialize, snapshot_digest
+
+    digest = snapshot_digest(code, ws.store)
+    dest = ws.home / "snapshots" / digest[:32]
+    if not dest.exists():
+        tmp = dest.with_name(dest.name + f".{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        materialize(code, tmp)
+        tmp.rename(dest)
+    return dest
+
+
+def _model(ws: Workspace, ref: Any, base: Path) -> tuple[str, Path]:
+    """(reference as shown, local folder) for `azureml:name:version|@label` or a path."""
+    from amlocal import assets
+
+    if hasattr(ref, "path") and getattr(ref, "path", None):  # an inline Model entity
+        path = Path(str(ref.path))
+        return str(ref.path), assets.model_dir(ws, str(path if path.is_absolute() else base / path))
+    ref = str(ref)
+    if ref.startswith("azureml:"):
+        parsed = assets.parse_ref(ref)
+        if parsed is None:
+            raise InvalidInput(f"'{ref}' is not a model reference")
+        name, version, _ = parsed
+        if not version:  # @latest or an MLflow alias such as @champion
+            name, version = assets.registered_model_version(ws, ref)
+        return f"azureml:{name}:{version}", _registered_model_dir(ws, name, str(version))
+    return ref, assets.model_dir(ws, ref, base)
+
+
+def _registered_model_dir(ws: Workspace, name: str, version: str) -> Path:
+    """Download a registered model version once into the workspace (Azure mounts it)."""
+    import shutil
+
+    from amlocal.assets import mlflow_client
+
+    dest = ws.home / "models" / name / version
+    if dest.exists():
+        return dest
+    c = mlflow_client(ws)
+    try:
+        c.get_model_version(name, version)
+    except Exception:
+        raise NotFound(f"model '{name}' has no version '{version}'") from None
+    from mlflow.artifacts import download_artifacts
+
+    tmp = dest.with_name(f"{version}.{os.getpid()}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+    tmp.rename(dest)
+    return dest
+
+
+def _probe(p: Any) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    names = ("initial_delay", "period", "timeout", "success_threshold", "failure_threshold")
+    return {k: getattr(p, k) for k in names if getattr(p, k, None) is not None}
+
+
+def build_deployment(
+    ws: Workspace, file: Path, name: str | None, endpoint: str | None, overrides: list[dict]
+) -> dict[str, Any]:
+    """Load and resolve a deployment YAML into its record (what Azure would store)."""
+    from amlocal import loader
+    from amlocal.hashing import text_digest
+
+    entity = loader.load(DEP, file, overrides)
+    if name:
+        entity.name = name
+    if endpoint:
+        entity.endpoint_name = endpoint
+    if not entity.endpoint_name:
+        raise InvalidInput(f"{file}: no endpoint: set `endpoint_name:` or pass --endpoint-name")
+    get_endpoint(ws, entity.endpoint_name)
+    base = file.parent.resolve()
+    d = dict(entity._to_dict())
+    if entity.model is None:
+        raise InvalidInput(f"{file}: model: a deployment needs a model")
+    model_ref, model_path = _model(ws, d.get("model") or entity.model, base)
+    env = _environment(ws, entity.environment)
+    cc = entity.code_configuration
+    if cc is not None and cc.code:
+        code = Path(str(cc.code))
+        code = (code if code.is_absolute() else base / code).resolve()
+        if not (code / cc.scoring_script).is_file():
+            raise InvalidInput(f"{file}: code_configuration: {code / cc.scoring_script} not found")
+        code_dir = _code_snapshot(ws, code)
+        entry = code_dir / cc.scoring_script
+    else:
+        # MLflow no-code deployment: Azure generates the scoring script and environment.
+        if not (model_path / "MLmodel").is_file() and not list(model_path.glob("*/MLmodel")):
+            raise InvalidInput(
+                f"{file}: a deployment without code_configuration needs an MLflow model "
+                f"(type: mlflow_model); {model_ref} has no MLmodel file"
+            )
+        if entity.environment is not None:
+            raise InvalidInput(f"{file}: an environment needs code_configuration (and back)")
+        code_dir = _code_snapshot(ws, Path(__file__).parent / "mlflow_scoring")
+        entry = code_dir / "mlflow_score.py"
+    rs = entity.request_settings
+    mcr = int(getattr(rs, "max_concurrent_requests_per_instance", None) or 1)
+    runtime = {
+        "python": sys.executable,
+        "entry_script": str(entry),
+        "code_dir": str(code_dir),
+        "model_dir": str(model_path),
+        "environment_variables": {
+            str(k): str(v) for k, v in (entity.environment_variables or {}).items()
+        },
+        "instance_count": int(entity.instance_count or 1),
+        "workers": mcr,
+        "max_concurrent": mcr,
+        "request_timeout_ms": int(getattr(rs, "request_timeout_ms", None) or DEFAULT_TIMEOUT_MS),
+        "liveness_probe": _probe(entity.liveness_probe),
+        "readiness_probe": _probe(entity.readiness_probe),
+    }
+    runtime["digest"] = text_digest(json.dumps(runtime, sort_keys=True), str(time.time()))
+    d.update(
+        name=entity.name,
+        endpoint_name=entity.endpoint_name,
+        model=model_ref,
+        type="managed",
+        id=f"{_ARM}/workspaces/{ws.name}/onlineEndpoints/{entity.endpoint_name}"
+        f"/deployments/{entity.name}",
+        environment=d.get("environment")
+        or (f"azureml:{env['name']}:{env['version']}" if env.get("name") else None),
+    )
+    d["_runtime"] = runtime
+    return d
+
+
+def create_or_update_deployment(
+    ws: Workspace,
+    file: Path,
+    name: str | None,
+    endpoint: str | None,
+    overrides: list[dict],
+    all_traffic: bool,
+    creating: bool,
+) -> dict[str, Any]:
+    rec = build_deployment(ws, file, name, endpoint, overrides)
+    ep, dep = rec["endpoint_name"], rec["name"]
+    key = f"{ep}:{dep}"
+    existing = ws.store.get(DEP, key)
+    if existing is None and not creating:
+        raise NotFound(f"deployment '{dep}' does not exist on online endpoint '{ep}'")
+    rec["provisioning_state"] = "Updating" if existing else "Creating"
+    ws.store.put(DEP, key, rec, parent=ep)
+    ensure_daemon(ws, ep)
+    status = control(ws, ep, "reload")
+    st = status["deployments"].get(dep, {})
+    ok = st.get("state") == "Succeeded"
+    rec["provisioning_state"] = "Succeeded" if ok else "Failed"
+    ws.store.update(DEP, key, lambda r: {**r, "provisioning_state": rec["provisioning_state"]})
+    if not ok:
+        raise AmlocalError(
+            f"deployment '{dep}' on '{ep}' failed: the inference server did not become ready "
+            f"(readiness probe on GET /).\n{st.get('error') or ''}".rstrip()
+        )
+    if all_traffic:
+        set_traffic(ws, ep, {d["name"]: 0 for d in deployments(ws, ep)} | {dep: 100}, None)
+    return public(rec)
+
+
+def set_traffic(
+    ws: Workspace, name: str, traffic: dict[str, int] | None, mirror: dict[str, int] | None
+) -> dict[str, Any]:
+    return create_or_update_endpoint(ws, None, name, None, traffic, mirror, creating=False)
+
+
+def show_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
+    rec = get_deployment(ws, endpoint, name)
+    status = ensure_daemon(ws, endpoint)
+    live = status["deployments"].get(name)
+    out = public(rec)
+    if live is not None and live.get("state") == "Failed":
+        out["provisioning_state"] = "Failed"
+    return out
+
+
+def delete_deployment(ws: Workspace, endpoint: str, name: str) -> None:
+    ep = get_endpoint(ws, endpoint)
+    get_deployment(ws, endpoint, name)
+    if (ep.get("traffic") or {}).get(name, 0) > 0 or (ep.get("mirror_traffic") or {}).get(name):
+        raise InvalidInput(
+            f"deployment '{name}' takes traffic on '{endpoint}': set its traffic to 0 first "
+            f'(amlocal online-endpoint update -n {endpoint} --traffic "{name}=0 ...")'
+        )
+    ws.store.delete(DEP, f"{endpoint}:{name}")
+
+    def drop(r: dict) -> None:
+        r["traffic"] = {k: v for k, v in (r.get("traffic") or {}).items() if k != name}
+        r["mirror_traffic"] = {
+            k: v for k, v in (r.get("mirror_traffic") or {}).items() if k != name
+        }
+
+    ws.store.update(EP, endpoint, drop)
+    if _daemon_pid(ws, endpoint, ep["_port"]) is not None:
+        control(ws, endpoint, "reload")
+    import shutil
+
+    shutil.rmtree(paths.deployment_dir(ws.home, endpoint, name), ignore_errors=True)
+
+
+def logs(ws: Workspace, endpoint: str, name: str, lines: int | None) -> str:
+    get_deployment(ws, endpoint, name)
+    from amlocal.endpoints.instances import tail
+
+    log = paths.deployment_dir(ws.home, endpoint, name) / "instance-0.log"
+    return tail(log, lines or 10_000)
