@@ -7,7 +7,7 @@ scripts must accept are checked here too.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import re
 import shlex
 import sys
@@ -101,11 +101,17 @@ def test_command_line_is_accepted_by_the_script(name: str, step: str) -> None:
         assert f"{{{{inputs.{port}}}}}" in command or f"{{{{outputs.{port}}}}}" in command, port
     argv = render(command, component)
     assert argv[:2] == ["python", f"{step}.py"]
-    sys.path.insert(0, str(ROOT / "src" / step))
+    # Load the entry point under a unique name: "train", "register"... are too generic to
+    # leave in sys.modules for other tests.
+    folder = ROOT / "src" / step
+    spec = importlib.util.spec_from_file_location(f"diabetes_entry_{step}", folder / f"{step}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(folder))
     try:
-        args = importlib.import_module(step).parse_args(argv[2:])
+        spec.loader.exec_module(module)
+        args = module.parse_args(argv[2:])
     finally:
-        sys.path.remove(str(ROOT / "src" / step))
+        sys.path.remove(str(folder))
     assert set(vars(args)) == {*component.inputs, *component.outputs}
 
 
