@@ -155,7 +155,9 @@ class Instance:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            stop_group(self.proc.pid, self.proc)
+            # A model server keeps no state worth a graceful drain (gunicorn workers take
+            # ~1 s to exit on SIGQUIT): a short grace, then SIGKILL.
+            stop_group(self.proc.pid, self.proc, grace=0.3)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None

@@ -514,6 +514,12 @@ def create_or_update_deployment(
         )
     if all_traffic:
         set_traffic(ws, ep, {d["name"]: 0 for d in deployments(ws, ep)} | {dep: 100}, None)
+    else:  # Azure lists every deployment in the endpoint's traffic, at 0 until given some
+
+        def listed(r: dict) -> None:
+            r.setdefault("traffic", {}).setdefault(dep, 0)
+
+        ws.store.update(EP, ep, listed)
     return public(rec)
 
 
