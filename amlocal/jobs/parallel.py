@@ -440,7 +440,10 @@ class Summary:
     startup_seconds: float | None  # execute() start -> all initial workers ready
     first_mini_batch_seconds: float | None  # execute() start -> first mini-batch dispatched
     processing_seconds: float | None  # first worker ready -> last mini-batch finished
-    rows_per_second: float | None  # rows / processing_seconds: start-up excluded
+    # Throughput once workers are up: rows finished after the last initial worker became
+    # ready, per second until the end (start-up excluded); falls back to rows /
+    # processing_seconds when everything finished before all workers were up.
+    rows_per_second: float | None
     worker_peak_rss_mb: float | None
     retries: int = 0
     worker_restarts: int = 0
@@ -531,6 +534,11 @@ def worker_env(spec: ParallelSpec, output_dir: Path) -> dict[str, str]:
     """The environment of every worker: the caller's, the spec's, and what Azure ML sets."""
     env = {**os.environ, **spec.environment_variables}
     env["PYTHONUNBUFFERED"] = "1"
+    # Parallelism comes from worker processes; BLAS/OpenMP pools sized for the whole machine
+    # in every worker would oversubscribe the cores. A value set by the user wins.
+    threads = str(max(1, (os.cpu_count() or 1) // spec.workers))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, threads)
     env.setdefault("AZUREML_BI_OUTPUT_PATH", str(output_dir))
     if Path(spec.python).resolve() != Path(sys.executable).resolve():
         # Another interpreter (an isolated environment) still needs to find the worker module.
@@ -575,6 +583,7 @@ class _Run:
         self.first_dispatch: float | None = None
         self.last_done: float | None = None
         self.rss = 0.0
+        self.rows_before_all_ready = 0
         self.retries = 0
         self.restarts = 0
         self.last_progress = 0.0
@@ -724,6 +733,7 @@ class _Run:
             self.first_ready = self.first_ready or now
             if self.all_ready is None and all(x.ready for x in self.workers.values()):
                 self.all_ready = now
+                self.rows_before_all_ready = self.progress.rows
                 self.log(
                     f"{len(self.workers)} worker(s) ready in {now - self.t0:.2f}s "
                     f"(start-up: interpreter, imports and init())"
@@ -838,9 +848,12 @@ class _Run:
             self.status = "Failed" if self.error else "Completed"
         end = time.monotonic()
         p = self.progress
-        processing = None
+        processing = rate = None
         if self.first_ready is not None and self.last_done is not None:
             processing = max(self.last_done - self.first_ready, 1e-9)
+            rate = p.rows / processing
+            if self.all_ready is not None and self.last_done > self.all_ready:
+                rate = (p.rows - self.rows_before_all_ready) / (self.last_done - self.all_ready)
         s = Summary(
             status=self.status,
             error=None if self.status == "Completed" else self.error,
@@ -860,7 +873,7 @@ class _Run:
                 None if self.first_dispatch is None else self.first_dispatch - self.t0
             ),
             processing_seconds=processing,
-            rows_per_second=p.rows / processing if processing else None,
+            rows_per_second=rate,
             worker_peak_rss_mb=self.rss or None,
             retries=self.retries,
             worker_restarts=self.restarts,

@@ -131,16 +131,26 @@ def _arrow_csv(df: Any) -> bytes | None:
     except ImportError:
         return None
     try:
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
     except (TypeError, ValueError, pa.ArrowException):
         return None
-    for f in table.schema:
-        if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type)):
-            if not pa.types.is_string(f.type):
-                return None
-            # Strings are written bare, as pandas writes them, unless one needs quoting.
-            if pc.any(pc.match_substring_regex(table[f.name], '[,"\r\n]')).as_py():
-                return None
+    columns = []
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type):
+            values = col.combine_chunks().dictionary  # categoricals: check the few values
+            col = pc.cast(col, pa.string())
+        elif pa.types.is_string(col.type):
+            values = pc.unique(col)
+        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            columns.append(col)
+            continue
+        else:
+            return None
+        # Strings are written bare, as pandas writes them, unless one needs quoting.
+        if pc.any(pc.match_substring_regex(values, '[,"\r\n]')).as_py():
+            return None
+        columns.append(col)
+    table = pa.table(columns, names=table.column_names)
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return sink.getvalue().to_pybytes()
@@ -150,7 +160,9 @@ def _frame_csv(df: Any, pd: Any) -> bytes:
     simple = all(
         pd.api.types.is_integer_dtype(t)
         or pd.api.types.is_float_dtype(t)
-        or (pd.api.types.is_object_dtype(t) or pd.api.types.is_string_dtype(t))
+        or pd.api.types.is_object_dtype(t)
+        or pd.api.types.is_string_dtype(t)
+        or isinstance(t, pd.CategoricalDtype)
         for t in df.dtypes
     )
     if simple and len(df):

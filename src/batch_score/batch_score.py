@@ -13,6 +13,7 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -83,13 +84,25 @@ def run(mini_batch) -> pd.DataFrame:
         source = mini_batch.attrs.get("source", "")
         preds = predict(mini_batch, source or "mini-batch")
         return pd.DataFrame({"row": mini_batch.index, "prediction": preds, "file": source})
-    results = []
+    names, rows, preds = [], [], []
     for path in mini_batch:
         name = os.path.basename(path)
         try:
             frame = read_csv(path)
         except Exception as exc:  # name the file: the executor logs this message
             raise ValueError(f"{name}: cannot read CSV: {exc}") from exc
-        preds = predict(frame, name)
-        results.append(pd.DataFrame({"row": range(len(frame)), "prediction": preds, "file": name}))
-    return pd.concat(results, ignore_index=True)
+        names.append(name)
+        rows.append(np.arange(len(frame)))
+        preds.append(predict(frame, name))
+    # One frame for the whole mini-batch; `file` as a categorical (codes + names) instead of
+    # one Python string per row, which is most of the cost of writing predictions.csv.
+    categories = list(dict.fromkeys(names))  # same basename in two subfolders: one category
+    index = [categories.index(n) for n in names]
+    codes = np.repeat(np.array(index, dtype=int), [len(r) for r in rows])
+    return pd.DataFrame(
+        {
+            "row": np.concatenate(rows) if rows else np.array([], dtype=int),
+            "prediction": np.concatenate(preds) if preds else np.array([]),
+            "file": pd.Categorical.from_codes(codes, categories=categories),
+        }
+    )

@@ -1,0 +1,192 @@
+"""Batch scoring benchmark: the parallel executor against a single-process pandas baseline.
+
+    .venv/bin/python bench/batch.py [--files 100] [--rows 1000000] [--json out.json]
+
+One million rows across 100 CSV files of diabetes features; the model is an MLflow sklearn
+Ridge (cloudpickle), as the training pipeline registers it. In the same run:
+
+* baseline: one process reading every file with pandas and calling `model.predict` once per
+  file, the floor for this work on this machine;
+* executor: `amlocal.jobs.parallel.execute` with src/batch_score/batch_score.py and the
+  settings of endpoints/batch/diabetes/deployment.yml (max_concurrency_per_instance: 2),
+  writing predictions.csv (which the baseline does not even do).
+
+Targets (issue 5): throughput once workers are up >= 1.4x the baseline's rows/s; the whole
+invocation within the baseline's wall time + 3 s; job start to first mini-batch < 2 s;
+memory per worker bounded by the mini-batch, shown by running the same settings over a
+tenth of the files and comparing the workers' peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from amlocal.jobs import parallel as P  # noqa: E402
+
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+
+
+def make_data(folder: Path, files: int, rows: int) -> None:
+    """Resampled diabetes rows with a little noise, in `files` CSVs of equal size."""
+    from sklearn.datasets import load_diabetes
+
+    base = load_diabetes(as_frame=True, scaled=False).data[FEATURES]
+    rng = np.random.default_rng(0)
+    per_file = rows // files
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        frame = base.iloc[rng.integers(0, len(base), per_file)].reset_index(drop=True)
+        noise = rng.normal(0, 0.01, size=frame.shape) * frame.std().to_numpy()
+        frame = (frame + noise).round(4)
+        frame.to_csv(folder / f"part-{i:04d}.csv", index=False, lineterminator="\n")
+
+
+def make_model(dest: Path) -> None:
+    import mlflow.sklearn
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    model = Ridge(alpha=1.0).fit(frame[FEATURES], frame["target"])
+    mlflow.sklearn.save_model(model, str(dest), serialization_format="cloudpickle")
+
+
+def load_model(model_dir: Path):
+    import cloudpickle
+
+    with open(model_dir / "model.pkl", "rb") as f:
+        return cloudpickle.load(f)
+
+
+def baseline(folder: Path, model_dir: Path) -> dict:
+    t0 = time.perf_counter()
+    model = load_model(model_dir)
+    t1 = time.perf_counter()
+    rows = 0
+    preds = []
+    for f in sorted(folder.iterdir()):
+        frame = pd.read_csv(f)
+        preds.append(model.predict(frame))
+        rows += len(frame)
+    t2 = time.perf_counter()
+    return {
+        "rows": rows,
+        "wall_seconds": t2 - t0,
+        "model_load_seconds": t1 - t0,
+        "rows_per_second": rows / (t2 - t1),
+        "predictions": np.concatenate(preds),
+    }
+
+
+def deployment_settings() -> dict:
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "endpoints/batch/diabetes/deployment.yml").read_text())
+    settings = dict(spec["settings"])
+    settings["instance_count"] = spec.get("resources", {}).get("instance_count", 1)
+    settings["max_concurrency_per_instance"] = 2
+    settings["error_threshold"] = 0
+    return settings
+
+
+def executor(folder: Path, model_dir: Path, work: Path, tag: str) -> dict:
+    spec = P.ParallelSpec.for_batch_deployment(
+        deployment_settings(),
+        code_dir=ROOT / "src" / "batch_score",
+        entry_script="batch_score.py",
+        environment_variables={"AZUREML_MODEL_DIR": str(model_dir)},
+    )
+    t0 = time.perf_counter()
+    batches = P.plan(folder, spec.mini_batch_size)
+    summary = P.execute(spec, batches, work / tag / "out", work / tag / "logs", log=lambda _: None)
+    wall = time.perf_counter() - t0
+    d = summary.to_dict()
+    d["invocation_wall_seconds"] = wall
+    return d
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="amlocal-bench-batch-") as tmp:
+        work = Path(tmp)
+        data, small, model_dir = work / "data", work / "data-small", work / "model"
+        make_data(data, args.files, args.rows)
+        small.mkdir()
+        for f in sorted(data.iterdir())[: max(1, args.files // 10)]:
+            os.link(f, small / f.name)
+        make_model(model_dir)
+
+        base = baseline(data, model_dir)
+        run = executor(data, model_dir, work, "full")
+        tenth = executor(small, model_dir, work, "tenth")
+
+        out = pd.read_csv(run["output_file"], header=None, names=["row", "prediction", "file"])
+        same = len(out) == base["rows"] and np.allclose(
+            out["prediction"].to_numpy(), base["predictions"], rtol=0, atol=1e-9
+        )
+
+    speedup = (run["rows_per_second"] or 0) / base["rows_per_second"]
+    extra = run["invocation_wall_seconds"] - base["wall_seconds"]
+    targets = {
+        "throughput >= 1.4x baseline": speedup >= 1.4,
+        "invocation <= baseline wall + 3 s": extra <= 3.0,
+        "first mini-batch < 2 s": (run["first_mini_batch_seconds"] or 99) < 2.0,
+        "worker memory bounded by mini-batch (peak RSS, 10x input, within 15%)": (
+            run["worker_peak_rss_mb"] <= 1.15 * tenth["worker_peak_rss_mb"]
+        ),
+        "predictions equal the baseline's": bool(same),
+    }
+    print(f"input: {base['rows']:,} rows in {args.files} CSV files; {os.cpu_count()} cores")
+    print(
+        f"baseline (1 process, pandas read_csv + predict per file): "
+        f"{base['wall_seconds']:.2f}s wall, {base['rows_per_second']:,.0f} rows/s"
+    )
+    print(
+        f"executor worker start-up (interpreter, imports, init()): "
+        f"{run['startup_seconds']:.2f}s for {run['workers']} workers"
+    )
+    print(f"executor job start -> first mini-batch: {run['first_mini_batch_seconds']:.2f}s")
+    print(
+        f"executor throughput once workers are up: {run['rows_per_second']:,.0f} rows/s "
+        f"= {speedup:.2f}x baseline ({run['mini_batches']} mini-batches of "
+        f"{deployment_settings()['mini_batch_size']} files)"
+    )
+    print(
+        f"executor whole invocation: {run['invocation_wall_seconds']:.2f}s "
+        f"(baseline + {extra:.2f}s), status {run['status']}"
+    )
+    print(
+        f"worker peak RSS: {run['worker_peak_rss_mb']:.0f} MB over {args.files} files, "
+        f"{tenth['worker_peak_rss_mb']:.0f} MB over {max(1, args.files // 10)} files"
+    )
+    for name, ok in targets.items():
+        print(f"  [{'ok' if ok else 'MISSED'}] {name}")
+    if args.json:
+        base.pop("predictions")
+        args.json.write_text(
+            json.dumps(
+                {"baseline": base, "executor": run, "tenth": tenth, "targets": targets}, indent=2
+            )
+        )
+    return 0 if all(targets.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
