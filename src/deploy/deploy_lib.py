@@ -1,0 +1,242 @@
+"""Blue/green promotion of a registered model to an online endpoint, on Azure or amlocal.
+
+The new version goes to the slot (blue or green) that takes no live traffic, is smoke-tested
+through the `azureml-model-deployment` header (live callers never see it), and only then gets
+traffic: optionally a mirror stage and a canary stage first, then 100 %. A failed smoke test
+leaves traffic exactly as it was and fails the step with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+SLOTS = ("blue", "green")
+
+
+class SmokeTestFailed(RuntimeError):
+    """The new deployment answered the sample request wrongly; traffic was not touched."""
+
+
+class Target(Protocol):
+    """What blue/green needs from an endpoint host (Azure ML or amlocal)."""
+
+    def traffic(self, endpoint: str) -> dict[str, int] | None:
+        """Live traffic by deployment, or None if the endpoint does not exist."""
+
+    def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None: ...
+
+    def deploy(
+        self, deployment_yml: Path, endpoint: str, slot: str, model: str, code: Path
+    ) -> None: ...
+
+    def invoke(self, endpoint: str, request: Path, deployment: str) -> tuple[int, str]: ...
+
+    def set_traffic(
+        self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]
+    ) -> None: ...
+
+
+@dataclass
+class Plan:
+    live: str | None
+    target: str
+
+
+def choose_slot(traffic: dict[str, int]) -> Plan:
+    """Deploy to the slot with 0 % traffic; the other one (if any) is live."""
+    live = max(SLOTS, key=lambda s: traffic.get(s, 0))
+    if traffic.get(live, 0) <= 0:
+        return Plan(live=None, target=SLOTS[0])
+    return Plan(live=live, target=SLOTS[1] if live == SLOTS[0] else SLOTS[0])
+
+
+def check_response(status: int, body: str, rows: int) -> None:
+    """The smoke test's assertion: 200 and one finite number per request row."""
+    if status != 200:
+        raise SmokeTestFailed(f"smoke test got HTTP {status}: {body[:500]}")
+    try:
+        preds = json.loads(body)
+        if isinstance(preds, str):  # az ml / MLClient invoke return the body as a JSON string
+            preds = json.loads(preds)
+    except ValueError:
+        raise SmokeTestFailed(f"smoke test response is not JSON: {body[:500]}") from None
+    if not isinstance(preds, list) or len(preds) != rows:
+        raise SmokeTestFailed(f"expected {rows} predictions, got {str(preds)[:500]}")
+    bad = [p for p in preds if not isinstance(p, (int, float)) or not math.isfinite(p)]
+    if bad:
+        raise SmokeTestFailed(f"non-numeric or non-finite predictions: {bad[:5]}")
+
+
+def promote(
+    target: Target,
+    config: Path,
+    endpoint: str,
+    model: str,
+    code: Path,
+    request: Path,
+    mirror_percent: int = 0,
+    canary_percent: int = 0,
+    stage_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """Deploy `model` blue/green and shift traffic to it; returns what happened."""
+    traffic = target.traffic(endpoint)
+    if traffic is None:
+        target.create_endpoint(config / "endpoint.yml", endpoint)
+        traffic = {}
+    plan = choose_slot(traffic)
+    print(f"deploy: {model} -> {endpoint}/{plan.target} (live: {plan.live or 'none'})")
+    target.deploy(config / f"{plan.target}.yml", endpoint, plan.target, model, code)
+
+    rows = len(json.loads(request.read_text()).get("data", []))
+    status, body = target.invoke(endpoint, request, plan.target)
+    check_response(status, body, rows)
+    print(f"deploy: smoke test passed on {plan.target}: {body[:200]}")
+
+    stages: list[tuple[dict[str, int], dict[str, int]]] = []
+    if plan.live is not None:
+        if mirror_percent > 0:
+            stages.append(({plan.live: 100, plan.target: 0}, {plan.target: mirror_percent}))
+        if canary_percent > 0:
+            stages.append(
+                ({plan.live: 100 - canary_percent, plan.target: canary_percent}, {plan.target: 0})
+            )
+        final = {plan.live: 0, plan.target: 100}
+    else:
+        final = {plan.target: 100}
+    stages.append((final, {plan.target: 0} if plan.live is not None else {}))
+    for live_traffic, mirror in stages:
+        target.set_traffic(endpoint, live_traffic, mirror)
+        print(f"deploy: traffic {live_traffic} mirror {mirror}")
+        if (live_traffic, mirror) != stages[-1] and stage_seconds:
+            time.sleep(stage_seconds)
+    return {
+        "endpoint": endpoint,
+        "deployment": plan.target,
+        "previous": plan.live,
+        "model": model,
+        "traffic": final,
+    }
+
+
+# -- targets ---------------------------------------------------------------------------------
+class AzureTarget:
+    """Azure ML through azure-ai-ml's MLClient (the compute's managed identity)."""
+
+    def __init__(self, ml_client: Any) -> None:
+        self.ml = ml_client
+
+    @classmethod
+    def from_job_environment(cls) -> AzureTarget:
+        import os
+
+        from azure.ai.ml import MLClient
+        from azure.identity import ManagedIdentityCredential
+
+        credential = ManagedIdentityCredential(
+            client_id=os.environ.get("DEFAULT_IDENTITY_CLIENT_ID")
+        )
+        return cls(
+            MLClient(
+                credential,
+                subscription_id=os.environ["AZUREML_ARM_SUBSCRIPTION"],
+                resource_group_name=os.environ["AZUREML_ARM_RESOURCEGROUP"],
+                workspace_name=os.environ["AZUREML_ARM_WORKSPACE_NAME"],
+            )
+        )
+
+    def traffic(self, endpoint: str) -> dict[str, int] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self.ml.online_endpoints.get(endpoint).traffic or {})
+        except ResourceNotFoundError:
+            return None
+
+    def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
+        from azure.ai.ml import load_online_endpoint
+
+        ep = load_online_endpoint(endpoint_yml, params_override=[{"name": endpoint}])
+        self.ml.online_endpoints.begin_create_or_update(ep).result()
+
+    def deploy(
+        self, deployment_yml: Path, endpoint: str, slot: str, model: str, code: Path
+    ) -> None:
+        from azure.ai.ml import load_online_deployment
+
+        dep = load_online_deployment(
+            deployment_yml,
+            params_override=[
+                {"name": slot},
+                {"endpoint_name": endpoint},
+                {"model": model},
+                {"code_configuration.code": str(code)},
+            ],
+        )
+        self.ml.online_deployments.begin_create_or_update(dep).result()
+
+    def invoke(self, endpoint: str, request: Path, deployment: str) -> tuple[int, str]:
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            body = self.ml.online_endpoints.invoke(
+                endpoint_name=endpoint, request_file=str(request), deployment_name=deployment
+            )
+        except HttpResponseError as exc:
+            return int(exc.status_code or 500), str(exc.message)
+        return 200, body
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
+        ep = self.ml.online_endpoints.get(endpoint)
+        ep.traffic = traffic
+        ep.mirror_traffic = mirror
+        self.ml.online_endpoints.begin_create_or_update(ep).result()
+
+
+class LocalTarget:
+    """amlocal's endpoints (the step runs under `amlocal job create`)."""
+
+    def __init__(self) -> None:
+        from amlocal.workspace import Workspace
+
+        self.ws = Workspace()
+
+    def traffic(self, endpoint: str) -> dict[str, int] | None:
+        rec = self.ws.store.get("online-endpoint", endpoint)
+        return None if rec is None else dict(rec.get("traffic") or {})
+
+    def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
+        from amlocal.endpoints import online
+
+        online.create_or_update_endpoint(self.ws, endpoint_yml, endpoint)
+
+    def deploy(
+        self, deployment_yml: Path, endpoint: str, slot: str, model: str, code: Path
+    ) -> None:
+        from amlocal.endpoints import online
+
+        exists = self.ws.store.get("online-deployment", f"{endpoint}:{slot}") is not None
+        online.create_or_update_deployment(
+            self.ws,
+            deployment_yml,
+            slot,
+            endpoint,
+            [{"model": model}, {"code_configuration.code": str(code)}],
+            all_traffic=False,
+            creating=not exists,
+        )
+
+    def invoke(self, endpoint: str, request: Path, deployment: str) -> tuple[int, str]:
+        from amlocal.endpoints import online
+
+        status, _, body = online.invoke(self.ws, endpoint, request.read_bytes(), deployment)
+        return status, body.decode("utf-8", "replace")
+
+    def set_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
+        from amlocal.endpoints import online
+
+        online.set_traffic(self.ws, endpoint, traffic, mirror)

@@ -1,0 +1,200 @@
+"""The deploy step: blue/green logic, the Azure path against a mocked MLClient, and the local
+path end to end (the component's script as a subprocess under AMLOCAL=1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from online_support import (
+    ENDPOINT_DIR,
+    REPO,
+    cli,
+    descendants_alive,
+    fit_model,
+    register,
+    register_score_env,
+    save_model,
+)
+
+sys.path.insert(0, str(REPO / "src" / "deploy"))
+import deploy_lib  # noqa: E402
+from deploy_lib import AzureTarget, SmokeTestFailed, check_response, choose_slot, promote  # noqa: E402
+
+SAMPLE = ENDPOINT_DIR / "sample-request.json"
+
+
+def test_choose_slot():
+    assert choose_slot({}) == deploy_lib.Plan(live=None, target="blue")
+    assert choose_slot({"blue": 100, "green": 0}) == deploy_lib.Plan("blue", "green")
+    assert choose_slot({"blue": 0, "green": 100}) == deploy_lib.Plan("green", "blue")
+
+
+def test_check_response():
+    check_response(200, "[1.5, 2.0]", 2)
+    check_response(200, json.dumps("[1.5, 2.0]"), 2)  # MLClient.invoke's JSON string
+    for status, body in ((424, '{"message": "x"}'), (200, "[1.0]"), (200, "[NaN, 1]"), (200, "{")):
+        with pytest.raises(SmokeTestFailed):
+            check_response(status, body, 2)
+
+
+def _ml_client(traffic: dict[str, int], invoke: object) -> mock.MagicMock:
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    ml = mock.MagicMock()
+    ml.online_endpoints.get.side_effect = lambda name: ManagedOnlineEndpoint(
+        name=name, auth_mode="key", traffic=dict(traffic)
+    )
+    if isinstance(invoke, Exception):
+        ml.online_endpoints.invoke.side_effect = invoke
+    else:
+        ml.online_endpoints.invoke.return_value = invoke
+    return ml
+
+
+def test_azure_promotes_to_idle_slot_after_smoke_test():
+    ml = _ml_client({"blue": 100, "green": 0}, '"[151.2, 99.0]"')
+    result = promote(
+        AzureTarget(ml),
+        ENDPOINT_DIR,
+        "diabetes",
+        "azureml:diabetes-model:7",
+        REPO / "src" / "score",
+        SAMPLE,
+        canary_percent=10,
+    )
+    assert result["deployment"] == "green" and result["previous"] == "blue"
+    (dep,), _ = ml.online_deployments.begin_create_or_update.call_args
+    from azure.ai.ml.entities import ManagedOnlineDeployment
+
+    assert isinstance(dep, ManagedOnlineDeployment)
+    assert (dep.name, dep.endpoint_name) == ("green", "diabetes")
+    assert dep._to_dict()["model"] == "azureml:diabetes-model:7"
+    assert Path(dep.code_configuration.code).resolve() == (REPO / "src" / "score").resolve()
+    _, kwargs = ml.online_endpoints.invoke.call_args
+    assert kwargs["deployment_name"] == "green"  # smoke test through the deployment header
+    stages = [c.args[0] for c in ml.online_endpoints.begin_create_or_update.call_args_list]
+    assert [s.traffic for s in stages] == [{"blue": 90, "green": 10}, {"blue": 0, "green": 100}]
+
+
+def test_azure_failed_smoke_test_leaves_traffic():
+    from azure.core.exceptions import HttpResponseError
+
+    err = HttpResponseError(message="model error")
+    err.status_code = 424
+    ml = _ml_client({"blue": 0, "green": 100}, err)
+    with pytest.raises(SmokeTestFailed, match="424"):
+        promote(
+            AzureTarget(ml), ENDPOINT_DIR, "diabetes", "azureml:m:3", REPO / "src" / "score", SAMPLE
+        )
+    (dep,), _ = ml.online_deployments.begin_create_or_update.call_args
+    assert dep.name == "blue"
+    ml.online_endpoints.begin_create_or_update.assert_not_called()
+
+
+def test_azure_creates_missing_endpoint():
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ml = _ml_client({}, "[1.0, 2.0]")
+    ml.online_endpoints.get.side_effect = ResourceNotFoundError("nope")
+    target = AzureTarget(ml)
+    target.set_traffic = mock.MagicMock()
+    result = promote(
+        target, ENDPOINT_DIR, "diabetes", "azureml:m:1", REPO / "src" / "score", SAMPLE
+    )
+    assert result["deployment"] == "blue"
+    (ep,), _ = ml.online_endpoints.begin_create_or_update.call_args
+    assert ep.name == "diabetes" and ep.auth_mode == "key"
+    target.set_traffic.assert_called_once_with("diabetes", {"blue": 100}, {})
+
+
+# -- local, end to end ------------------------------------------------------------------------
+def _run_step(home: Path, tmp: Path, info: dict, name: str) -> subprocess.CompletedProcess:
+    reg = tmp / f"reg-{name}"
+    reg.mkdir()
+    (reg / "model_info.json").write_text(json.dumps(info))
+    env = {**os.environ, "AMLOCAL": "1", "AMLOCAL_HOME": str(home)}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    return subprocess.run(
+        [
+            sys.executable,
+            "deploy.py",
+            "--registration",
+            str(reg),
+            "--endpoint_config",
+            str(ENDPOINT_DIR),
+            "--score_code",
+            str(REPO / "src" / "score"),
+            "--endpoint_name",
+            "dg",
+            "--deployment",
+            str(tmp / f"out-{name}"),
+        ],
+        cwd=REPO / "src" / "deploy",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_local_blue_green(tmp_path):
+    home = tmp_path / "home"
+    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["AMLOCAL_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    try:
+        from amlocal.workspace import Workspace
+
+        ws = Workspace()
+        register_score_env(ws)
+        model, X = fit_model(alpha=1.0)
+        v1 = register(ws, save_model(model, X, tmp_path / "m1"))
+        model2, _ = fit_model(alpha=0.5)
+        v2 = register(ws, save_model(model2, X, tmp_path / "m2"))
+        # A model trained on 3 features: score.py answers 400 to the 10-feature sample.
+        broken, _ = fit_model()
+        broken = broken.fit(X.iloc[:, :3], X.iloc[:, 3])
+        v3 = register(ws, save_model(broken, X.iloc[:, :3], tmp_path / "m3"))
+
+        r = _run_step(home, tmp_path, {"registered": False, "reason": "not better"}, "skip")
+        assert r.returncode == 0 and "nothing to deploy" in r.stdout
+
+        info = {"registered": True, "name": "diabetes-model"}
+        r = _run_step(home, tmp_path, {**info, "version": v1}, "v1")
+        assert r.returncode == 0, r.stderr
+        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 100}
+
+        r = _run_step(home, tmp_path, {**info, "version": v2}, "v2")
+        assert r.returncode == 0, r.stderr
+        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
+        green = cli("online-deployment", "show", "-n", "green", "-e", "dg")
+        assert green["model"] == f"azureml:diabetes-model:{v2}"
+        out = json.loads(cli("online-endpoint", "invoke", "-n", "dg", "-r", str(SAMPLE)))
+        import pandas as pd
+
+        rows = json.loads(SAMPLE.read_text())["data"]
+        assert out == pytest.approx(list(model2.predict(pd.DataFrame(rows, columns=X.columns))))
+
+        r = _run_step(home, tmp_path, {**info, "version": v3}, "v3")
+        assert r.returncode == 1
+        assert "smoke test" in r.stderr and "expected 3 features" in r.stderr
+        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
+        saved_info = json.loads((tmp_path / "out-v3" / "deploy_info.json").read_text())
+        assert saved_info["deployed"] is False
+    finally:
+        try:
+            cli("online-endpoint", "delete", "-n", "dg", "--yes", ok=False)
+        finally:
+            leftovers = descendants_alive(str(home))
+            for pid in leftovers:
+                os.kill(pid, signal.SIGKILL)
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    assert leftovers == []
