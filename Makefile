@@ -1,4 +1,5 @@
-# Every target that talks to Azure ML goes through $(AML): `make train AML="az ml"` runs on Azure.
+# Every target that talks to Azure ML goes through $(AML): `make train AML="az ml"` runs the
+# same YAML on Azure (workspace and resource group from `az configure --defaults`).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 AML ?= $(BIN)/amlocal
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup test lint clean
+.PHONY: setup assets train ui validate test lint clean
 
 setup: $(VENV)/.installed
 
@@ -15,6 +16,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
+
+# Register the data asset and environments the pipeline references (idempotent: an
+# identical version is not re-created).
+assets: setup
+	$(AML) data create -f data/diabetes.yml -o none
+	$(AML) environment create -f environments/train.yml -o none
+	$(AML) environment create -f environments/score.yml -o none
+
+train: assets
+	$(AML) job create -f pipelines/train.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s)))
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .amlocal)/mlflow.db --host 127.0.0.1 --port 5000
+
+validate: setup
+	$(BIN)/python -m amlocal.validate
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -87,7 +87,7 @@ def validate(entity: Any, path: str | Path) -> None:
     if validate_fn is None:
         return
     result = validate_fn()
-    if not result.passed:
+    if result is not None and not result.passed:
         details = "; ".join(f"{k}: {v}" for k, v in result.error_messages.items())
         raise InvalidInput(f"{path}: {details}")
 

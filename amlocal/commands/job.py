@@ -127,11 +127,18 @@ def _view(ws: Workspace, name: str, done: threading.Event) -> None:
     tty = sys.stderr.isatty()
     seen: dict[str, str] = {}
     last = ""
-    while not done.wait(0.2):
+    tail = stream.LogTail()
+    while True:
+        finished = done.wait(0.2)
         job = ws.store.get("job", name)
-        if not job:
+        if finished or not job:
+            if job and job.get("type") != "pipeline":
+                tail.pump(job, sys.stderr)
+            if finished:
+                return
             continue
         if job.get("type") != "pipeline":
+            tail.pump(job, sys.stderr)
             continue
         if tty:
             text = stream.render(ws, job)

@@ -17,7 +17,7 @@ from amlocal.hashing import text_digest
 from amlocal.jobs import expressions as ex
 from amlocal.workspace import Workspace
 
-PLAN_VERSION = "3"
+PLAN_VERSION = "4"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
 STEP_KINDS = {"command", "parallel", "sweep", "pipeline"}
 
@@ -99,7 +99,10 @@ def build_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> di
     if kind == "pipeline":
         settings = spec.get("settings") or {}
         plan["settings"] = settings
-        plan["inputs"] = {k: _pipeline_input(v, base) for k, v in (entity.inputs or {}).items()}
+        raw_inputs = spec.get("inputs") or {}
+        plan["inputs"] = {
+            k: _pipeline_input(v, raw_inputs.get(k), base) for k, v in (entity.inputs or {}).items()
+        }
         plan["outputs"] = {k: _output_decl(v) for k, v in (spec.get("outputs") or {}).items()}
         plan["steps"] = {
             name: _step(name, node, base, where=f"{path}: jobs.{name}")
@@ -114,9 +117,11 @@ def build_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> di
     return plan
 
 
-def _pipeline_input(value: Any, base: Path) -> dict[str, Any]:
+def _pipeline_input(value: Any, raw: Any, base: Path) -> dict[str, Any]:
     data = getattr(value, "_data", value)
     path = getattr(data, "path", None)
+    if isinstance(raw, dict) and raw.get("path") is not None:
+        path = raw["path"]  # keeps the azureml: prefix the entity strips from asset refs
     if path is not None or getattr(data, "type", None) in DATA_TYPES:
         return {
             "type": getattr(data, "type", None) or "uri_folder",

@@ -75,6 +75,28 @@ def failure_report(ws: Workspace, job: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+class LogTail:
+    """Copies new bytes of a job's std_log.txt to a stream, as `az ml job stream` does."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+
+    def pump(self, job: dict[str, Any], out: TextIO) -> None:
+        path = job.get("_log")
+        if not path:
+            return
+        try:
+            with open(path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        self.pos += len(chunk)
+        if chunk:
+            out.write(chunk.decode(errors="replace"))
+            out.flush()
+
+
 def follow(
     ws: Workspace, name: str, out: TextIO = sys.stderr, interval: float = 0.2
 ) -> dict[str, Any]:
@@ -82,7 +104,7 @@ def follow(
     tty = out.isatty()
     last = ""
     seen: dict[str, str] = {}
-    log_pos = 0
+    tail = LogTail()
     while True:
         job = ws.store.get("job", name)
         if job is None:
@@ -107,15 +129,8 @@ def follow(
                             else ""
                         )
                         out.write(f"[{name}] {key}: {state}{extra}\n")
-        elif job.get("_log"):  # a single job: follow its log, as `az ml job stream` does
-            try:
-                with open(job["_log"], "rb") as f:
-                    f.seek(log_pos)
-                    chunk = f.read()
-                    log_pos += len(chunk)
-                    out.write(chunk.decode(errors="replace"))
-            except FileNotFoundError:
-                pass
+        else:  # a single job: follow its log
+            tail.pump(job, out)
         out.flush()
         if job.get("status") in TERMINAL:
             out.write(f"[{name}] {job['status']}\n")

@@ -1,0 +1,154 @@
+"""Standalone command jobs, timeout, cancel from another process (no orphans), two jobs at
+once, download and show."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tests.engine.conftest import Project
+
+SLEEPER = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: >-
+  echo $$ > ${{{{outputs.o}}}}/pid; sleep 300 & echo $! > ${{{{outputs.o}}}}/child; wait
+environment: azureml:testenv@latest
+experiment_name: lifecycle
+outputs:
+  o:
+    type: uri_folder
+{extra}
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_status(project: Project, name: str, statuses: set[str], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = project.json("job", "show", "-n", name)
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {name} did not reach {statuses}: {job['status']}")
+
+
+def test_standalone_command_job_outputs_logs_and_download(project: Project) -> None:
+    project.write(
+        "src/hello.py",
+        "import sys, pathlib\nprint('hello', sys.argv[1:])\n"
+        "pathlib.Path('outputs/note.txt').write_text('kept')\n"
+        "pathlib.Path(sys.argv[2], 'r.txt').write_text(sys.argv[1])\n",
+    )
+    project.write(
+        "cmd.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: python hello.py ${{inputs.n}} ${{outputs.result}}
+        code: ./src
+        environment: azureml:testenv@latest
+        inputs:
+          n: 7
+        outputs:
+          result:
+            type: uri_folder
+            path: azureml://datastores/workspaceblobstore/paths/custom/${{name}}/${{output_name}}
+        """,
+    )
+    job, r = project.create("cmd.yml", "-n", "my-job")
+    assert job["name"] == "my-job" and job["status"] == "Completed"
+    assert "hello ['7'" in r.stderr  # the log is streamed
+    out = project.home / "datastores/workspaceblobstore/custom/my-job/result/r.txt"
+    assert out.read_text() == "7"
+    dl = project.root / "dl"
+    project.run("job", "download", "-n", "my-job", "--all", "--download-path", str(dl))
+    assert (dl / "named-outputs/result/r.txt").read_text() == "7"
+    assert "hello" in (dl / "artifacts/user_logs/std_log.txt").read_text()
+    assert (dl / "artifacts/outputs/note.txt").read_text() == "kept"
+    r = project.run("job", "create", "-f", "cmd.yml", "-n", "my-job", check=False)
+    assert r.returncode == 2 and "already exists" in r.stderr
+
+
+def test_timeout_cancels_the_job_and_its_children(project: Project) -> None:
+    project.write("slow.yml", SLEEPER.format(extra="limits:\n  timeout: 2\n"))
+    job, r = project.create("slow.yml", check=False)
+    assert r.returncode != 0
+    assert job["status"] == "Canceled"
+    assert "limits.timeout" in r.stderr or "limits.timeout" in json.dumps(job)
+    child = int((Path(job["outputs"]["o"]["local_path"]) / "child").read_text())
+    assert not _alive(child)
+
+
+def test_cancel_from_another_process_leaves_no_orphans(project: Project) -> None:
+    project.write("slow.yml", SLEEPER.format(extra=""))
+    job = project.json("job", "create", "-f", "slow.yml")  # detached, returns at once
+    assert job["status"] in ("NotStarted", "Running")
+    name = job["name"]
+    _wait_status(project, name, {"Running"})
+    out = Path(project.home / "datastores/workspaceblobstore/azureml" / name / "o")
+    deadline = time.monotonic() + 60
+    while not (out / "child").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    shell, child = int((out / "pid").read_text()), int((out / "child").read_text())
+    assert _alive(child)
+    project.run("job", "cancel", "-n", name)
+    final = _wait_status(project, name, {"Canceled", "Failed", "Completed"})
+    assert final["status"] == "Canceled"
+    deadline = time.monotonic() + 10
+    while (_alive(child) or _alive(shell)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child) and not _alive(shell)
+
+
+def test_two_pipelines_at_once(project: Project) -> None:
+    project.write(
+        "src/s.py",
+        "import sys, time, pathlib\ntime.sleep(1)\n"
+        "pathlib.Path(sys.argv[2], 'v').write_text(sys.argv[1])\n",
+    )
+    project.write(
+        "p.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        experiment_name: twice
+        settings:
+          default_compute: azureml:cpu-cluster
+        inputs:
+          v: x
+        jobs:
+          a:
+            type: command
+            code: ./src
+            command: python s.py ${{inputs.v}} ${{outputs.o}}
+            environment: azureml:testenv@latest
+            inputs:
+              v: ${{parent.inputs.v}}
+            outputs:
+              o:
+                type: uri_folder
+        """,
+    )
+    j1 = project.json("job", "create", "-f", "p.yml", "--set", "inputs.v=one")
+    j2 = project.json("job", "create", "-f", "p.yml", "--set", "inputs.v=two")
+    r = project.run("job", "stream", "-n", j1["name"])
+    assert "Completed" in r.stderr
+    f1 = _wait_status(project, j1["name"], {"Completed", "Failed", "Canceled"})
+    f2 = _wait_status(project, j2["name"], {"Completed", "Failed", "Canceled"})
+    assert f1["status"] == f2["status"] == "Completed"
+    vals = {Path(j["jobs"]["a"]["outputs"]["o"]["local_path"], "v").read_text() for j in (f1, f2)}
+    assert vals == {"one", "two"}
+    names = [j["name"] for j in project.json("job", "list")]
+    assert set(names) == {j1["name"], j2["name"]}
