@@ -118,13 +118,10 @@ def submit(
     steps = plan["steps"] if plan["kind"] == "pipeline" else {"__job__": plan["step"]}
     env_labels: dict[str, str] = {}
     for sname, step in steps.items():
-        if step["kind"] == "command":
-            where = (
-                f"{plan['source']}: jobs.{sname}" if plan["kind"] == "pipeline" else plan["source"]
-            )
-            env = environments.resolve(ws, step["component"].get("environment"), where)
-            step["env"] = env
-            env_labels[sname] = env["label"]
+        where = f"{plan['source']}: jobs.{sname}" if plan["kind"] == "pipeline" else plan["source"]
+        env = environments.resolve(ws, step_environment(step), where)
+        step["env"] = env
+        env_labels[sname] = env["label"]
     commit = git_commit(base)
     record: dict[str, Any] = {
         "name": name,
@@ -183,6 +180,18 @@ def submit(
                 parent=name,
             )
     return record
+
+
+def step_environment(step: dict[str, Any]) -> Any:
+    """Where each step kind keeps its environment: command components, a parallel task,
+    a sweep trial."""
+    spec, component = step.get("spec") or {}, step.get("component") or {}
+    if step["kind"] == "parallel":
+        return (component.get("task") or spec.get("task") or {}).get("environment")
+    if step["kind"] == "sweep":
+        trial = spec.get("trial") if isinstance(spec.get("trial"), dict) else {}
+        return trial.get("environment")
+    return component.get("environment")
 
 
 def _resolve_component_refs(ws: Workspace, plan: dict[str, Any]) -> None:
@@ -255,6 +264,67 @@ class Execution:
     def request_cancel(self) -> None:
         self.user_canceled = True
         self.cancel.set()
+
+    # -- the API step kinds (amlocal.jobs.kinds) use ---------------------------------------
+    def update_job(self, job: str, **fields: Any) -> None:
+        """Write fields to a job record (status changes also update the pipeline's view)."""
+        self._set(job, **fields)
+
+    def mlflow_run(self, job: str, parent_run_id: str | None = None) -> str | None:
+        """Create the MLflow run for a job that really executes: nested under the pipeline's
+        run, or under `parent_run_id` (a sweep's trials under the sweep); returns its id."""
+        if parent_run_id is None:
+            return self._mlflow_run(job, parent=False)
+        from amlocal import tracking
+
+        tags = {"azureml.jobName": job}
+        if self.record.get("_git_commit"):
+            tags["mlflow.source.git.commit"] = self.record["_git_commit"]
+        with self.mlflow_lock:
+            return tracking.start_run(
+                self.ws, self.plan["experiment_name"], job, parent_run_id=parent_run_id, tags=tags
+            )
+
+    def end_mlflow_run(self, run_id: str, status: str) -> None:
+        from amlocal import tracking
+
+        with self.mlflow_lock:
+            tracking.end_run(self.ws, run_id, status)
+
+    def step_env_vars(self, job: str, run_id: str | None) -> dict[str, str]:
+        """The variables Azure ML sets for a job process (MLflow run, job name)."""
+        return self._mlflow_env(job, run_id)
+
+    def warn_environment(self, env: dict[str, Any]) -> None:
+        self._warn_env(env)
+
+    def find_reusable(self, step: dict[str, Any], key: str, job: str) -> dict[str, Any] | None:
+        """The earlier step job to reuse for fingerprint `key` (recorded as reused), or None."""
+        deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
+        if not deterministic or self.force_rerun:
+            return None
+        hit = reuse.lookup(self.ws.store, key)
+        if hit is None or hit["name"] == job:
+            return None
+        props = {"azureml.isreused": "true", "azureml.reusedrunid": hit["name"]}
+        if hit.get("properties", {}).get("mlflow.runId"):
+            props["mlflow.runId"] = hit["properties"]["mlflow.runId"]
+        self._set(
+            job,
+            status="Completed",
+            properties=props,
+            outputs=hit["outputs"],
+            start_time=now_iso(),
+            end_time=now_iso(),
+            _log=hit.get("_log"),
+        )
+        return hit
+
+    def remember(self, step: dict[str, Any], key: str, job: str) -> None:
+        """Record a successful step job as reusable under fingerprint `key`."""
+        deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
+        if deterministic and not self.force_rerun:
+            reuse.remember(self.ws.store, key, job)
 
     # status helpers
     def _set(self, job: str, **fields: Any) -> None:
@@ -337,6 +407,36 @@ class Execution:
         self._set(self.name, status=status, end_time=now_iso())
         self._finish_mlflow(status)
         return status
+
+    def _warn_env(self, env: dict[str, Any]) -> None:
+        if env.get("definition") and env["identity"] not in self.warned_envs:
+            self.warned_envs.add(env["identity"])
+            for problem in environments.mismatches(env["definition"]):
+                sys.stderr.write(f"WARNING: environment {env['label']}: {problem}\n")
+        if env.get("curated") and env["identity"] not in self.warned_envs:
+            self.warned_envs.add(env["identity"])
+            sys.stderr.write(
+                f"WARNING: {env['label']} is an Azure ML registry environment; "
+                f"running in the project venv instead\n"
+            )
+
+    def _mlflow_env(self, job: str, run_id: str | None) -> dict[str, str]:
+        env = {
+            "MLFLOW_TRACKING_URI": self.ws.mlflow_tracking_uri,
+            "MLFLOW_EXPERIMENT_NAME": self.plan["experiment_name"],
+            "AMLOCAL": "1",
+            "AMLOCAL_HOME": str(self.ws.home),
+            "AZUREML_RUN_ID": job,
+        }
+        if run_id:
+            env["MLFLOW_RUN_ID"] = run_id
+            from amlocal import tracking
+
+            with self.mlflow_lock:
+                env["MLFLOW_EXPERIMENT_ID"] = tracking.experiment_id(
+                    self.ws, self.plan["experiment_name"]
+                )
+        return env
 
     def _finish_mlflow(self, status: str) -> None:
         if self.parent_run:
@@ -520,30 +620,9 @@ class Execution:
                     _log=hit.get("_log"),
                 )
                 return "Completed", hit["outputs"]
-        if env.get("definition") and env["identity"] not in self.warned_envs:
-            self.warned_envs.add(env["identity"])
-            for problem in environments.mismatches(env["definition"]):
-                sys.stderr.write(f"WARNING: environment {env['label']}: {problem}\n")
-        if env.get("curated"):
-            sys.stderr.write(
-                f"WARNING: {env['label']} is an Azure ML registry environment; "
-                f"running in the project venv instead\n"
-            )
+        self._warn_env(env)
         run_id = self._mlflow_run(job if not standalone else self.name, parent=False)
-        mlflow_env = {
-            "MLFLOW_TRACKING_URI": self.ws.mlflow_tracking_uri,
-            "MLFLOW_EXPERIMENT_NAME": self.plan["experiment_name"],
-            "AMLOCAL": "1",
-            "AMLOCAL_HOME": str(self.ws.home),
-            "AZUREML_RUN_ID": job,
-        }
-        if run_id:
-            mlflow_env["MLFLOW_RUN_ID"] = run_id
-            from amlocal import tracking
-
-            with self.mlflow_lock:
-                exp = tracking.experiment_id(self.ws, self.plan["experiment_name"])
-            mlflow_env["MLFLOW_EXPERIMENT_ID"] = exp
+        mlflow_env = self._mlflow_env(job, run_id)
         bin_dir = environments.python_bin_dir(self.ws, env, bool(self.record.get("_isolate")))
         proc = steprun.StepProcess(self.ws, r, mlflow_env, bin_dir)
         props = {"mlflow.runId": run_id} if run_id else {}

@@ -120,7 +120,18 @@ def data_input(
     return str(local), meta, digest
 
 
-def resolve(
+@dataclass
+class IO:
+    """A step's inputs and outputs resolved to values and local paths."""
+
+    input_values: dict[str, Any]  # what ${{inputs.x}} renders to (None: no value)
+    input_meta: dict[str, Any]  # shown in job records
+    input_identity: dict[str, Any]  # literals and data digests, for reuse
+    outputs: dict[str, dict[str, Any]]  # name -> {type, mode, local_path, uri}
+    output_identity: dict[str, Any]
+
+
+def resolve_io(
     ws: Workspace,
     job_name: str,
     step: dict[str, Any],
@@ -129,17 +140,16 @@ def resolve(
     *,
     base: Path,
     datastore: str = DEFAULT_DATASTORE,
-    env: dict[str, Any],
-) -> Resolved:
-    """Resolve a step given its bound inputs (already evaluated in the parent context).
-
-    `bound` maps input name -> {"literal": v} | {"data": {...}} | {"path": local, "digest",
-    "type"} (an upstream output). `out_targets` maps output name -> declaration.
-    """
-    component = step["component"]
+    component: dict[str, Any] | None = None,
+) -> IO:
+    """Resolve inputs and outputs for any step kind, given its bound inputs (already
+    evaluated in the parent context): `bound` maps input name -> {"literal": v} |
+    {"data": {...}} | {"upstream": {local_path, uri, type}}; `out_targets` maps output name
+    -> declaration. `component` defaults to step["component"] (a sweep passes its trial)."""
+    component = component if component is not None else step["component"]
     decls = component.get("inputs") or {}
     values: dict[str, Any] = {}
-    meta: dict[str, dict[str, Any]] = {}
+    meta: dict[str, Any] = {}
     identity: dict[str, Any] = {}
     for name, decl in decls.items():
         b = bound.get(name)
@@ -147,29 +157,17 @@ def resolve(
             default = decl.get("default")
             values[name] = coerce(default, decl) if default is not None else None
             identity[name] = values[name]
-            if (
-                values[name] is None
-                and not decl.get("optional")
-                and decl.get("type") not in DATA_TYPES
-            ):
-                raise InvalidInput(f"step '{step['name']}': required input '{name}' has no value")
-            if values[name] is None and not decl.get("optional") and decl.get("type") in DATA_TYPES:
-                raise InvalidInput(
-                    f"step '{step['name']}': required data input '{name}' is not bound"
-                )
+            if values[name] is None and not decl.get("optional"):
+                kind = "data input" if decl.get("type") in DATA_TYPES else "input"
+                raise InvalidInput(f"step '{step['name']}': required {kind} '{name}' has no value")
             continue
         if "literal" in b:
             values[name] = coerce(b["literal"], decl)
             identity[name] = values[name]
             meta[name] = values[name]
         elif "data" in b:
-            v, m, digest = data_input(
-                ws,
-                job_name,
-                name,
-                {**b["data"], "mode": b["data"].get("mode") or decl.get("mode")},
-                base,
-            )
+            data = {**b["data"], "mode": b["data"].get("mode") or decl.get("mode")}
+            v, m, digest = data_input(ws, job_name, name, data, base)
             values[name], meta[name], identity[name] = v, m, {"digest": digest, "mode": m["mode"]}
         elif "upstream" in b:
             up = b["upstream"]
@@ -179,23 +177,19 @@ def resolve(
                     f"step '{step['name']}': input '{name}' expects {local}, "
                     f"which the upstream step did not write"
                 )
-            digest = tree_digest(local, store=ws.store)
             values[name] = str(local)
             meta[name] = {"type": up.get("type"), "path": up.get("uri"), "local_path": str(local)}
-            identity[name] = {"digest": digest}
+            identity[name] = {"digest": tree_digest(local, store=ws.store)}
     for name in bound:
         if name not in decls:
             raise InvalidInput(
                 f"step '{step['name']}': input '{name}' is not declared by its component"
             )
-
     outputs: dict[str, dict[str, Any]] = {}
     out_identity: dict[str, Any] = {}
     for name, decl in (component.get("outputs") or {}).items():
-        target = {
-            **decl,
-            **{k: v for k, v in (out_targets.get(name) or {}).items() if v is not None},
-        }
+        chosen = {k: v for k, v in (out_targets.get(name) or {}).items() if v is not None}
+        target = {**decl, **chosen}
         local, uri = output_location(ws, job_name, name, target, datastore)
         outputs[name] = {
             "type": target.get("type", "uri_folder"),
@@ -208,7 +202,25 @@ def resolve(
             "mode": target.get("mode"),
             "path": target.get("path"),
         }
+    return IO(values, meta, identity, outputs, out_identity)
 
+
+def resolve(
+    ws: Workspace,
+    job_name: str,
+    step: dict[str, Any],
+    bound: dict[str, Any],
+    out_targets: dict[str, dict[str, Any]],
+    *,
+    base: Path,
+    datastore: str = DEFAULT_DATASTORE,
+    env: dict[str, Any],
+) -> Resolved:
+    """Resolve a command step: its I/O, rendered command and reuse fingerprint."""
+    component = step["component"]
+    io = resolve_io(ws, job_name, step, bound, out_targets, base=base, datastore=datastore)
+    values, meta, identity = io.input_values, io.input_meta, io.input_identity
+    outputs, out_identity = io.outputs, io.output_identity
     code = component.get("code")
     code_path = Path(code) if code else None
     limits = step.get("limits") or {}
