@@ -275,7 +275,10 @@ def main(argv: list[str]) -> None:
         os._exit(0)
     state_dir = paths.endpoint_dir(home, endpoint)
     reap_stale(state_dir)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK
+    # (the uvicorn multi-worker bug in serving.md, section 2).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
