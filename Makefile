@@ -42,3 +42,12 @@ lint: setup
 
 clean:
 	rm -rf .amlocal .pytest_cache .ruff_cache
+
+# Online endpoint (issue 4): `make train` deploys each newly registered model blue/green.
+ENDPOINT ?= diabetes
+.PHONY: endpoint invoke
+endpoint: assets
+	$(AML) online-endpoint create -f endpoints/online/diabetes/endpoint.yml -o none
+	$(AML) online-endpoint show -n $(ENDPOINT) --query scoring_uri
+invoke: setup
+	$(AML) online-endpoint invoke -n $(ENDPOINT) -r endpoints/online/diabetes/sample-request.json
