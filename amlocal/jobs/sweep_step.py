@@ -1,0 +1,563 @@
+"""`type: sweep`, standalone or as a pipeline step: trials as subprocesses, objective read
+from MLflow, early termination while trials run, the best trial's outputs as the sweep's.
+
+Each trial is a command job named `<sweep job>_<n>` (HyperDrive's child-run names) with its
+own record (parent: the sweep job), working directory, log and MLflow run nested under the
+sweep's run. The decisions (what to sample, whom to stop, who is best) are in `sweep.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput
+from amlocal.jobs import environments, reuse
+from amlocal.jobs import expressions as ex
+from amlocal.jobs import run as steprun
+from amlocal.jobs import sweep as sw
+from amlocal.jobs.plan import DATA_TYPES
+from amlocal.snapshot import snapshot_digest
+
+# How often running trials' metrics are read from MLflow to apply early termination: often
+# enough that a stopped trial wastes little, rarely enough not to load SQLite.
+POLL_SECONDS = 0.5
+DEFAULT_MAX_TOTAL_TRIALS = 1000  # the YAML reference's default
+_SWEEP_KEYS = (
+    "sampling_algorithm",
+    "search_space",
+    "objective",
+    "limits",
+    "early_termination",
+)
+
+
+@dataclass
+class Live:
+    """A trial whose process is running (or has just ended)."""
+
+    state: sw.TrialState
+    run_id: str | None
+    proc: steprun.StepProcess
+    resolved: steprun.Resolved
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    exit_code: int | None = None
+    checked: int = 0  # the last interval early termination looked at
+    stop_reason: str | None = None
+
+
+def trial_component(spec: dict[str, Any], standalone: bool) -> dict[str, Any]:
+    """The trial as a command component. In a pipeline `trial:` is a component with declared
+    inputs (the search space binds to inputs of the same name); a standalone sweep's trial is
+    a bare command whose inputs and outputs are the job's own."""
+    trial = spec.get("trial")
+    if not isinstance(trial, dict):
+        raise InvalidInput(f"sweep: trial must be a command component, got {trial!r}")
+    comp = copy.deepcopy(trial)
+    if standalone or not comp.get("inputs"):
+        decls: dict[str, Any] = {}
+        for k, v in (spec.get("inputs") or {}).items():
+            if isinstance(v, dict) and (v.get("type") in DATA_TYPES or "path" in v):
+                decls[k] = {"type": v.get("type", "uri_folder"), "mode": v.get("mode")}
+            else:
+                decls[k] = {"optional": True}
+        comp["inputs"] = {**decls, **(comp.get("inputs") or {})}
+    if standalone or not comp.get("outputs"):
+        outs = {k: _out_decl(v) for k, v in (spec.get("outputs") or {}).items()}
+        comp["outputs"] = {**outs, **(comp.get("outputs") or {})}
+    return comp
+
+
+def _out_decl(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return {"type": v.get("type") or "uri_folder", "mode": v.get("mode")}
+    return {"type": "uri_folder"}
+
+
+def run(
+    execution: Any,
+    job: str,
+    step: dict[str, Any],
+    bound: dict[str, Any],
+    targets: dict[str, dict[str, Any]],
+) -> tuple[str, dict[str, Any]]:
+    return SweepRun(execution, job, step, bound, targets).execute()
+
+
+class SweepRun:
+    """One sweep job from start to terminal status."""
+
+    def __init__(
+        self,
+        execution: Any,
+        job: str,
+        step: dict[str, Any],
+        bound: dict[str, Any],
+        targets: dict[str, dict[str, Any]],
+    ) -> None:
+        self.ex, self.ws, self.job, self.step = execution, execution.ws, job, step
+        self.spec = step["spec"]
+        self.standalone = execution.plan["kind"] != "pipeline"
+        self.comp = trial_component(self.spec, self.standalone)
+        self.bound = bound
+        self.targets = targets
+        objective = self.spec.get("objective") or {}
+        self.metric = objective.get("primary_metric")
+        self.goal = str(objective.get("goal") or "maximize").lower()
+        if not self.metric:
+            raise InvalidInput(f"step '{step['name']}': objective.primary_metric is required")
+        if self.goal not in ("maximize", "minimize"):
+            raise InvalidInput(f"objective.goal: '{self.goal}' is not maximize or minimize")
+        self.space = self.spec.get("search_space") or {}
+        self.algorithm = self.spec.get("sampling_algorithm") or "random"
+        self.policy = sw.Policy.from_spec(self.spec.get("early_termination"))
+        algo = self.algorithm.get("type") if isinstance(self.algorithm, dict) else self.algorithm
+        if self.policy is not None and str(algo).lower() == "bayesian":
+            raise InvalidInput("early_termination is not supported with bayesian sampling")
+        self.sampler = sw.make_sampler(self.algorithm, self.space, self.goal)
+        limits = self.spec.get("limits") or {}
+        self.max_total = int(limits.get("max_total_trials") or DEFAULT_MAX_TOTAL_TRIALS)
+        self.max_concurrent = max(
+            1, min(int(limits.get("max_concurrent_trials") or self.max_total), os.cpu_count() or 1)
+        )
+        self.timeout = float(limits["timeout"]) if limits.get("timeout") else None
+        self.trial_timeout = float(limits["trial_timeout"]) if limits.get("trial_timeout") else None
+        self.trials: list[sw.TrialState] = []
+        self.live: dict[str, Live] = {}
+        self.run_id: str | None = None
+        self.log_path = self.ws.job_dir(job) / steprun.LOG_NAME
+        self.stop_reason: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def execute(self) -> tuple[str, dict[str, Any]]:
+        ex_, job = self.ex, self.job
+        placeholders = {k: {"literal": None} for k in self.space if k in self.comp["inputs"]}
+        io = steprun.resolve_io(
+            self.ws,
+            job,
+            self.step,
+            {**self.bound, **placeholders},
+            self.targets,
+            base=ex_.base,
+            datastore=ex_.datastore,
+            component=self.comp,
+        )
+        for name in self.space:  # fail before any trial if the search space reaches nothing
+            if name not in self.comp["inputs"] and "search_space." + name not in "".join(
+                ex.EXPR.findall(self.comp.get("command") or "")
+            ):
+                raise InvalidInput(
+                    f"step '{self.step['name']}': search_space.{name} is neither a trial input "
+                    f"nor used as ${{{{search_space.{name}}}}} in trial.command"
+                )
+        env = self.step["env"]
+        key = self._fingerprint(io, env)
+        if key and ex_.find_reusable(self.step, key, job):
+            return "Completed", (self.ws.store.get("job", job) or {}).get("outputs") or {}
+        ex_.warn_environment(env)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = ex_.mlflow_run(job)
+        shown = {
+            "inputs": io.input_meta,
+            "environment": env["label"],
+            "objective": {"primary_metric": self.metric, "goal": self.goal},
+            "search_space": self.space,
+        }
+        props = {"mlflow.runId": self.run_id} if self.run_id else {}
+        ex_.update_job(
+            job, status="Running", start_time=_now(), properties=props, _log=str(self.log_path)
+        )
+        ex_.update_job(job, **shown)
+        self._log(
+            f"sweep {job}: {self.metric} ({self.goal}), up to {self.max_total} trials, "
+            f"{self.max_concurrent} at a time"
+        )
+        try:
+            self._loop(env)
+        finally:
+            for lv in list(self.live.values()):
+                lv.stop.set()
+            for lv in list(self.live.values()):
+                if lv.thread:
+                    lv.thread.join()
+        return self._finish(io, key, props)
+
+    def _fingerprint(self, io: steprun.IO, env: dict[str, Any]) -> str | None:
+        """Reuse key of the whole sweep; None when sampling is not reproducible."""
+        if not sw.is_deterministic(self.algorithm):
+            return None
+        trial = {k: v for k, v in self.comp.items() if k != "code"}
+        component = {"type": "sweep", "trial": trial}
+        component.update({k: self.spec.get(k) for k in _SWEEP_KEYS})
+        code = self.comp.get("code")
+        digest = snapshot_digest(Path(code), self.ws.store) if code else None
+        return reuse.fingerprint(
+            component, digest, env["identity"], io.input_identity, io.output_identity, {}
+        )
+
+    def _loop(self, env: dict[str, Any]) -> None:
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        exhausted = False
+        last_poll = 0.0
+        while True:
+            if self.ex.cancel.is_set():
+                self.stop_reason = self.stop_reason or "canceled"
+            elif deadline is not None and time.monotonic() > deadline:
+                self.stop_reason = f"limits.timeout ({self.timeout:g} s) reached"
+            if self.stop_reason:
+                for lv in self.live.values():
+                    lv.stop.set()
+            while (
+                not self.stop_reason
+                and not exhausted
+                and len(self.live) < self.max_concurrent
+                and len(self.trials) < self.max_total
+            ):
+                params = self.sampler.propose()
+                if params is None:
+                    exhausted = True
+                    break
+                self._start_trial(params, env)
+            if time.monotonic() - last_poll >= POLL_SECONDS:
+                last_poll = time.monotonic()
+                self._poll()
+            for name, lv in list(self.live.items()):
+                if lv.thread is not None and not lv.thread.is_alive():
+                    del self.live[name]
+                    self._end_trial(lv)
+            nothing_left = exhausted or len(self.trials) >= self.max_total
+            if not self.live and (nothing_left or self.stop_reason):
+                return
+            time.sleep(0.05)
+
+    # -- trials -------------------------------------------------------------------------------
+    def _start_trial(self, params: dict[str, Any], env: dict[str, Any]) -> None:
+        name = f"{self.job}_{len(self.trials)}"
+        state = sw.TrialState(name=name, params=params)
+        self.trials.append(state)
+        bound = dict(self.bound)
+        for k, v in params.items():
+            if k in self.comp["inputs"]:
+                bound[k] = {"literal": v}
+        trial_step = {**self.step, "name": name, "component": self.comp}
+        self.ws.store.put(
+            "job",
+            name,
+            {
+                "name": name,
+                "display_name": name,
+                "type": "command",
+                "status": "Starting",
+                "parent_job_name": self.job,
+                "experiment_name": self.ex.plan["experiment_name"],
+                "parameters": params,
+                "properties": {},
+                "inputs": {},
+                "outputs": {},
+                "environment": env["label"],
+                "creation_context": {"created_at": _now()},
+            },
+            parent=self.job,
+        )
+        try:
+            io = steprun.resolve_io(
+                self.ws,
+                name,
+                trial_step,
+                bound,
+                {},
+                base=self.ex.base,
+                datastore=self.ex.datastore,
+                component=self.comp,
+            )
+            command = ex.render(
+                self.comp.get("command") or "",
+                io.input_values,
+                {k: v["local_path"] for k, v in io.outputs.items()},
+                extra={"search_space": params},
+                where=f"{self.step['name']}: trial.command",
+            )
+        except InvalidInput as exc:
+            state.status = "Failed"
+            self._update(name, status="Failed", end_time=_now(), error={"message": str(exc)})
+            self._log(f"{name}: failed before starting: {exc}")
+            self.sampler.tell(params, None, "Failed")
+            return
+        code = self.comp.get("code")
+        r = steprun.Resolved(
+            job_name=name,
+            component=self.comp,
+            input_values=io.input_values,
+            input_meta=io.input_meta,
+            input_identity=io.input_identity,
+            outputs=io.outputs,
+            output_identity=io.output_identity,
+            code=Path(code) if code else None,
+            env=env,
+            environment_variables={
+                str(k): str(v) for k, v in (self.comp.get("environment_variables") or {}).items()
+            },
+            timeout=self.trial_timeout,
+            command=command,
+        )
+        run_id = self.ex.mlflow_run(name, parent_run_id=self.run_id) if self.run_id else None
+        if run_id:
+            from amlocal import tracking
+
+            with self.ex.mlflow_lock:
+                c = tracking.client(self.ws)
+                c.set_tag(run_id, "hyperparameters", json.dumps(params, default=str))
+                c.set_tag(run_id, "azureml.runType", "sweep_trial")
+        bin_dir = environments.python_bin_dir(self.ws, env, bool(self.ex.record.get("_isolate")))
+        proc = steprun.StepProcess(self.ws, r, self.ex.step_env_vars(name, run_id), bin_dir)
+        lv = Live(state=state, run_id=run_id, proc=proc, resolved=r)
+        self._update(
+            name,
+            status="Running",
+            start_time=_now(),
+            command=command,
+            inputs=io.input_meta,
+            outputs=io.outputs,
+            properties={"mlflow.runId": run_id} if run_id else {},
+            _log=str(proc.log_path),
+        )
+        self._log(f"{name}: started with {json.dumps(params, default=str)}")
+        lv.thread = threading.Thread(target=self._run_trial, args=(lv,), daemon=True)
+        self.live[name] = lv
+        self.ex.procs[name] = proc
+        proc.start()
+        lv.thread.start()
+
+    def _run_trial(self, lv: Live) -> None:
+        try:
+            lv.exit_code = lv.proc.wait(lv.stop)
+        finally:
+            self.ex.procs.pop(lv.state.name, None)
+
+    def _poll(self) -> None:
+        """Read running trials' primary metric and apply the early-termination policy."""
+        if not self.live:
+            return
+        for lv in self.live.values():
+            lv.state.values = self._metric_values(lv.run_id)
+        if self.policy is None:
+            return
+        for lv in list(self.live.values()):
+            if lv.stop.is_set():
+                continue
+            for interval in range(lv.checked + 1, lv.state.intervals + 1):
+                reason = self.policy.should_stop(lv.state, self.trials, self.goal, interval)
+                lv.checked = interval
+                if reason:
+                    lv.stop_reason = reason
+                    lv.state.early_terminated = True
+                    lv.stop.set()
+                    self._log(f"{lv.state.name}: early termination: {reason}")
+                    break
+
+    def _metric_values(self, run_id: str | None) -> list[float]:
+        """The primary metric's logged values in order: one value = one interval."""
+        if not run_id:
+            return []
+        from amlocal import tracking
+
+        with self.ex.mlflow_lock:
+            history = tracking.client(self.ws).get_metric_history(run_id, self.metric)
+        history = sorted(history, key=lambda m: (m.step, m.timestamp))
+        return [float(m.value) for m in history]
+
+    def _end_trial(self, lv: Live) -> None:
+        st, name = lv.state, lv.state.name
+        st.values = self._metric_values(lv.run_id)
+        code = lv.exit_code
+        error: str | None = None
+        if lv.proc.timed_out:
+            st.status, error = "Canceled", f"limits.trial_timeout ({self.trial_timeout:g} s)"
+        elif lv.stop_reason:
+            st.status, error = "Canceled", lv.stop_reason
+            if code == 0:  # finished on its own just as it was stopped
+                st.status, error, st.early_terminated = "Completed", None, False
+        elif lv.stop.is_set() and code != 0:
+            st.status, error = "Canceled", self.stop_reason or "canceled"
+        elif code != 0:
+            st.status, error = "Failed", f"command exited with code {code}"
+        elif sw.best_of(st.values, self.goal) is None:
+            st.status = "Failed"
+            error = f"the trial logged no value for the primary metric '{self.metric}'"
+        else:
+            st.status = "Completed"
+        if lv.run_id:
+            from amlocal import tracking
+
+            with self.ex.mlflow_lock:
+                outdir = lv.proc.cwd / "outputs"
+                if outdir.is_dir() and any(outdir.iterdir()):
+                    tracking.log_outputs_dir(self.ws, lv.run_id, str(outdir))
+                tracking.end_run(self.ws, lv.run_id, st.status)
+        best = sw.best_of(st.values, self.goal)
+        fields: dict[str, Any] = {
+            "status": st.status,
+            "end_time": _now(),
+            "exit_code": code,
+            "metrics": {self.metric: best, "intervals": st.intervals},
+        }
+        if st.early_terminated:
+            fields["properties"] = {
+                **({"mlflow.runId": lv.run_id} if lv.run_id else {}),
+                "azureml.earlyTerminated": "true",
+            }
+        if error:
+            fields["error"] = {"message": error, "log_tail": steprun.log_tail(lv.proc.log_path)}
+        self._update(name, **fields)
+        self.sampler.tell(st.params, best, st.status)
+        shown = "none" if best is None else f"{best:.6g}"
+        self._log(f"{name}: {st.status} ({self.metric}={shown}, {st.intervals} intervals)")
+
+    # -- the end ------------------------------------------------------------------------------
+    def _finish(self, io: steprun.IO, key: str | None, props: dict[str, Any]) -> tuple[str, Any]:
+        best = sw.best_trial(self.trials, self.goal)
+        table = [self._row(t) for t in sw.ranked(self.trials, self.goal)]
+        outputs: dict[str, Any] = {}
+        if best is not None:
+            best_rec = self.ws.store.get("job", best.name) or {}
+            for out_name, target in io.outputs.items():
+                src = (best_rec.get("outputs") or {}).get(out_name)
+                if src:
+                    _copy(Path(src["local_path"]), Path(target["local_path"]))
+                    outputs[out_name] = target
+        if self.ex.user_canceled or (self.ex.cancel.is_set() and self.stop_reason == "canceled"):
+            status, error = "Canceled", "canceled"
+        elif best is None:
+            status = "Failed"
+            error = f"no trial completed with a value for '{self.metric}'"
+        else:
+            status, error = "Completed", None
+        score = sw.best_of(best.values, self.goal) if best else None
+        if best is not None:
+            props = {**props, "best_child_run_id": best.name, "score": str(score)}
+        if self.stop_reason and self.stop_reason != "canceled":
+            props = {**props, "azureml.sweepStopReason": self.stop_reason}
+        if self.run_id:
+            self._log_sweep_run(best, score)
+            from amlocal import tracking
+
+            with self.ex.mlflow_lock:
+                tracking.end_run(self.ws, self.run_id, status)
+        fields: dict[str, Any] = {
+            "status": status,
+            "end_time": _now(),
+            "properties": props,
+            "outputs": outputs,
+            "trials": table,
+            "best_trial": table[0]["name"] if best is not None else None,
+        }
+        if error:
+            fields["error"] = {"message": error}
+        self.ex.update_job(self.job, **fields)
+        self._log(f"sweep {self.job}: {status}; best trial {best.name if best else 'none'}")
+        if status == "Completed" and key:
+            self.ex.remember(self.step, key, self.job)
+        return status, outputs
+
+    def _row(self, t: sw.TrialState) -> dict[str, Any]:
+        return {
+            "name": t.name,
+            "status": t.status,
+            "parameters": t.params,
+            self.metric: sw.best_of(t.values, self.goal),
+            "intervals": t.intervals,
+            "early_terminated": t.early_terminated,
+        }
+
+    def _log_sweep_run(self, best: sw.TrialState | None, score: float | None) -> None:
+        """The best value on the sweep's own run, and the comparison plot (metric by trial and
+        by hyperparameter), so `make ui` shows the sweep at a glance."""
+        from amlocal import tracking
+
+        try:
+            fig = comparison_figure(self.trials, self.metric, self.goal)
+            with self.ex.mlflow_lock:
+                c = tracking.client(self.ws)
+                if best is not None and score is not None:
+                    c.log_metric(self.run_id, self.metric, score)
+                    c.set_tag(self.run_id, "best_child_run_id", best.name)
+                c.log_figure(self.run_id, fig, "sweep_comparison.png")
+        except Exception as exc:  # a plot must never fail the sweep
+            self._log(f"warning: could not log the sweep comparison plot: {exc}")
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _update(self, name: str, **fields: Any) -> None:
+        """Trial records are written directly: they are not steps of the pipeline record."""
+
+        def upd(r: dict[str, Any]) -> None:
+            props = fields.pop("properties", None)
+            r.update(fields)
+            if props:
+                r["properties"] = {**(r.get("properties") or {}), **props}
+
+        self.ws.store.update("job", name, upd)
+
+    def _log(self, line: str) -> None:
+        with self.log_path.open("a") as fh:
+            fh.write(f"[{_now()}] {line}\n")
+
+
+def comparison_figure(trials: list[sw.TrialState], metric: str, goal: str) -> Any:
+    """Metric by trial (bars, coloured by status) and by each hyperparameter (scatter)."""
+    from matplotlib.figure import Figure
+
+    names = sorted({k for t in trials for k in t.params})
+    fig = Figure(figsize=(4 * (1 + len(names)), 3.6))
+    axes = fig.subplots(1, 1 + len(names), squeeze=False)[0]
+    colours = {"Completed": "tab:blue", "Canceled": "tab:orange", "Failed": "tab:red"}
+    scores = [sw.best_of(t.values, goal) for t in trials]
+    xs = list(range(len(trials)))
+    axes[0].bar(
+        xs,
+        [s if s is not None else math.nan for s in scores],
+        color=[colours.get(t.status, "tab:gray") for t in trials],
+    )
+    axes[0].set(xlabel="trial", ylabel=f"best {metric}", title=f"{metric} by trial ({goal})")
+    for ax, name in zip(axes[1:], names, strict=True):
+        pts = [
+            (t.params[name], s)
+            for t, s in zip(trials, scores, strict=True)
+            if s is not None and name in t.params
+        ]
+        values = [p for p, _ in pts]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            ax.scatter(values, [s for _, s in pts])
+        else:
+            cats = sorted({str(v) for v in values})
+            ax.scatter([cats.index(str(v)) for v in values], [s for _, s in pts])
+            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
+        ax.set(xlabel=name, ylabel=metric, title=f"{metric} by {name}")
+    fig.tight_layout()
+    return fig
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if not src.exists():
+        return
+    if src.is_dir():
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def _now() -> str:
+    from amlocal.jobs.pipeline import now_iso
+
+    return now_iso()
