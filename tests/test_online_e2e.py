@@ -414,6 +414,5 @@ def test_delete_leaves_no_process(home, slow):
     root, _ = home
     cli("online-endpoint", "delete", "-n", "slow", "--yes")
     assert not (root / "endpoints" / "slow").exists()
-    assert descendants_alive(f"{root}/snapshots") == [] or True  # checked for all at teardown
     _, code = cli("online-endpoint", "show", "-n", "slow", ok=False)
     assert code == 3
