@@ -108,10 +108,15 @@ def _asset_id(ws: Workspace, kind: str, name: str, version: str) -> str:
 def create_data(ws: Workspace, path: Path, overrides: list[dict] | None = None) -> dict[str, Any]:
     from amlocal import loader
 
-    entity = loader.load("data", path, overrides)
-    d = entity._to_dict()
-    version = str(entity.version) if entity.version else next_version(ws, "data", entity.name)
-    source = str(entity.path)
+    info = loader.validated(
+        "data",
+        path,
+        overrides,
+        lambda e: {"dict": e._to_dict(), "name": e.name, "version": e.version, "path": str(e.path)},
+    )
+    d, name = info["dict"], info["name"]
+    version = str(info["version"]) if info["version"] else next_version(ws, "data", name)
+    source = info["path"]
     local = resolve_path(ws, source, path.parent)
     if local is not None and not local.exists():
         raise InvalidInput(f"{path}: path: {local} does not exist")
@@ -132,9 +137,7 @@ def create_data(ws: Workspace, path: Path, overrides: list[dict] | None = None) 
         identity = digest
     else:
         identity = text_digest(source)
-    d.update(
-        name=entity.name, version=version, path=uri, id=_asset_id(ws, "data", entity.name, version)
-    )
+    d.update(name=name, version=version, path=uri, id=_asset_id(ws, "data", name, version))
     return _register(ws, "data", d, identity)
 
 
@@ -152,22 +155,27 @@ def create_environment(
     ws: Workspace, path: Path, overrides: list[dict] | None = None
 ) -> dict[str, Any]:
     from amlocal import loader
+    from amlocal.jobs.plan import source_files
 
-    entity = loader.load("environment", path, overrides)
-    d = environment_record(entity)
+    info = loader.validated(
+        "environment",
+        path,
+        overrides,
+        lambda e: {"dict": environment_record(e), "name": e.name, "version": e.version},
+        files=source_files(path),
+    )
+    d, name = info["dict"], info["name"]
     identity = text_digest(
         _stable(d.get("image")), _stable(d.get("conda_file")), _stable(d.get("build"))
     )
-    version = str(entity.version) if entity.version else None
+    version = str(info["version"]) if info["version"] else None
     if version is None:
         # Azure auto-increments environment versions; an identical definition is not re-created.
-        for existing in reversed(ws.store.list("environment", name=entity.name)):
+        for existing in reversed(ws.store.list("environment", name=name)):
             if existing.get("_identity") == identity:
                 return public(existing)
-        version = next_version(ws, "environment", entity.name)
-    d.update(
-        name=entity.name, version=version, id=_asset_id(ws, "environment", entity.name, version)
-    )
+        version = next_version(ws, "environment", name)
+    d.update(name=name, version=version, id=_asset_id(ws, "environment", name, version))
     return _register(ws, "environment", d, identity)
 
 
@@ -184,9 +192,10 @@ def create_component(
     from amlocal import loader
     from amlocal.snapshot import materialize, snapshot_digest
 
-    entity = loader.load("component", path, overrides)
-    loader.validate(entity, path)
-    d = entity._to_dict()
+    info = loader.validated(
+        "component", path, overrides, lambda e: {"dict": e._to_dict(), "version": e.version}
+    )
+    d = info["dict"]
     code = d.get("code")
     identity = text_digest(_stable({k: v for k, v in d.items() if k != "code"}))
     if code and not str(code).startswith(("azureml:", "http")):
@@ -200,8 +209,9 @@ def create_component(
             tmp.rename(dest)
         d["code"] = str(dest)
         identity = text_digest(identity, digest)
-    version = str(entity.version) if entity.version else next_version(ws, "component", entity.name)
-    d.update(version=version, id=_asset_id(ws, "component", entity.name, version))
+    name = d["name"]
+    version = str(info["version"]) if info["version"] else next_version(ws, "component", name)
+    d.update(version=version, id=_asset_id(ws, "component", name, version))
     return _register(ws, "component", d, identity)
 
 
@@ -275,7 +285,7 @@ def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
         raise InvalidInput(f"'{ref}' is not a model reference")
     name, version, label = parsed
     try:
-        versions = [mv.version for mv in c.search_model_versions(f"name='{name}'")]
+        versions = [str(mv.version) for mv in c.search_model_versions(f"name='{name}'")]
     except Exception:
         versions = []
     if not versions:

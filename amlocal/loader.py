@@ -102,3 +102,64 @@ def _message(exc: Exception) -> str:
         if not ln.startswith(("Visit", "Resolutions", "If using the CLI", "Please review"))
     ]
     return "\n  ".join(keep[:25]) or type(exc).__name__
+
+
+# -- validation cache ---------------------------------------------------------------------
+CACHE_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """Validated YAML is cached per user, keyed by content, so a new workspace or a rerun
+    does not pay azure-ai-ml's ~2 s import for files it has already validated."""
+    import os
+
+    base = (
+        os.environ.get("AMLOCAL_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "amlocal"
+    )
+    return Path(base)
+
+
+def _aml_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("azure-ai-ml")
+
+
+def validated(
+    kind: str,
+    path: Path,
+    overrides: list[dict[str, Any]] | None,
+    extract: Any,
+    *,
+    files: list[Path] | None = None,
+    tag: str = "",
+) -> Any:
+    """`extract(entity)` for the YAML at `path`, loaded and validated by azure-ai-ml, or the
+    cached result for exactly these file contents, overrides and azure-ai-ml version."""
+    import hashlib
+    import json
+    import os
+
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: file not found")
+    h = hashlib.sha256()
+    for part in (CACHE_VERSION, _aml_version(), kind, tag, repr(overrides or [])):
+        h.update(part.encode() + b"\0")
+    for f in files or [path.resolve()]:
+        h.update(str(f).encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    target = cache_dir() / f"{kind}{tag}-{h.hexdigest()[:40]}.json"
+    try:
+        return json.loads(target.read_text())
+    except (FileNotFoundError, ValueError):
+        pass
+    entity = load(kind, path, overrides)
+    validate(entity, path)
+    value = extract(entity)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, default=str))
+    os.replace(tmp, target)
+    return value

@@ -7,13 +7,11 @@ files it references) plus the `--set` overrides, so a rerun never imports azure-
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
 
 from amlocal.errors import InvalidInput
-from amlocal.hashing import text_digest
 from amlocal.jobs import expressions as ex
 from amlocal.workspace import Workspace
 
@@ -59,30 +57,23 @@ def _file_refs(node: Any) -> list[str]:
     return refs
 
 
-def cache_key(path: Path, overrides: list[dict[str, Any]]) -> str:
-    files = source_files(path)
-    parts = [PLAN_VERSION, repr(overrides)]
-    for f in files:
-        parts += [str(f), f.read_bytes().decode("utf-8", "replace")]
-    return "plan:" + text_digest(*parts)
-
-
 def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
-    """The validated plan for a job YAML, from cache or from azure-ai-ml."""
-    key = cache_key(path, overrides)
-    plan = ws.store.cache_get(key)
-    if plan is None:
-        plan = build_plan(ws, path, overrides)
-        ws.store.cache_put(key, plan)
-    return copy.deepcopy(plan)
+    """The validated plan for a job YAML, from the validation cache or from azure-ai-ml."""
+    from amlocal import loader
+
+    return loader.validated(
+        "job",
+        path,
+        overrides,
+        lambda entity: plan_from_entity(entity, path),
+        files=source_files(path),
+        tag=f"-plan{PLAN_VERSION}",
+    )
 
 
 # -- building from azure-ai-ml entities ---------------------------------------------------
-def build_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
-    from amlocal import loader
-
-    entity = loader.load("job", path, overrides)
-    loader.validate(entity, path)
+def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
+    """The plan for a job entity loaded and validated by azure-ai-ml."""
     spec = entity._to_dict()
     base = path.resolve().parent
     kind = spec.get("type", "command")

@@ -152,3 +152,76 @@ def test_two_pipelines_at_once(project: Project) -> None:
     assert vals == {"one", "two"}
     names = [j["name"] for j in project.json("job", "list")]
     assert set(names) == {j1["name"], j2["name"]}
+
+
+def test_ctrl_c_cancels_the_streamed_job_and_its_processes(project: Project) -> None:
+    import signal
+    import subprocess
+
+    from tests.engine.conftest import AMLOCAL
+
+    project.write("slow.yml", SLEEPER.format(extra=""))
+    log = (project.root / "cli.log").open("w")
+    cli = subprocess.Popen(
+        [*AMLOCAL, "job", "create", "-f", "slow.yml", "--stream", "-n", "ctrlc"],
+        cwd=project.root,
+        env=project.env,
+        stdout=log,
+        stderr=log,
+    )
+    out = project.home / "datastores/workspaceblobstore/azureml/ctrlc/o"
+    deadline = time.monotonic() + 60
+    while not (out / "child").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = int((out / "child").read_text())
+    assert _alive(child)
+    cli.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends to the CLI
+    assert cli.wait(timeout=30) != 0
+    assert project.json("job", "show", "-n", "ctrlc")["status"] == "Canceled"
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def test_environment_pins_checked_and_isolated_venv(project: Project) -> None:
+    project.write(
+        "pinned.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+        name: pinned
+        image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04
+        conda_file: conda.yml
+        """,
+    )
+    project.write(
+        "conda.yml",
+        """\
+        name: pinned
+        channels: [conda-forge]
+        dependencies:
+          - python=3.11
+          - pip
+          - pip:
+              - numpy==0.0.1
+        """,
+    )
+    project.run("environment", "create", "-f", "pinned.yml")
+    project.write(
+        "job.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: python -c "import sys; print('prefix', sys.prefix)"
+        environment: azureml:pinned@latest
+        """,
+    )
+    job, r = project.create("job.yml")
+    assert "numpy==0.0.1 is pinned but" in r.stderr  # a mismatch is named, not silent
+    assert ".amlocal/envs" not in r.stderr
+    # Isolated: a venv per environment content hash (here no pip install can succeed
+    # offline for numpy==0.0.1, so use an environment without pins).
+    project.write("conda.yml", "name: bare\ndependencies:\n  - python=3.11\n")
+    project.run("environment", "create", "-f", "pinned.yml")
+    job, r = project.create("job.yml", "--isolate-environments")
+    assert job["status"] == "Completed"
+    assert f"prefix {project.home}/envs/" in r.stderr

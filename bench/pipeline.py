@@ -1,0 +1,183 @@
+"""Engine overhead, measured against its floor in the same run.
+
+- trivial N-step pipelines (N = 3, 10) through `amlocal job create --stream` (validation
+  cached, reuse off via settings.force_rerun) against the same step commands run by hand as
+  plain subprocesses, in order;
+- a fully reused rerun of the 10-step pipeline (whole `amlocal` process);
+- pipelines/train.yml in a new workspace, and fully reused, next to the sum of its steps'
+  own run times (read from the job records).
+
+Usage: .venv/bin/python bench/pipeline.py   (prints a table; asserts nothing)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AMLOCAL = [sys.executable, "-m", "amlocal.cli"]
+STEP = "import sys, pathlib; pathlib.Path(sys.argv[2], 'v').write_text(str(len(sys.argv[1])))\n"
+
+
+def pipeline_yaml(n: int) -> str:
+    lines = [
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
+        "type: pipeline",
+        "experiment_name: bench",
+        "settings:",
+        "  default_compute: azureml:cpu-cluster",
+        "jobs:",
+    ]
+    for i in range(n):
+        up = f"${{{{parent.jobs.s{i - 1}.outputs.o}}}}" if i else "start"
+        lines += [
+            f"  s{i}:",
+            "    type: command",
+            "    code: ./src",
+            "    command: python step.py ${{inputs.u}} ${{outputs.o}}",
+            "    environment: azureml:benchenv@latest",
+            "    inputs:",
+            f"      u: {up}" if i else "      u: start",
+            "    outputs:",
+            "      o:",
+            "        type: uri_folder",
+        ]
+    return "\n".join(x for x in lines if x) + "\n"
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return time.perf_counter() - t
+
+
+def floor(n: int, work: Path) -> float:
+    """The same step scripts, run by hand in order as plain subprocesses."""
+    t = time.perf_counter()
+    prev = "start"
+    for i in range(n):
+        out = work / f"floor{i}"
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(work / "src/step.py"), prev, str(out)], check=True)
+        prev = str(out)
+    return time.perf_counter() - t
+
+
+def step_seconds(home: Path, env: dict[str, str], name: str) -> float:
+    """Sum of the steps' own run times, from the job records."""
+    out = subprocess.run(
+        [*AMLOCAL, "job", "list", "--parent-job-name", name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = 0.0
+    for s in json.loads(out):
+        if s.get("properties", {}).get("azureml.isreused") == "true":
+            continue
+        t0 = datetime.fromisoformat(s["start_time"]).timestamp()
+        t1 = datetime.fromisoformat(s["end_time"]).timestamp()
+        total += t1 - t0
+    return total
+
+
+def main() -> None:
+    rows: list[tuple[str, float, float, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "AMLOCAL_HOME": str(work / ".amlocal")}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        (work / "src").mkdir()
+        (work / "src/step.py").write_text(STEP)
+        (work / "env.yml").write_text(
+            "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+            "name: benchenv\nimage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n"
+        )
+        run([*AMLOCAL, "environment", "create", "-f", "env.yml"], work, env)
+        for n in (3, 10):
+            (work / f"p{n}.yml").write_text(pipeline_yaml(n))
+            create = [*AMLOCAL, "job", "create", "-f", f"p{n}.yml", "--stream", "-o", "none"]
+            run(create, work, env)  # warm: validation cached, MLflow store created
+            forced = [*create, "--set", "settings.force_rerun=true"]
+            amlocal_t = statistics.median(run(forced, work, env) for _ in range(3))
+            floor_t = statistics.median(floor(n, work) for _ in range(3))
+            per_step = (amlocal_t - floor_t) / n
+            rows.append(
+                (
+                    f"{n}-step pipeline, force_rerun",
+                    amlocal_t,
+                    floor_t,
+                    f"overhead {per_step:.3f} s/step (target <= 0.15)",
+                )
+            )
+            if n == 10:
+                reused = statistics.median(run(create, work, env) for _ in range(3))
+                rows.append(
+                    ("10-step pipeline, fully reused", reused, 0.0, "whole process (target < 1 s)")
+                )
+
+        # pipelines/train.yml in a new workspace, then fully reused.
+        home = work / "train-ws"
+        tenv = {**env, "AMLOCAL_HOME": str(home)}
+        bin_ = [*AMLOCAL]
+        t = time.perf_counter()
+        for args in (
+            ("data", "create", "-f", "data/diabetes.yml"),
+            ("environment", "create", "-f", "environments/train.yml"),
+            ("environment", "create", "-f", "environments/score.yml"),
+        ):
+            run([*bin_, *args, "-o", "none"], ROOT, tenv)
+        name = "bench_train_1"
+        run(
+            [
+                *bin_,
+                "job",
+                "create",
+                "-f",
+                "pipelines/train.yml",
+                "--stream",
+                "-n",
+                name,
+                "-o",
+                "none",
+            ],
+            ROOT,
+            tenv,
+        )
+        total = time.perf_counter() - t
+        steps = step_seconds(home, tenv, name)
+        rows.append(
+            (
+                "train.yml, new workspace (assets + job)",
+                total,
+                steps,
+                f"floor = sum of step run times; engine {total - steps:.1f} s (target total < 20 s)",
+            )
+        )
+        reused = run(
+            [*bin_, "job", "create", "-f", "pipelines/train.yml", "--stream", "-o", "none"],
+            ROOT,
+            tenv,
+        )
+        rows.append(("train.yml, fully reused", reused, 0.0, "whole process (target < 1 s)"))
+
+    print(f"{'case':<42} {'amlocal s':>10} {'floor s':>9} {'ratio':>7}  note")
+    for case, a, f, note in rows:
+        ratio = f"{a / f:.2f}x" if f else "-"
+        print(f"{case:<42} {a:>10.3f} {f:>9.3f} {ratio:>7}  {note}")
+
+
+if __name__ == "__main__":
+    main()
