@@ -282,7 +282,7 @@ def download(args: argparse.Namespace) -> Any:
                 if job is record
                 else dest / "artifacts" / job.get("step_name", job["name"])
             )
-            for sub in ("user_logs", "wd/outputs"):
+            for sub in ("user_logs", "logs", "wd/outputs"):
                 if (jd / sub).exists():
                     _copy(jd / sub, prefix / Path(sub).name)
     return None

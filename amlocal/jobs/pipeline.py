@@ -333,6 +333,8 @@ class Execution:
             step = job[len(self.name) + 1 :]
 
             def upd(r: dict[str, Any]) -> None:
+                if step not in r["jobs"]:  # a step nested in a pipeline-component step
+                    return
                 r["jobs"][step].update(status=fields["status"])
                 if "properties" in fields and fields["properties"].get("azureml.isreused"):
                     r["jobs"][step]["reused"] = True

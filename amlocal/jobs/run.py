@@ -24,6 +24,7 @@ from amlocal.snapshot import materialize, snapshot_digest
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
 
 LOG_NAME = "user_logs/std_log.txt"
+MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
 
 
 @dataclass
@@ -94,7 +95,10 @@ def data_input(
     if not uri:
         raise InvalidInput(f"input '{name}' has no path")
     mode = data.get("mode") or "ro_mount"
-    local = assets.resolve_path(ws, uri, base)
+    if data.get("type") in MODEL_TYPES and assets.parse_ref(str(uri)) is not None:
+        local: Path | None = assets.model_dir(ws, str(uri), base)  # a registered model
+    else:
+        local = assets.resolve_path(ws, uri, base)
     if local is None:
         raise InvalidInput(
             f"input '{name}': {uri} is not reachable offline (only local paths, "
