@@ -7,7 +7,22 @@ BIN := $(VENV)/bin
 AML ?= $(BIN)/amlocal
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup assets train ui validate test lint clean
+# Azure: workspace and resource group come from `az configure --defaults group=.. workspace=..`
+# unless WORKSPACE / RESOURCE_GROUP are given. Endpoint names are unique per Azure region, so
+# on Azure set ENDPOINT_SUFFIX (e.g. your initials): `make deploy AML="az ml" ENDPOINT_SUFFIX=jd`.
+WORKSPACE ?=
+RESOURCE_GROUP ?=
+ENDPOINT_SUFFIX ?=
+AML_FLAGS = $(if $(RESOURCE_GROUP),--resource-group $(RESOURCE_GROUP)) $(if $(WORKSPACE),--workspace-name $(WORKSPACE))
+ONLINE_ENDPOINT ?= diabetes$(if $(ENDPOINT_SUFFIX),-$(ENDPOINT_SUFFIX))
+BATCH_ENDPOINT ?= diabetes-batch$(if $(ENDPOINT_SUFFIX),-$(ENDPOINT_SUFFIX))
+# The model `make deploy` releases; CI passes the exact version the pipeline registered.
+MODEL ?= azureml:diabetes-model@latest
+BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
+# scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
+export AML WORKSPACE RESOURCE_GROUP
+
+.PHONY: setup assets train ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -20,12 +35,12 @@ $(VENV)/.installed: pyproject.toml
 # Register the data asset and environments the pipeline references (idempotent: an
 # identical version is not re-created).
 assets: setup
-	$(AML) data create -f data/diabetes.yml -o none
-	$(AML) environment create -f environments/train.yml -o none
-	$(AML) environment create -f environments/score.yml -o none
+	$(AML) data create -f data/diabetes.yml -o none $(AML_FLAGS)
+	$(AML) environment create -f environments/train.yml -o none $(AML_FLAGS)
+	$(AML) environment create -f environments/score.yml -o none $(AML_FLAGS)
 
 train: assets
-	$(AML) job create -f pipelines/train.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s)))
+	$(AML) job create -f pipelines/train.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .amlocal)/mlflow.db --host 127.0.0.1 --port 5000
@@ -39,6 +54,22 @@ test: setup
 lint: setup
 	$(BIN)/ruff check amlocal tests bench src
 	$(BIN)/ruff format --check amlocal tests bench src
+	$(BIN)/actionlint
+	$(BIN)/shellcheck -x scripts/*.sh
+
+# Blue/green release of MODEL to the online endpoint: idle slot, smoke test, traffic shift,
+# rollback on failure (scripts/blue-green.sh; the same script train-deploy.yml runs).
+deploy: setup
+	slot=$$(scripts/blue-green.sh deploy $(ONLINE_ENDPOINT) endpoints/online/diabetes $(MODEL)) && \
+	  scripts/blue-green.sh promote $(ONLINE_ENDPOINT) endpoints/online/diabetes "$$slot"
+
+# Batch endpoint + deployment, score data/diabetes-batch, check the predictions.
+batch: setup
+	scripts/batch-deploy.sh $(BATCH_ENDPOINT) endpoints/batch/diabetes $(BATCH_DEPLOYMENT) data/diabetes-batch
+
+# One-time Azure setup (GITHUB_REPO=owner/name RESOURCE_GROUP=.. WORKSPACE=.. LOCATION=..).
+azure-setup:
+	scripts/azure-setup.sh
 
 clean:
 	rm -rf .amlocal .pytest_cache .ruff_cache
