@@ -1,0 +1,230 @@
+"""`batch-endpoint` and `batch-deployment` verbs, with `az ml`'s flags and JSON.
+
+Handlers import `amlocal.endpoints.batch` lazily; `invoke`, `show`, `list` and `list-jobs`
+never import azure-ai-ml or MLflow (only `create`/`update` validate YAML with azure-ai-ml).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from amlocal.errors import InvalidInput
+
+
+def _ws() -> Any:
+    from amlocal.workspace import Workspace
+
+    return Workspace()
+
+
+def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from amlocal.loader import parse_set
+
+    return parse_set(getattr(args, "set", None))
+
+
+# -- batch-endpoint --------------------------------------------------------------------------
+def ep_create(args: argparse.Namespace, creating: bool = True) -> Any:
+    from amlocal.endpoints import batch
+
+    if args.file is None and not args.name:
+        raise InvalidInput("--file or --name is required")
+    return batch.create_or_update_endpoint(
+        _ws(),
+        Path(args.file) if args.file else None,
+        args.name,
+        _overrides(args),
+        creating=creating,
+    )
+
+
+def ep_update(args: argparse.Namespace) -> Any:
+    return ep_create(args, creating=False)
+
+
+def ep_show(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    return batch.public(batch.get_endpoint(_ws(), args.name))
+
+
+def ep_list(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    return batch.list_endpoints(_ws())
+
+
+def ep_delete(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    batch.delete_endpoint(_ws(), args.name)
+    return None
+
+
+def ep_list_jobs(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    jobs = batch.list_jobs(_ws(), args.name)
+    if args.output == "table":
+        keep = ("name", "display_name", "status", "experiment_name", "type")
+        return [{k: j.get(k) for k in keep} for j in jobs]
+    return jobs
+
+
+def ep_invoke(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    invoke_file = None
+    if args.file:
+        import yaml
+
+        path = Path(args.file)
+        if not path.is_file():
+            raise InvalidInput(f"--file {path}: file not found")
+        invoke_file = yaml.safe_load(path.read_text()) or {}
+        for section in ("inputs", "outputs"):  # paths in the file are relative to it
+            for port in (invoke_file.get(section) or {}).values():
+                p = port.get("path") if isinstance(port, dict) else None
+                if p and not str(p).startswith("azureml:") and "://" not in str(p):
+                    port["path"] = str((path.parent / p).resolve())
+    return batch.invoke(
+        _ws(),
+        args.name,
+        deployment=args.deployment_name,
+        input=args.input,
+        input_type=args.input_type,
+        output_path=args.output_path,
+        mini_batch_size=args.mini_batch_size,
+        instance_count=args.instance_count,
+        sets=_overrides(args),
+        invoke_file=invoke_file,
+        experiment_name=args.experiment_name,
+        job_name=args.job_name,
+    )
+
+
+# -- batch-deployment ------------------------------------------------------------------------
+def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
+    from amlocal.endpoints import batch
+
+    if args.file is None:
+        raise InvalidInput("--file is required")
+    return batch.create_or_update_deployment(
+        _ws(),
+        Path(args.file),
+        args.name,
+        args.endpoint_name,
+        _overrides(args),
+        set_default=args.set_default,
+        creating=creating,
+    )
+
+
+def dep_update(args: argparse.Namespace) -> Any:
+    return dep_create(args, creating=False)
+
+
+def dep_show(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    return batch.public(batch.get_deployment(_ws(), args.endpoint_name, args.name))
+
+
+def dep_list(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    return batch.list_deployments(_ws(), args.endpoint_name)
+
+
+def dep_delete(args: argparse.Namespace) -> Any:
+    from amlocal.endpoints import batch
+
+    batch.delete_deployment(_ws(), args.endpoint_name, args.name)
+    return None
+
+
+# -- parsers ---------------------------------------------------------------------------------
+def add_verbs(subparsers: Any, group: str) -> None:
+    if group == "batch-endpoint":
+        _endpoint_verbs(subparsers)
+    else:
+        _deployment_verbs(subparsers)
+
+
+def _endpoint_verbs(sp: Any) -> None:
+    for verb, func, text in (
+        ("create", ep_create, "Create an endpoint (overwrites settings if it exists)."),
+        ("update", ep_update, "Update an endpoint (e.g. --set defaults.deployment_name=x)."),
+    ):
+        p = sp.add_parser(verb, help=text)
+        p.add_argument("-f", "--file")
+        p.add_argument("-n", "--name")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--no-wait", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sp.add_parser("show", help="Show an endpoint.")
+    p.add_argument("-n", "--name", required=True)
+    p.set_defaults(func=ep_show)
+
+    p = sp.add_parser("list", help="List batch endpoints.")
+    p.set_defaults(func=ep_list)
+
+    p = sp.add_parser("delete", help="Delete an endpoint and its deployments.")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-y", "--yes", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=ep_delete)
+
+    p = sp.add_parser("invoke", help="Start a batch scoring job (returns the job).")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-d", "--deployment-name", dest="deployment_name")
+    p.add_argument("-f", "--file", help="YAML with inputs: and outputs: (pipeline deployments)")
+    p.add_argument("--input", help="folder, file, azureml:<data>:<version> or azureml:// path")
+    p.add_argument("--input-type", dest="input_type", choices=["uri_folder", "uri_file"])
+    p.add_argument("--output-path", dest="output_path")
+    p.add_argument("--mini-batch-size", dest="mini_batch_size", type=int)
+    p.add_argument("--instance-count", dest="instance_count", type=int)
+    p.add_argument("--experiment-name", dest="experiment_name")
+    p.add_argument("--job-name", dest="job_name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--no-wait", action="store_true")
+    p.set_defaults(func=ep_invoke)
+
+    p = sp.add_parser("list-jobs", help="List an endpoint's jobs (newest first).")
+    p.add_argument("-n", "--name", required=True)
+    p.set_defaults(func=ep_list_jobs)
+
+
+def _deployment_verbs(sp: Any) -> None:
+    for verb, func, text in (
+        ("create", dep_create, "Create a deployment from YAML."),
+        ("update", dep_update, "Update a deployment from YAML."),
+    ):
+        p = sp.add_parser(verb, help=text)
+        p.add_argument("-f", "--file")
+        p.add_argument("-n", "--name")
+        p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--set-default", dest="set_default", action="store_true")
+        p.add_argument("--no-wait", action="store_true")
+        p.add_argument("--skip-script-validation", action="store_true")
+        p.set_defaults(func=func)
+
+    for verb, func, text in (
+        ("show", dep_show, "Show a deployment."),
+        ("delete", dep_delete, "Delete a deployment."),
+    ):
+        p = sp.add_parser(verb, help=text)
+        p.add_argument("-n", "--name", required=True)
+        p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+        if verb == "delete":
+            p.add_argument("-y", "--yes", action="store_true")
+            p.add_argument("--no-wait", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sp.add_parser("list", help="List an endpoint's deployments.")
+    p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+    p.set_defaults(func=dep_list)
