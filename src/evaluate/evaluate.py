@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prepared_data", type=Path, required=True, help="prep output folder")
     parser.add_argument("--model_name", required=True, help="registered model to compare with")
     parser.add_argument("--enable_evaluation", type=parse_bool, default=True)
+    # Checked by evaluate_lib (regression | classification), which names the valid values.
+    parser.add_argument("--task", default="regression", help="regression or classification")
     parser.add_argument("--decision", type=Path, required=True, help="output folder")
     return parser.parse_args(argv)
 
@@ -29,7 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
     result = evaluate(
-        args.model, args.prepared_data, args.model_name, args.enable_evaluation, MlflowClient()
+        args.model,
+        args.prepared_data,
+        args.model_name,
+        args.enable_evaluation,
+        MlflowClient(),
+        task=args.task,
     )
     decision = result.decision
     write_decision(decision, args.decision)
@@ -39,13 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     mlflow.log_metrics({f"test_{k}": v for k, v in decision["challenger"].items()})
     if decision["champion"]:
         champion_metrics = {
-            k: v for k, v in decision["champion"].items() if k in ("rmse", "mae", "r2")
+            k: v for k, v in decision["champion"].items() if k in decision["challenger"]
         }
         mlflow.log_metrics({f"champion_test_{k}": v for k, v in champion_metrics.items()})
     mlflow.log_metric("promote", int(decision["promote"]))
     for name, figure in result.figures.items():
         mlflow.log_figure(figure, f"plots/{name}")
     mlflow.log_dict(decision, "decision.json")
+    if result.details:
+        mlflow.log_dict(result.details, "per_class_metrics.json")
+        for label, row in result.details.get("per_class", {}).items():
+            mlflow.log_metrics(
+                {f"precision_{label}": row["precision"], f"recall_{label}": row["recall"]}
+            )
     print(f"evaluate: promote={decision['promote']}")
     for reason in decision["reasons"]:
         print(f"  - {reason}")

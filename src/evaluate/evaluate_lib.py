@@ -1,5 +1,10 @@
 """Score the challenger, compare it with the registered champion, decide on promotion.
 
+One gate for every task: `task="regression"` (diabetes: rmse, lower is better) or
+`task="classification"` (digits: accuracy, higher is better, plus macro F1, a confusion
+matrix and per-class precision/recall). Only the metrics and plots differ; the champion
+lookup, the comparison rule and the decision file are shared.
+
 Platform-independent: returns results instead of logging them, so every rule can be
 unit-tested; evaluate.py is the thin entry point that logs and writes the decision output.
 """
@@ -18,9 +23,21 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_recall_fscore_support,
+    precision_score,
+    r2_score,
+    recall_score,
+)
 
 PRIMARY_METRIC = "rmse"  # lower is better
+# task -> (primary metric, higher is better)
+PRIMARY = {"regression": (PRIMARY_METRIC, False), "classification": ("accuracy", True)}
 CHAMPION_ALIAS = "champion"
 # Mirror of the alias as a model-version tag, for registries without aliases (Azure ML's
 # MLflow registry does not document them: see docs/notes-registry.md). register_lib sets both.
@@ -34,6 +51,9 @@ class Evaluation:
 
     decision: dict[str, Any]
     figures: dict[str, Figure] = field(default_factory=dict)
+    # Per-class numbers (classification): logged as a JSON artifact, kept out of the decision's
+    # flat challenger metrics, which register turns into version tags.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_bool(value: str | bool) -> bool:
@@ -89,17 +109,19 @@ def decide(
     challenger: dict[str, float] | None,
     champion: dict[str, Any] | None,
     enable_evaluation: bool,
+    task: str = "regression",
 ) -> dict[str, Any]:
     """The promotion rule, and nothing else.
 
     Promote iff evaluation is disabled, or there is no champion, or the challenger is strictly
-    better on the primary metric. A tie keeps the champion: re-registering an equivalent
-    model only churns versions and deployments.
+    better on the task's primary metric. A tie keeps the champion: re-registering an
+    equivalent model only churns versions and deployments.
     """
+    primary, higher_is_better = PRIMARY[task]
     decision: dict[str, Any] = {
         "promote": False,
         "reasons": [],
-        "primary_metric": PRIMARY_METRIC,
+        "primary_metric": primary,
         "evaluation_enabled": enable_evaluation,
         "challenger": challenger or {},
         "champion": champion,
@@ -115,16 +137,17 @@ def decide(
         decision["promote"] = True
         reasons.append("no champion registered yet: the challenger becomes the first one")
         return decision
-    new, old = challenger[PRIMARY_METRIC], champion[PRIMARY_METRIC]
-    versus = f"challenger {PRIMARY_METRIC} {new:.6g} vs champion v{champion['version']} {old:.6g}"
-    if new < old:
+    new, old = challenger[primary], champion[primary]
+    versus = f"challenger {primary} {new:.6g} vs champion v{champion['version']} {old:.6g}"
+    better, worse = ("higher", "lower") if higher_is_better else ("lower", "higher")
+    if (new > old) if higher_is_better else (new < old):
         decision["promote"] = True
-        reasons.append(f"{versus}: challenger is better (lower)")
+        reasons.append(f"{versus}: challenger is better ({better})")
     elif new == old:
         reasons.append(f"{versus}: equal, the champion is kept")
     else:
-        reasons.append(f"{versus}: challenger is worse (higher)")
-    for name in sorted(set(challenger) & set(champion) - {PRIMARY_METRIC}):
+        reasons.append(f"{versus}: challenger is worse ({worse})")
+    for name in sorted(set(challenger) & set(champion) - {primary}):
         reasons.append(f"(info) {name}: challenger {challenger[name]:.6g} vs {champion[name]:.6g}")
     return decision
 
@@ -154,18 +177,83 @@ def plot_residuals(y_true: Any, y_pred: Any, title: str) -> Figure:
     return fig
 
 
+def classification_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """accuracy (primary, higher is better) and macro-averaged F1, precision and recall."""
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_precision": float(precision_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_recall": float(recall_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+
+
+def per_class(y_true: Any, y_pred: Any) -> dict[str, dict[str, float]]:
+    """Precision, recall and support of every class (which digits the model confuses)."""
+    labels = sorted(set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist()))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        str(c): {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
+        for i, c in enumerate(labels)
+    }
+
+
+def plot_confusion_matrix(y_true: Any, y_pred: Any, title: str) -> Figure:
+    """Counts of true class (rows) against predicted class (columns)."""
+    labels = sorted(set(np.asarray(y_true).tolist()) | set(np.asarray(y_pred).tolist()))
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
+    im = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(im, ax=ax)
+    ax.set_xticks(range(len(labels)), [str(c) for c in labels])
+    ax.set_yticks(range(len(labels)), [str(c) for c in labels])
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if matrix[i, j]:
+                colour = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(details: dict[str, dict[str, float]], title: str) -> Figure:
+    """Precision and recall side by side for each class."""
+    classes = list(details)
+    xs = np.arange(len(classes))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.bar(xs - 0.2, [details[c]["precision"] for c in classes], 0.4, label="precision")
+    ax.bar(xs + 0.2, [details[c]["recall"] for c in classes], 0.4, label="recall")
+    ax.set_xticks(xs, classes)
+    ax.set(xlabel="class", ylim=(0, 1.05), title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def evaluate(
     model_dir: Path,
     prepared_dir: Path,
     model_name: str,
     enable_evaluation: bool,
     client: MlflowClient,
+    task: str = "regression",
 ) -> Evaluation:
     """Score challenger and champion on the same test split and decide."""
+    if task not in PRIMARY:
+        raise ValueError(f"unknown task '{task}' (regression or classification)")
     if not enable_evaluation:
-        return Evaluation(decide(None, None, enable_evaluation=False))
+        return Evaluation(decide(None, None, enable_evaluation=False, task=task))
 
     x, y = load_test(prepared_dir)
+    if task == "classification":
+        return _evaluate_classifier(model_dir, x, y, model_name, client)
     predictions = predict(str(model_dir), x)
     challenger = regression_metrics(y, predictions)
     figures = {
@@ -180,6 +268,26 @@ def evaluate(
         champion = {"version": str(version.version), "run_id": version.run_id}
         champion.update(regression_metrics(y, champion_predictions))
     return Evaluation(decide(challenger, champion, enable_evaluation=True), figures)
+
+
+def _evaluate_classifier(
+    model_dir: Path, x: pd.DataFrame, y: pd.Series, model_name: str, client: MlflowClient
+) -> Evaluation:
+    predictions = predict(str(model_dir), x)
+    challenger = classification_metrics(y, predictions)
+    details = {"per_class": per_class(y, predictions)}
+    figures = {
+        "confusion_matrix.png": plot_confusion_matrix(y, predictions, "challenger"),
+        "per_class_precision_recall.png": plot_per_class(details["per_class"], "challenger"),
+    }
+    champion = None
+    version = find_champion(client, model_name)
+    if version is not None:
+        champion_predictions = predict(f"models:/{model_name}/{version.version}", x)
+        champion = {"version": str(version.version), "run_id": version.run_id}
+        champion.update(classification_metrics(y, champion_predictions))
+    decision = decide(challenger, champion, enable_evaluation=True, task="classification")
+    return Evaluation(decision, figures, details)
 
 
 def write_decision(decision: dict[str, Any], output_dir: Path) -> Path:
