@@ -129,7 +129,7 @@ def test_pipeline_contract(pipeline: PipelineJob) -> None:
     assert spec["inputs"]["model_name"] == "diabetes-model"
     assert spec["inputs"]["enable_evaluation"] is True
     assert {"alpha", "test_size", "seed"} <= set(spec["inputs"])
-    assert list(spec["jobs"]) == ["prep", "train", "evaluate", "register"]
+    assert list(spec["jobs"]) == ["prep", "train", "evaluate", "register", "deploy"]
     assert set(pipeline.jobs) == set(spec["jobs"])
     # Hyperparameters reach the scripts from the pipeline inputs (so --set works).
     assert spec["jobs"]["train"]["inputs"]["alpha"] == "${{parent.inputs.alpha}}"

@@ -1,0 +1,137 @@
+"""pipelines/train.yml end to end through the `amlocal` CLI, in a temporary workspace: the
+model is registered and promoted, tracked in MLflow with plots, deployed and serving; a
+rerun with a worse hyperparameter registers and deploys nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AMLOCAL = [sys.executable, "-m", "amlocal.cli"]
+
+
+class Cli:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "AMLOCAL_HOME": str(home)}
+        self.env.pop("MLFLOW_TRACKING_URI", None)
+
+    def __call__(self, *args: str, ok: bool = True) -> tuple[Any, subprocess.CompletedProcess[str]]:
+        r = subprocess.run(
+            [*AMLOCAL, *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=600
+        )
+        if ok and r.returncode != 0:
+            raise AssertionError(
+                f"amlocal {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}"
+            )
+        return (json.loads(r.stdout) if r.stdout.strip() else None), r
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    cli = Cli(tmp_path_factory.mktemp("train") / ".amlocal")
+    for kind, f in (
+        ("data", "data/diabetes.yml"),
+        ("environment", "environments/train.yml"),
+        ("environment", "environments/score.yml"),
+    ):
+        cli(kind, "create", "-f", f)
+    job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "first")
+    try:
+        yield cli, job, run
+    finally:
+        cli("online-endpoint", "delete", "-n", "diabetes", "--yes", ok=False)
+
+
+def test_pipeline_completes_with_every_step(trained: Any) -> None:
+    cli, job, run = trained
+    assert job["status"] == "Completed", run.stderr
+    steps, _ = cli("job", "list", "--parent-job-name", "first")
+    assert {s["display_name"]: s["status"] for s in steps} == {
+        "prep": "Completed",
+        "train": "Completed",
+        "evaluate": "Completed",
+        "register": "Completed",
+        "deploy": "Completed",
+    }
+
+
+def test_registered_version_alias_and_tags(trained: Any) -> None:
+    cli, _, _ = trained
+    model, _ = cli("model", "show", "-n", "diabetes-model", "--version", "1")
+    tags = model["tags"]
+    assert tags.get("champion") == "true"
+    assert "champion" in model["aliases"]
+    assert float(tags["test_rmse"]) > 0 and float(tags["test_r2"]) > 0
+    data_sha = __import__("hashlib").sha256((REPO / "data/diabetes.csv").read_bytes()).hexdigest()
+    assert tags["data_sha256"] == data_sha
+    job, _ = cli("job", "show", "-n", "first")
+    commit = job["properties"]["azureml.git.commit"]  # HEAD when the job was submitted
+    kind = subprocess.run(
+        ["git", "cat-file", "-t", commit], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    assert kind == "commit" and tags["git_commit"] == commit
+
+
+def test_mlflow_runs_nested_with_metrics_and_plots(trained: Any) -> None:
+    cli, job, _ = trained
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cli.home / 'mlflow.db'}")
+    shown, _ = cli("job", "show", "-n", "first")
+    parent = shown["properties"]["mlflow.runId"]
+    runs = {}
+    for step, info in shown["jobs"].items():
+        runs[step] = client.get_run(info["properties"]["mlflow.runId"])
+        assert runs[step].data.tags["mlflow.parentRunId"] == parent
+    assert runs["evaluate"].data.metrics["test_rmse"] > 0
+    assert runs["train"].data.params["alpha"] == "1.0"
+    run_id = runs["evaluate"].info.run_id
+    plots = [a.path for a in client.list_artifacts(run_id, "plots")]
+    assert len([p for p in plots if p.endswith(".png")]) >= 2, plots  # predicted/actual, residuals
+
+
+def test_model_is_serving_after_train(trained: Any) -> None:
+    cli, _, _ = trained
+    out, _ = cli(
+        "online-endpoint",
+        "invoke",
+        "-n",
+        "diabetes",
+        "-r",
+        "endpoints/online/diabetes/sample-request.json",
+    )
+    preds = out if isinstance(out, list) else json.loads(out) if isinstance(out, str) else out
+    assert len(preds) == 2 and all(isinstance(p, float) for p in preds)
+
+
+def test_worse_model_registers_and_deploys_nothing(trained: Any) -> None:
+    cli, _, _ = trained
+    endpoint_before, _ = cli("online-endpoint", "show", "-n", "diabetes")
+    job, run = cli(
+        "job",
+        "create",
+        "-f",
+        "pipelines/train.yml",
+        "--stream",
+        "-n",
+        "worse",
+        "--set",
+        "inputs.alpha=300",
+    )
+    assert job["status"] == "Completed", run.stderr
+    steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "worse")[0]}
+    assert steps["prep"]["properties"].get("azureml.isreused") == "true"
+    decision = Path(steps["evaluate"]["outputs"]["decision"]["local_path"]) / "decision.json"
+    assert json.loads(decision.read_text())["promote"] is False
+    versions, _ = cli("model", "list", "-n", "diabetes-model")
+    assert [v["version"] for v in versions] == ["1"]
+    endpoint_after, _ = cli("online-endpoint", "show", "-n", "diabetes")
+    assert endpoint_after["traffic"] == endpoint_before["traffic"]
