@@ -75,10 +75,11 @@ clean:
 	rm -rf .amlocal .pytest_cache .ruff_cache
 
 # Online endpoint (issue 4): `make train` deploys each newly registered model blue/green.
-ENDPOINT ?= diabetes
+# On Azure the name takes ENDPOINT_SUFFIX (names are unique per region): diabetes-<suffix>.
+ENDPOINT ?= $(ONLINE_ENDPOINT)
 .PHONY: endpoint invoke
 endpoint: assets
-	$(AML) online-endpoint create -f endpoints/online/diabetes/endpoint.yml -o none
-	$(AML) online-endpoint show -n $(ENDPOINT) --query scoring_uri
+	$(AML) online-endpoint create -f endpoints/online/diabetes/endpoint.yml -n $(ENDPOINT) -o none $(AML_FLAGS)
+	$(AML) online-endpoint show -n $(ENDPOINT) --query scoring_uri $(AML_FLAGS)
 invoke: setup
-	$(AML) online-endpoint invoke -n $(ENDPOINT) -r endpoints/online/diabetes/sample-request.json
+	$(AML) online-endpoint invoke -n $(ENDPOINT) -r endpoints/online/diabetes/sample-request.json $(AML_FLAGS)

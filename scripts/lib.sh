@@ -7,6 +7,9 @@
 # The `az ml`-compatible command, split into words: AML="az ml" or AML=".venv/bin/amlocal".
 read -r -a AML_CMD <<<"${AML:-az ml}"
 
+# The script's real stdout, for workflow commands (::add-mask::) issued inside $(...).
+exec 3>&1
+
 log() { printf '%s %s\n' "[$(date -u +%H:%M:%S)]" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -46,7 +49,7 @@ oidc_relogin() {
     "${ACTIONS_ID_TOKEN_REQUEST_URL}&audience=api://AzureADTokenExchange") ||
     die "could not fetch a GitHub OIDC token (does the job have permissions: id-token: write?)"
   token=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["value"])' <<<"$response")
-  echo "::add-mask::${token}"
+  echo "::add-mask::${token}" >&3
   az login --service-principal --username "$AZURE_CLIENT_ID" --tenant "$AZURE_TENANT_ID" \
     --federated-token "$token" --allow-no-subscriptions --output none
   if [[ -n "${AZURE_SUBSCRIPTION_ID:-}" ]]; then
