@@ -145,6 +145,11 @@ def test_no_stored_secret_and_scripts_named_exist(name: str) -> None:
         assert path.is_file() and os.access(path, os.X_OK), f"{name}: {script}"
 
 
+def test_scripts_are_executable_except_the_library() -> None:
+    for script in SCRIPTS.glob("*.sh"):
+        assert os.access(script, os.X_OK) == (script.name != "lib.sh"), script.name
+
+
 def test_ci_is_offline_lint_validate_test() -> None:
     spec = workflow("ci.yml")
     assert {"pull_request", "push"} <= set(spec["on"])
