@@ -46,7 +46,9 @@ def decode(data: bytes, max_pixels: int = 4096 * 4096) -> Image.Image:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image is too large: {exc}") from None
-    except Exception as exc:  # PIL raises many types for corrupt or unknown data
+    except Image.UnidentifiedImageError:
+        raise ImageError("cannot decode image: not a PNG, JPEG, BMP, GIF, TIFF or WebP") from None
+    except Exception as exc:  # PIL raises many types for truncated or corrupt data
         raise ImageError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     return image
 
