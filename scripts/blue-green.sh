@@ -98,6 +98,17 @@ cmd_deploy() {
     traffic=""
   fi
   live=$(live_slot "$traffic")
+  # Already live (the pipeline's own deploy step, or a rerun of this workflow): nothing to
+  # stage, and `promote` of the live slot is a no-op.
+  if [[ -n "$live" ]] && [[ "$(aml online-deployment show --name "$live" --endpoint-name "$endpoint" \
+    --query model --output tsv)" == *"${model#azureml:}" ]]; then
+    log "$live already serves $model with live traffic ($traffic); nothing to deploy"
+    gh_output slot "$live"
+    gh_output previous "$live"
+    gh_output model "$model"
+    echo "$live"
+    return 0
+  fi
   if [[ -n "$live" ]]; then slot=$(other_slot "$live"); else slot=${SLOTS[0]}; fi
   log "live: ${live:-none} (${traffic:-no traffic}); deploying $model to $slot"
 

@@ -184,6 +184,8 @@ def test_train_deploy_shape() -> None:
         assert any("az extension add --name ml" in s.get("run", "") for s in job["steps"])
     runs = " ".join(s.get("run", "") for s in steps(spec))
     assert "scripts/run-job.sh pipelines/train.yml" in runs
+    # The pipeline's deploy step must target the suffixed endpoint, never the bare name.
+    assert '--set "jobs.deploy.inputs.endpoint_name=$ENDPOINT"' in runs
     assert "--stream" not in runs, "polling with re-login, not --stream (OIDC expiry)"
     assert "blue-green.sh deploy" in runs and "blue-green.sh promote" in runs
 
@@ -304,6 +306,19 @@ def test_live_check_failure_after_the_shift_rolls_back(tmp_path: Path) -> None:
     updates = [c[c.index("--traffic") + 1] for c in promoted.ml_calls("online-endpoint", "update")]
     assert updates == ["green=100 blue=0", "blue=100 green=0"]
     assert promoted.traffic("diabetes-t") == {"blue": 100, "green": 0}
+
+
+def test_a_model_already_live_is_not_deployed_again(tmp_path: Path) -> None:
+    """The pipeline's deploy step may have released the version already (or this is a
+    rerun): staging and production then change nothing."""
+    release(tmp_path, "azureml:diabetes-model:1")
+    deployed, promoted = release(tmp_path, "azureml:diabetes-model:1")
+    assert deployed.code == 0 and deployed.gh["slot"] == "blue", deployed.output
+    assert not deployed.ml_calls("online-deployment", "create")
+    assert not deployed.ml_calls("online-deployment", "update")
+    assert promoted is not None and promoted.code == 0
+    assert not promoted.ml_calls("online-endpoint", "update")
+    assert promoted.traffic("diabetes-t") == {"blue": 100}
 
 
 def test_promote_refuses_a_slot_whose_model_changed(tmp_path: Path) -> None:
