@@ -7,6 +7,8 @@ Ridge (cloudpickle), as the training pipeline registers it. In the same run:
 
 * baseline: one process reading every file with pandas and calling `model.predict` once per
   file, the floor for this work on this machine;
+* CLI: the same deployment through `amlocal batch-endpoint invoke`, timed from the invoke
+  command until the job is Completed (runner and worker start-up included);
 * executor: `amlocal.jobs.parallel.execute` with src/batch_score/batch_score.py and the
   settings of endpoints/batch/diabetes/deployment.yml (max_concurrency_per_instance: 2),
   writing predictions.csv (which the baseline does not even do).
@@ -117,6 +119,67 @@ def executor(folder: Path, model_dir: Path, work: Path, tag: str) -> dict:
     return d
 
 
+def endpoint(folder: Path, model_dir: Path, work: Path) -> dict:
+    """The same scoring through the CLI: `amlocal batch-endpoint invoke` on a deployment of
+    endpoints/batch/diabetes/deployment.yml (max_concurrency_per_instance: 2), timed from
+    the invoke command to the job's Completed status (runner start-up included)."""
+    import subprocess
+
+    home = work / "amlocal-home"
+    env = {**os.environ, "AMLOCAL_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cli = [sys.executable, "-m", "amlocal.cli"]
+
+    def run(*args: str) -> str:
+        r = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, cwd=work)
+        if r.returncode != 0:
+            raise SystemExit(f"amlocal {' '.join(args)} failed:\n{r.stderr}")
+        return r.stdout
+
+    (work / "model.yml").write_text(
+        f"name: diabetes-model\ntype: mlflow_model\npath: {model_dir}\n"
+    )
+    run("environment", "create", "-f", str(ROOT / "environments/score.yml"), "-o", "none")
+    run("model", "create", "-f", str(work / "model.yml"), "-o", "none")
+    batch = ROOT / "endpoints/batch/diabetes"
+    run("batch-endpoint", "create", "-f", str(batch / "endpoint.yml"), "-o", "none")
+    s = deployment_settings()
+    run(
+        "batch-deployment",
+        "create",
+        "-f",
+        str(batch / "deployment.yml"),
+        "--set-default",
+        "--set",
+        f"settings.max_concurrency_per_instance={s['max_concurrency_per_instance']}",
+        "-o",
+        "none",
+    )
+    t0 = time.perf_counter()
+    name = run(
+        "batch-endpoint",
+        "invoke",
+        "-n",
+        "diabetes-batch",
+        "--input",
+        str(folder),
+        "--query",
+        "name",
+        "-o",
+        "tsv",
+    ).strip()
+    t_invoke = time.perf_counter() - t0
+    while True:
+        status = json.loads(run("job", "show", "-n", name, "--query", "status"))
+        if status in ("Completed", "Failed", "Canceled"):
+            break
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    result = json.loads((home / "jobs" / name / "logs" / "job_result.txt").read_text())
+    result.update(status=status, invoke_seconds=t_invoke, invocation_wall_seconds=wall)
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=100)
@@ -136,6 +199,7 @@ def main() -> int:
         base = baseline(data, model_dir)
         run = executor(data, model_dir, work, "full")
         tenth = executor(small, model_dir, work, "tenth")
+        cli = endpoint(data, model_dir, work)
 
         out = pd.read_csv(run["output_file"], header=None, names=["row", "prediction", "file"])
         same = len(out) == base["rows"] and np.allclose(
@@ -152,6 +216,11 @@ def main() -> int:
             run["worker_peak_rss_mb"] <= 1.15 * tenth["worker_peak_rss_mb"]
         ),
         "predictions equal the baseline's": bool(same),
+        "CLI invoke -> Completed <= baseline wall + 3 s": (
+            cli["invocation_wall_seconds"] - base["wall_seconds"] <= 3.0
+        ),
+        "CLI invoke returns < 1 s": cli["invoke_seconds"] < 1.0,
+        "CLI job start -> first mini-batch < 2 s": (cli["first_mini_batch_seconds"] or 99) < 2.0,
     }
     print(f"input: {base['rows']:,} rows in {args.files} CSV files; {os.cpu_count()} cores")
     print(
@@ -176,13 +245,27 @@ def main() -> int:
         f"worker peak RSS: {run['worker_peak_rss_mb']:.0f} MB over {args.files} files, "
         f"{tenth['worker_peak_rss_mb']:.0f} MB over {max(1, args.files // 10)} files"
     )
+    print(
+        f"through `amlocal batch-endpoint invoke`: invoke returned in {cli['invoke_seconds']:.2f}s;"
+        f" invoke -> Completed {cli['invocation_wall_seconds']:.2f}s (baseline + "
+        f"{cli['invocation_wall_seconds'] - base['wall_seconds']:.2f}s); throughput "
+        f"{cli['rows_per_second'] or 0:,.0f} rows/s; worker start-up {cli['startup_seconds']:.2f}s;"
+        f" first mini-batch {cli['first_mini_batch_seconds']:.2f}s; status {cli['status']}"
+    )
     for name, ok in targets.items():
         print(f"  [{'ok' if ok else 'MISSED'}] {name}")
     if args.json:
         base.pop("predictions")
         args.json.write_text(
             json.dumps(
-                {"baseline": base, "executor": run, "tenth": tenth, "targets": targets}, indent=2
+                {
+                    "baseline": base,
+                    "executor": run,
+                    "tenth": tenth,
+                    "cli": cli,
+                    "targets": targets,
+                },
+                indent=2,
             )
         )
     return 0 if all(targets.values()) else 1

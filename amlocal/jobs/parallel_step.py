@@ -44,7 +44,7 @@ NODE_KEYS = (
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def effective_component(step: dict[str, Any]) -> dict[str, Any]:
