@@ -198,3 +198,29 @@ def test_local_blue_green(tmp_path):
             for k, v in saved.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     assert leftovers == []
+
+
+def test_model_already_live_is_not_redeployed():
+    """A rerun whose register step was reused must not flip blue and green."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment
+
+    ml = _ml_client({"blue": 100, "green": 0}, '"[1.0, 2.0]"')
+    arm = (
+        "/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/"
+        "workspaces/w/models/diabetes-model/versions/7"
+    )
+    ml.online_deployments.get.side_effect = lambda name, endpoint_name: ManagedOnlineDeployment(
+        name=name, endpoint_name=endpoint_name, model=arm if name == "blue" else None
+    )
+    args = (ENDPOINT_DIR, "diabetes")
+    result = promote(
+        AzureTarget(ml), *args, "azureml:diabetes-model:7", REPO / "src" / "score", SAMPLE
+    )
+    assert result["unchanged"] is True and result["deployment"] == "blue"
+    ml.online_deployments.begin_create_or_update.assert_not_called()
+    ml.online_endpoints.begin_create_or_update.assert_not_called()
+    # A different version is promoted as usual.
+    result = promote(
+        AzureTarget(ml), *args, "azureml:diabetes-model:8", REPO / "src" / "score", SAMPLE
+    )
+    assert result["deployment"] == "green" and "unchanged" not in result

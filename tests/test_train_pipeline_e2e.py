@@ -112,6 +112,26 @@ def test_model_is_serving_after_train(trained: Any) -> None:
     assert len(preds) == 2 and all(isinstance(p, float) for p in preds)
 
 
+def test_rerun_reuses_training_and_keeps_the_live_slot(trained: Any) -> None:
+    cli, _, _ = trained
+    before, _ = cli("online-endpoint", "show", "-n", "diabetes")
+    job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "again")
+    assert job["status"] == "Completed", run.stderr
+    steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "again")[0]}
+    for name in ("prep", "train", "evaluate", "register"):
+        assert steps[name]["properties"].get("azureml.isreused") == "true", name
+    # deploy is not deterministic (it changes an endpoint), so it runs, and finds the model live.
+    assert steps["deploy"]["properties"].get("azureml.isreused") is None
+    info = json.loads(
+        (
+            Path(steps["deploy"]["outputs"]["deployment"]["local_path"]) / "deploy_info.json"
+        ).read_text()
+    )
+    assert info["unchanged"] is True
+    after, _ = cli("online-endpoint", "show", "-n", "diabetes")
+    assert after["traffic"] == before["traffic"]
+
+
 def test_worse_model_registers_and_deploys_nothing(trained: Any) -> None:
     cli, _, _ = trained
     endpoint_before, _ = cli("online-endpoint", "show", "-n", "diabetes")

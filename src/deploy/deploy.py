@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--endpoint_config", type=Path, required=True, help="endpoint + slot YAML")
     p.add_argument("--score_code", type=Path, required=True, help="the scoring code folder")
     p.add_argument("--endpoint_name", default="", help="default: name in endpoint.yml")
+    p.add_argument("--enabled", default="true", help="false: record the decision, deploy nothing")
     p.add_argument("--mirror_percent", type=int, default=0)
     p.add_argument("--canary_percent", type=int, default=0)
     p.add_argument("--stage_seconds", type=float, default=0.0)
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     args.deployment.mkdir(parents=True, exist_ok=True)
     info = json.loads((args.registration / "model_info.json").read_text())
     out = args.deployment / "deploy_info.json"
+    if args.enabled.strip().lower() not in ("true", "1", "yes"):
+        print("deploy: disabled by the pipeline input (deploy: false); nothing deployed")
+        out.write_text(json.dumps({"deployed": False, "reason": "deployment disabled"}))
+        return 0
     if not info.get("registered"):
         print(f"deploy: nothing to deploy ({info.get('reason', 'no new version registered')})")
         out.write_text(json.dumps({"deployed": False, "reason": info.get("reason")}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ class Target(Protocol):
 
     def traffic(self, endpoint: str) -> dict[str, int] | None:
         """Live traffic by deployment, or None if the endpoint does not exist."""
+
+    def serving(self, endpoint: str, deployment: str) -> str | None:
+        """The model a deployment serves (any reference form), or None."""
 
     def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None: ...
 
@@ -72,6 +76,23 @@ def check_response(status: int, body: str, rows: int) -> None:
         raise SmokeTestFailed(f"non-numeric or non-finite predictions: {bad[:5]}")
 
 
+def same_model(a: Any, b: Any) -> bool:
+    """Whether two model references (`azureml:name:version`, an ARM id ending in
+    `models/<name>/versions/<version>`) name the same version."""
+
+    def key(ref: Any) -> tuple[str, str] | None:
+        if not isinstance(ref, str):
+            return None
+        if m := re.search(r"models/([^/]+)/versions/([^/]+)$", ref):
+            return m.group(1), m.group(2)
+        if m := re.match(r"^azureml:([^:@/]+):([^:@/]+)$", ref):
+            return m.group(1), m.group(2)
+        return None
+
+    ka, kb = key(a), key(b)
+    return ka is not None and ka == kb
+
+
 def promote(
     target: Target,
     config: Path,
@@ -89,6 +110,19 @@ def promote(
         target.create_endpoint(config / "endpoint.yml", endpoint)
         traffic = {}
     plan = choose_slot(traffic)
+    if plan.live is not None and traffic.get(plan.live) == 100:
+        if same_model(target.serving(endpoint, plan.live), model):
+            # A rerun whose register step was reused: the model is already live. Deploying it
+            # again to the idle slot would only flip blue and green.
+            print(f"deploy: {model} already serves 100% of {endpoint} ({plan.live})")
+            return {
+                "endpoint": endpoint,
+                "deployment": plan.live,
+                "previous": plan.live,
+                "model": model,
+                "traffic": dict(traffic),
+                "unchanged": True,
+            }
     print(f"deploy: {model} -> {endpoint}/{plan.target} (live: {plan.live or 'none'})")
     target.deploy(config / f"{plan.target}.yml", endpoint, plan.target, model, code)
 
@@ -157,6 +191,15 @@ class AzureTarget:
         except ResourceNotFoundError:
             return None
 
+    def serving(self, endpoint: str, deployment: str) -> str | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            model = self.ml.online_deployments.get(name=deployment, endpoint_name=endpoint).model
+        except ResourceNotFoundError:
+            return None
+        return model if isinstance(model, str) else getattr(model, "id", None)
+
     def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
         from azure.ai.ml import load_online_endpoint
 
@@ -208,6 +251,10 @@ class LocalTarget:
     def traffic(self, endpoint: str) -> dict[str, int] | None:
         rec = self.ws.store.get("online-endpoint", endpoint)
         return None if rec is None else dict(rec.get("traffic") or {})
+
+    def serving(self, endpoint: str, deployment: str) -> str | None:
+        rec = self.ws.store.get("online-deployment", f"{endpoint}:{deployment}")
+        return None if rec is None else rec.get("model")
 
     def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
         from amlocal.endpoints import online
