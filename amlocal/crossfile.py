@@ -11,12 +11,12 @@ Works on the raw YAML (dicts), so a problem names the exact key a person has to 
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 

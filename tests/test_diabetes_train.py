@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import re
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

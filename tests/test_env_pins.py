@@ -8,10 +8,10 @@ versions is loaded in another, which is exactly what this test exists to prevent
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

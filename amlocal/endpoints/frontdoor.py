@@ -178,7 +178,7 @@ class FrontDoor:
             status, reason, up_headers, up_body = await asyncio.wait_for(
                 _call(route, head, body), route.timeout_s
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await _json(
                 send, 408, f"Request timed out after {route.timeout_s * 1000:.0f} ms", extra
             )

@@ -72,7 +72,7 @@ async def http_get_ok(port: int, path: str = "/", timeout: float = 2.0) -> bool:
     """One probe: GET on the instance answered with 200 within `timeout`."""
     try:
         return await asyncio.wait_for(_get_status(port, path), timeout) == b"200"
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
 
 

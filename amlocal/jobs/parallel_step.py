@@ -97,6 +97,7 @@ def run(
         base=execution.base,
         datastore=execution.datastore,
         component=component,
+        digest_data=not batch,  # batch invocations are never reused: don't hash their input
     )
     data_name = _input_name(component.get("input_data"), where)
     if data_name not in io.input_values or io.input_values[data_name] is None:

@@ -88,8 +88,8 @@ def output_location(
 
 
 def data_input(
-    ws: Workspace, job_name: str, name: str, data: dict[str, Any], base: Path
-) -> tuple[Any, dict[str, Any], str]:
+    ws: Workspace, job_name: str, name: str, data: dict[str, Any], base: Path, digest: bool = True
+) -> tuple[Any, dict[str, Any], str | None]:
     """(value for the command, record metadata, content digest) of one data input."""
     uri = data.get("path")
     if not uri:
@@ -106,7 +106,7 @@ def data_input(
         )
     if not local.exists():
         raise InvalidInput(f"input '{name}': data path {local} does not exist")
-    digest = tree_digest(local, store=ws.store)
+    content = tree_digest(local, store=ws.store) if digest else None
     meta = {
         "type": data.get("type", "uri_folder"),
         "path": uri,
@@ -114,14 +114,14 @@ def data_input(
         "local_path": str(local),
     }
     if mode == "direct":
-        return uri, meta, digest
+        return uri, meta, content
     if mode == "download":
         dest = ws.job_dir(job_name) / "inputs" / name / local.name
         if not dest.exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if local.is_dir() else shutil.copy2)(local, dest)
-        return str(dest), meta, digest
-    return str(local), meta, digest
+        return str(dest), meta, content
+    return str(local), meta, content
 
 
 @dataclass
@@ -145,11 +145,13 @@ def resolve_io(
     base: Path,
     datastore: str = DEFAULT_DATASTORE,
     component: dict[str, Any] | None = None,
+    digest_data: bool = True,
 ) -> IO:
     """Resolve inputs and outputs for any step kind, given its bound inputs (already
     evaluated in the parent context): `bound` maps input name -> {"literal": v} |
     {"data": {...}} | {"upstream": {local_path, uri, type}}; `out_targets` maps output name
-    -> declaration. `component` defaults to step["component"] (a sweep passes its trial)."""
+    -> declaration. `component` defaults to step["component"] (a sweep passes its trial).
+    `digest_data=False` skips hashing data content, for jobs that are never reused."""
     component = component if component is not None else step["component"]
     decls = component.get("inputs") or {}
     values: dict[str, Any] = {}
@@ -171,7 +173,7 @@ def resolve_io(
             meta[name] = values[name]
         elif "data" in b:
             data = {**b["data"], "mode": b["data"].get("mode") or decl.get("mode")}
-            v, m, digest = data_input(ws, job_name, name, data, base)
+            v, m, digest = data_input(ws, job_name, name, data, base, digest_data)
             values[name], meta[name], identity[name] = v, m, {"digest": digest, "mode": m["mode"]}
         elif "upstream" in b:
             up = b["upstream"]
@@ -183,7 +185,7 @@ def resolve_io(
                 )
             values[name] = str(local)
             meta[name] = {"type": up.get("type"), "path": up.get("uri"), "local_path": str(local)}
-            identity[name] = {"digest": tree_digest(local, store=ws.store)}
+            identity[name] = {"digest": tree_digest(local, store=ws.store) if digest_data else None}
     for name in bound:
         if name not in decls:
             raise InvalidInput(
