@@ -22,7 +22,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: setup assets train ui validate test lint clean deploy batch azure-setup
+.PHONY: setup assets train train-digits digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -40,7 +40,20 @@ assets: setup
 	$(AML) environment create -f environments/score.yml -o none $(AML_FLAGS)
 
 train: assets
-	$(AML) job create -f pipelines/train.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
+	$(AML) job create -f pipelines/train.yml --stream -o none --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
+
+# The digits image classifier: prep -> sweep over model families -> evaluate -> register ->
+# deploy to endpoints/online/digits.
+train-digits: assets
+	$(AML) data create -f data/digits.yml -o none $(AML_FLAGS)
+	$(AML) environment create -f environments/digits-train.yml -o none $(AML_FLAGS)
+	$(AML) environment create -f environments/digits-score.yml -o none $(AML_FLAGS)
+	$(AML) job create -f pipelines/train-digits.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
+
+# An image file as a scoring request: make -s digits-request IMAGE=my7.png > request.json
+# (URL=1 sends it as a URL instead of base64).
+digits-request: setup
+	@$(BIN)/python endpoints/online/digits/encode_image.py $(if $(URL),--url) $(IMAGE)
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .amlocal)/mlflow.db --host 127.0.0.1 --port 5000

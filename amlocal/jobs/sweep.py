@@ -2,7 +2,7 @@
 the choice of the best trial. `sweep_step.py` runs trials; everything it decides is here so
 that it can be tested exhaustively and fast.
 
-Semantics follow Azure ML's sweep reference (docs/local-vs-azure-sweep.md lists the choices
+Semantics follow Azure ML's sweep reference (docs/local-vs-azure.md, "Sweep jobs" lists the choices
 the documentation leaves open):
 - search space expressions: choice, randint (exclusive upper), uniform/quniform,
   loguniform/qloguniform (value = exp(U(min, max))), normal/qnormal, lognormal/qlognormal;
