@@ -95,6 +95,7 @@ def step_seconds(home: Path, env: dict[str, str], name: str) -> float:
 
 def main() -> None:
     rows: list[tuple[str, float, float, str]] = []
+    timings: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {**os.environ, "AMLOCAL_HOME": str(work / ".amlocal")}
@@ -114,6 +115,7 @@ def main() -> None:
             amlocal_t = statistics.median(run(forced, work, env) for _ in range(3))
             floor_t = statistics.median(floor(n, work) for _ in range(3))
             per_step = (amlocal_t - floor_t) / n
+            timings[n] = (amlocal_t, floor_t)
             rows.append(
                 (
                     f"{n}-step pipeline, force_rerun",
@@ -123,6 +125,25 @@ def main() -> None:
                 )
             )
             if n == 10:
+                (a3, f3), (a10, f10) = timings[3], timings[10]
+                marginal = ((a10 - f10) - (a3 - f3)) / 7
+                fixed = (a3 - f3) - 3 * marginal
+                rows.append(
+                    (
+                        "  of which: per added step",
+                        marginal,
+                        0.0,
+                        "engine cost of one more step (slope 3 -> 10 steps)",
+                    )
+                )
+                rows.append(
+                    (
+                        "  of which: fixed per job",
+                        fixed,
+                        0.0,
+                        "process start, MLflow import and runs (intercept)",
+                    )
+                )
                 reused = statistics.median(run(create, work, env) for _ in range(3))
                 rows.append(
                     ("10-step pipeline, fully reused", reused, 0.0, "whole process (target < 1 s)")
