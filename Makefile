@@ -84,7 +84,10 @@ batch: setup
 azure-setup:
 	scripts/azure-setup.sh
 
+# Stops every local endpoint (their processes outlive the CLI) before removing the workspace.
 clean:
+	-test -x $(BIN)/amlocal && for ep in $$($(BIN)/amlocal online-endpoint list --query "[].name" -o tsv 2>/dev/null); do \
+	  $(BIN)/amlocal online-endpoint delete -n $$ep --yes -o none; done
 	rm -rf .amlocal .pytest_cache .ruff_cache
 
 # Online endpoint (issue 4): `make train` deploys each newly registered model blue/green.
