@@ -10,9 +10,9 @@
 # endpoints/online/diabetes/). MODEL is e.g. azureml:diabetes-model:7 or
 # azureml:diabetes-model@latest. The smoke test sends sample-request.json to the new slot
 # only (`--deployment-name`), so live callers never see an unverified model, and asserts one
-# finite number per request row. A failed smoke test exits 1 with traffic untouched. After
-# the shift, the endpoint is invoked through live traffic; if that fails, traffic goes back
-# to the previous slot and the script exits 1.
+# answer per request item (a finite number, or an object with a "label"). A failed smoke
+# test exits 1 with traffic untouched. After the shift, the endpoint is invoked through live
+# traffic; if that fails, traffic goes back to the previous slot and the script exits 1.
 # Env: AML (default "az ml"), RESOURCE_GROUP/WORKSPACE, CANARY_PERCENT (0 = straight to
 # 100), CANARY_SECONDS, EXPECT_MODEL (promote: refuse unless the slot still serves it).
 # Writes slot/previous/model to GITHUB_OUTPUT.
@@ -48,30 +48,36 @@ live_slot() {
 
 other_slot() { if [[ "$1" == "${SLOTS[0]}" ]]; then echo "${SLOTS[1]}"; else echo "${SLOTS[0]}"; fi; }
 
-# Assert an invoke response: a JSON list (possibly JSON-encoded again, as `az ml ... invoke`
-# prints it) of ROWS finite numbers.
+# The smoke test's rules live in src/deploy/deploy_lib.py (standard library only), shared
+# with the pipeline's deploy step so both accept the same requests and answers: one finite
+# number or one object with a "label" per item of the sample request ({"data": [...]} rows,
+# one {"image"|"url": ...} object, or a list of them).
+DEPLOY_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../src/deploy" && pwd)
+
+# Assert an invoke response (possibly JSON-encoded again, as `az ml ... invoke` prints it)
+# answers ITEMS items.
 check_response() {
-  local rows=$1 body=$2
-  python3 - "$rows" "$body" <<'PY'
-import json, math, sys
-rows, body = int(sys.argv[1]), sys.argv[2]
+  python3 - "$DEPLOY_LIB" "$1" "$2" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from deploy_lib import SmokeTestFailed, check_response
 try:
-    preds = json.loads(body)
-    if isinstance(preds, str):
-        preds = json.loads(preds)
-except ValueError:
-    sys.exit(f"response is not JSON: {body[:300]}")
-if not isinstance(preds, list) or len(preds) != rows:
-    sys.exit(f"expected {rows} predictions, got: {str(preds)[:300]}")
-bad = [p for p in preds if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)]
-if bad:
-    sys.exit(f"non-numeric or non-finite predictions: {bad[:5]}")
-print(f"{rows} finite predictions")
+    check_response(200, sys.argv[3], int(sys.argv[2]))
+except SmokeTestFailed as exc:
+    sys.exit(str(exc))
+print(f"{sys.argv[2]} answer(s) as expected")
 PY
 }
 
+# How many answers the sample request REQUEST_FILE asks for.
 request_rows() {
-  python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["data"]))' "$1"
+  python3 - "$DEPLOY_LIB" "$1" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from deploy_lib import request_items
+with open(sys.argv[2]) as f:
+    print(request_items(json.load(f)))
+PY
 }
 
 # invoke ENDPOINT REQUEST [SLOT] -> prints the response body; fails if the call fails.

@@ -25,7 +25,14 @@ from online_support import (
 
 sys.path.insert(0, str(REPO / "src" / "deploy"))
 import deploy_lib  # noqa: E402
-from deploy_lib import AzureTarget, SmokeTestFailed, check_response, choose_slot, promote  # noqa: E402
+from deploy_lib import (  # noqa: E402
+    AzureTarget,
+    SmokeTestFailed,
+    check_response,
+    choose_slot,
+    promote,
+    request_items,
+)
 
 SAMPLE = ENDPOINT_DIR / "sample-request.json"
 
@@ -42,6 +49,64 @@ def test_check_response():
     for status, body in ((424, '{"message": "x"}'), (200, "[1.0]"), (200, "[NaN, 1]"), (200, "{")):
         with pytest.raises(SmokeTestFailed):
             check_response(status, body, 2)
+
+
+def test_request_items_counts_every_request_form():
+    """The diabetes `data` rows and the digits endpoint's image/URL objects (one or a list)."""
+    assert request_items({"data": [[1, 2], [3, 4], [5, 6]]}) == 3
+    assert request_items({"data": ["iVBOR...", "iVBOR..."]}) == 2
+    assert request_items({"image": "iVBOR..."}) == 1
+    assert request_items({"url": "https://example.com/7.png"}) == 1
+    assert request_items([{"image": "a"}, {"url": "b"}]) == 2
+    for bad in ({}, {"data": "x"}, [], [{"image": "a"}, 3], "x", {"picture": "a"}):
+        with pytest.raises(ValueError, match="sample request must be"):
+            request_items(bad)
+
+
+def test_check_response_accepts_labelled_answers():
+    seven = {"label": 7, "probabilities": {"7": 0.9, "1": 0.1}}
+    check_response(200, json.dumps(seven), 1)  # one image in, one object out
+    check_response(200, json.dumps([seven, {"label": "cat"}]), 2)  # a list, one each
+    check_response(200, json.dumps(json.dumps([seven])), 1)  # az ml's JSON string
+    check_response(200, "[7, 3]", 2)  # the digits `data` form: labels as numbers
+    failures = [
+        ("expected 2 predictions", json.dumps(seven), 2),  # one answer for two items
+        ("expected 1 predictions", '{"probabilities": {}}', 1),  # an object without a label
+        ("expected finite numbers", json.dumps([seven, {"probabilities": {}}]), 2),
+        ("expected finite numbers", json.dumps([seven, 3]), 2),  # mixed answers
+        ("expected finite numbers", "[true, 1]", 2),  # booleans are not predictions
+    ]
+    for expected, body, items in failures:
+        with pytest.raises(SmokeTestFailed, match=expected):
+            check_response(200, body, items)
+
+
+def test_promote_rejects_a_malformed_sample_request_before_deploying(tmp_path):
+    request = tmp_path / "sample-request.json"
+    request.write_text('{"input_data": [[1, 2]]}')
+    ml = _ml_client({"blue": 100, "green": 0}, "[1.0]")
+    with pytest.raises(ValueError, match="sample request must be"):
+        promote(AzureTarget(ml), ENDPOINT_DIR, "d", "azureml:m:1", REPO / "src" / "score", request)
+    ml.online_deployments.begin_create_or_update.assert_not_called()
+
+
+def test_azure_smoke_test_with_an_image_request(tmp_path):
+    """The digits endpoint's sample request is one base64 image; its answer one object."""
+    request = tmp_path / "sample-request.json"
+    request.write_text('{"image": "iVBORw0KGgo="}')
+    answer = json.dumps(json.dumps({"label": 7, "probabilities": {"7": 1.0}}))
+    ml = _ml_client({"blue": 100, "green": 0}, answer)
+    result = promote(
+        AzureTarget(ml), ENDPOINT_DIR, "digits", "azureml:digits-model:2", REPO / "src", request
+    )
+    assert result["deployment"] == "green" and result["traffic"] == {"blue": 0, "green": 100}
+    # An empty list answers no image: the smoke test fails and traffic stays where it was.
+    ml = _ml_client({"blue": 100, "green": 0}, json.dumps("[]"))
+    with pytest.raises(SmokeTestFailed, match="expected 1 predictions"):
+        promote(
+            AzureTarget(ml), ENDPOINT_DIR, "digits", "azureml:digits-model:3", REPO / "src", request
+        )
+    ml.online_endpoints.begin_create_or_update.assert_not_called()
 
 
 def _ml_client(traffic: dict[str, int], invoke: object) -> mock.MagicMock:

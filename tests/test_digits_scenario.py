@@ -32,6 +32,7 @@ from tests.online_support import descendants_alive
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "data" / "digits"
+ONLINE = REPO / "endpoints" / "online" / "digits"
 sys.path.insert(0, str(REPO / "src" / "score_digits"))
 import digits_image  # noqa: E402
 
@@ -64,6 +65,17 @@ def test_any_size_colour_and_polarity_gives_the_same_features() -> None:
 def test_undecodable_bytes_raise_image_error() -> None:
     with pytest.raises(digits_image.ImageError, match="cannot decode"):
         digits_image.features_from_bytes(b"not an image")
+
+
+def test_sample_requests_are_the_encoder_output_for_a_real_seven() -> None:
+    """The shipped requests stay reproducible with the shipped encoder (and stay a 7)."""
+    encoder = ONLINE / "encode_image.py"
+    seven = str(DIGITS / "7" / "0007.png")
+    for name, flags in (("sample-request.json", []), ("sample-request-data.json", ["--data"])):
+        out = subprocess.run(
+            [sys.executable, str(encoder), *flags, seven], capture_output=True, check=True
+        )
+        assert out.stdout == (ONLINE / name).read_bytes(), name
 
 
 def _pad(img: Image.Image, side: int) -> Image.Image:
@@ -213,10 +225,15 @@ def test_base64_url_and_file_inputs_agree(trained: dict[str, Any], http_root: st
     assert status == 200 and one == by_b64[0]
     status, single = _invoke(trained, {"image": "data:image/png;base64," + _b64(picks[7])})
     assert status == 200 and single == by_b64[7]
-    # the sample request shipped with the endpoint, and the labels-only `data` form
-    sample = json.loads((REPO / "endpoints/online/digits/sample-request.json").read_text())
+    # the sample requests shipped with the endpoint: one base64 PNG (what a user curls and
+    # the deploy step's smoke test sends), and the same image in the labels-only `data` form
+    sample = json.loads((ONLINE / "sample-request.json").read_text())
+    assert set(sample) == {"image"}
     status, answer = _invoke(trained, sample)
-    assert status == 200 and answer == [7]
+    assert status == 200 and answer["label"] == 7, answer
+    assert answer["probabilities"]["7"] == max(answer["probabilities"].values())
+    status, labels = _invoke(trained, json.loads((ONLINE / "sample-request-data.json").read_text()))
+    assert status == 200 and labels == [7]
     assert sum(a["label"] == d for d, a in enumerate(by_b64)) >= 9
 
 

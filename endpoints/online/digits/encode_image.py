@@ -6,6 +6,9 @@
     python endpoints/online/digits/encode_image.py --data a.png         # {"data": [...]} form
     amlocal online-endpoint invoke -n digits --request-file request.json
 
+sample-request.json (what the deploy step's smoke test sends) is `encode_image.py
+data/digits/7/0007.png`; sample-request-data.json is the same image with `--data`.
+
 Standard library only, so it runs anywhere a client does.
 """
 
