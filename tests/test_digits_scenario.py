@@ -39,11 +39,11 @@ import digits_image  # noqa: E402
 sys.path.remove(str(REPO / "src" / "score_digits"))
 
 
-def test_image_code_is_identical_in_prep_and_score() -> None:
-    """Training and serving must turn an image into features the same way."""
-    a = (REPO / "src" / "prep_digits" / "digits_image.py").read_bytes()
-    b = (REPO / "src" / "score_digits" / "digits_image.py").read_bytes()
-    assert a == b
+def test_image_code_is_identical_in_prep_score_and_batch() -> None:
+    """Training, online and batch scoring must turn an image into features the same way."""
+    prep = (REPO / "src" / "prep_digits" / "digits_image.py").read_bytes()
+    for copy in ("score_digits", "batch_digits"):
+        assert (REPO / "src" / copy / "digits_image.py").read_bytes() == prep, copy
 
 
 def test_any_size_colour_and_polarity_gives_the_same_features() -> None:

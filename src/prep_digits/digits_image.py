@@ -1,9 +1,10 @@
 """Any image of a digit -> the 64 features the digits models take (8x8, ink 0..16).
 
-Shared by prep (training images) and score (requests): the same function on both sides is
-what makes the served accuracy equal the evaluated one. Each component's code folder must
-stand alone, so src/score_digits/digits_image.py is an identical copy
-(tests/test_digits_scenario.py fails when they differ).
+Shared by prep (training images), score (online requests) and batch_digits (batch files):
+the same function on every side is what makes the served accuracy equal the evaluated one.
+Each code folder must stand alone, so src/score_digits/ and src/batch_digits/ hold identical
+copies of src/prep_digits/digits_image.py (tests/test_digits_scenario.py fails when they
+differ).
 
 Steps, each for a reason:
 - EXIF orientation, alpha composited on white, grayscale: phone photos and PNG canvases.
