@@ -22,7 +22,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: setup assets train train-digits digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,13 @@ train-digits: assets
 	$(AML) environment create -f environments/digits-train.yml -o none $(AML_FLAGS)
 	$(AML) environment create -f environments/digits-score.yml -o none $(AML_FLAGS)
 	$(AML) job create -f pipelines/train-digits.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
+
+# Classify data/digits-batch/ with the digits batch endpoint (after make train-digits).
+digits-batch: setup
+	$(AML) data create -f data/digits-batch.yml -o none $(AML_FLAGS)
+	$(AML) batch-endpoint create -f endpoints/batch/digits/endpoint.yml -o none $(AML_FLAGS)
+	$(AML) batch-deployment create -f endpoints/batch/digits/deployment.yml --set-default -o none $(AML_FLAGS)
+	$(AML) batch-endpoint invoke -n digits-batch --input azureml:digits-batch:1 $(AML_FLAGS)
 
 # An image file as a scoring request: make -s digits-request IMAGE=my7.png > request.json
 # (URL=1 sends it as a URL instead of base64).

@@ -253,13 +253,12 @@ def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
         name, version = registered_model_version(ws, ref)
         dest = ws.home / "models" / name / version
         if not dest.exists():
-            from mlflow.artifacts import download_artifacts
-
             tmp = dest.with_name(version + ".partial")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            mlflow_client(ws)  # sets the tracking/registry URI
-            download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+            from amlocal import tracking
+
+            tracking.download_model(ws, name, version, str(tmp))
             tmp.rename(dest)
         return dest
     p = Path(ref.removeprefix("file://"))

@@ -7,7 +7,6 @@ so scripts log without calling `start_run`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
@@ -18,22 +17,30 @@ _clients: dict[str, Any] = {}
 
 
 def client(ws: Workspace) -> Any:
-    """An MlflowClient on the workspace's tracking store (and registry)."""
+    """An MlflowClient on the workspace's tracking store (and registry).
+
+    No process-wide state is touched (no MLFLOW_TRACKING_URI, no mlflow.set_tracking_uri):
+    two workspaces, or a workspace and a user's own MLflow calls, can share a process.
+    """
     uri = ws.mlflow_tracking_uri
     with _lock:
         if uri not in _clients:
-            os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
-            logging.getLogger("mlflow").setLevel(logging.WARNING)
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            import mlflow
             from mlflow.tracking import MlflowClient
 
             for noisy in ("mlflow", "mlflow.store.db.utils", "alembic"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
-            mlflow.set_tracking_uri(uri)
-            mlflow.set_registry_uri(uri)
             _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return _clients[uri]
+
+
+def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
+    """Download a registered model version's files from the workspace's registry."""
+    from mlflow.artifacts import download_artifacts
+
+    uri = ws.mlflow_tracking_uri
+    download_artifacts(
+        artifact_uri=f"models:/{name}/{version}", dst_path=dest, tracking_uri=uri, registry_uri=uri
+    )
 
 
 def experiment_id(ws: Workspace, name: str) -> str:

@@ -395,12 +395,12 @@ def _registered_model_dir(ws: Workspace, name: str, version: str) -> Path:
         c.get_model_version(name, version)
     except Exception:
         raise NotFound(f"model '{name}' has no version '{version}'") from None
-    from mlflow.artifacts import download_artifacts
+    from amlocal import tracking
 
     tmp = dest.with_name(f"{version}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp))
+    tracking.download_model(ws, name, version, str(tmp))
     tmp.rename(dest)
     return dest
 
