@@ -51,11 +51,12 @@ train-digits: assets
 	$(AML) job create -f pipelines/train-digits.yml --stream -o none $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
 
 # Classify data/digits-batch/ with the digits batch endpoint (after make train-digits).
+DIGITS_BATCH_ENDPOINT ?= digits-batch$(if $(ENDPOINT_SUFFIX),-$(ENDPOINT_SUFFIX))
 digits-batch: setup
 	$(AML) data create -f data/digits-batch.yml -o none $(AML_FLAGS)
-	$(AML) batch-endpoint create -f endpoints/batch/digits/endpoint.yml -o none $(AML_FLAGS)
-	$(AML) batch-deployment create -f endpoints/batch/digits/deployment.yml --set-default -o none $(AML_FLAGS)
-	$(AML) batch-endpoint invoke -n digits-batch --input azureml:digits-batch:1 $(AML_FLAGS)
+	$(AML) batch-endpoint create -f endpoints/batch/digits/endpoint.yml -n $(DIGITS_BATCH_ENDPOINT) -o none $(AML_FLAGS)
+	$(AML) batch-deployment create -f endpoints/batch/digits/deployment.yml -e $(DIGITS_BATCH_ENDPOINT) --set-default -o none $(AML_FLAGS)
+	$(AML) batch-endpoint invoke -n $(DIGITS_BATCH_ENDPOINT) --input azureml:digits-batch:1 $(AML_FLAGS)
 
 # An image file as a scoring request: make -s digits-request IMAGE=my7.png > request.json
 # (URL=1 sends it as a URL instead of base64).

@@ -34,13 +34,29 @@ def client(ws: Workspace) -> Any:
 
 
 def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
-    """Download a registered model version's files from the workspace's registry."""
+    """Download a registered model version's files from the workspace's registry.
+
+    MLflow resolves `models:/` through its process-wide URIs whatever is passed in, so they
+    are set for the download only and restored after (unset stays unset, so a later
+    MLFLOW_TRACKING_URI still wins).
+    """
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
     from mlflow.artifacts import download_artifacts
 
     uri = ws.mlflow_tracking_uri
-    download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", dst_path=dest, tracking_uri=uri, registry_uri=uri
-    )
+    with _lock:
+        saved = tracking_utils._tracking_uri, registry_utils._registry_uri
+        tracking_utils._tracking_uri, registry_utils._registry_uri = uri, uri
+        try:
+            download_artifacts(
+                artifact_uri=f"models:/{name}/{version}",
+                dst_path=dest,
+                tracking_uri=uri,
+                registry_uri=uri,
+            )
+        finally:
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved
 
 
 def experiment_id(ws: Workspace, name: str) -> str:
