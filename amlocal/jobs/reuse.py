@@ -71,7 +71,7 @@ def lookup(store: Store, key: str) -> dict[str, Any] | None:
         return None
     for out in (record.get("outputs") or {}).values():
         p = out.get("local_path")
-        if p and not Path(p).exists() and not Path(p).parent.exists():
+        if p and not Path(p).exists():  # outputs deleted since: run again
             return None
     return record
 

@@ -150,6 +150,17 @@ def test_reuse_invalidation_rules(project: Project) -> None:
     assert _reused(project, job["name"]) == {"first": False, "second": False, "third": False}
 
 
+def test_deleted_outputs_are_not_reused(project: Project) -> None:
+    import shutil
+
+    _project(project)
+    first, _ = project.create("pipe.yml")
+    shutil.rmtree(project.steps(first["name"])["third"]["outputs"]["out"]["local_path"])
+    job, _ = project.create("pipe.yml")
+    assert _reused(project, job["name"]) == {"first": True, "second": True, "third": False}
+    assert _out(project, project.steps(job["name"])["third"]) == "c"
+
+
 def test_force_rerun_and_non_deterministic(project: Project) -> None:
     _project(project)
     project.create("pipe.yml")
