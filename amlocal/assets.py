@@ -14,7 +14,7 @@ from typing import Any
 
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.hashing import text_digest, tree_digest
-from amlocal.workspace import Workspace
+from amlocal.workspace import Workspace, public  # noqa: F401 (public: re-exported)
 
 _REF = re.compile(r"^azureml:(?P<name>[^:@/]+)(?::(?P<version>[^:@]+)|@(?P<label>[\w-]+))?$")
 _DATASTORE = re.compile(r"^azureml://datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$")
@@ -92,16 +92,9 @@ def _register(ws: Workspace, kind: str, record: dict[str, Any], identity: str) -
     return public(existing)
 
 
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
 def _asset_id(ws: Workspace, kind: str, name: str, version: str) -> str:
     plural = {"data": "data", "environment": "environments", "component": "components"}[kind]
-    return (
-        f"azureml:/subscriptions/local/resourceGroups/local/providers/Microsoft."
-        f"MachineLearningServices/workspaces/{ws.name}/{plural}/{name}/versions/{version}"
-    )
+    return "azureml:" + ws.arm_id(f"{plural}/{name}/versions/{version}")
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -14,11 +14,19 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from amlocal.store import Store
 
 DEFAULT_DATASTORE = "workspaceblobstore"
 WORKSPACE_NAME = "local"
+# The ARM prefix of every local resource id (Azure's shape, with "local" placeholders).
+ARM_PREFIX = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as shown to users: fields starting with "_" are engine-private."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
 def home_dir() -> Path:
@@ -60,6 +68,10 @@ class Workspace:
     def env_dir(self, digest: str) -> Path:
         return self.home / "envs" / digest
 
+    def arm_id(self, path: str = "") -> str:
+        """The resource id of the workspace, or of `path` (e.g. "jobs/x") inside it."""
+        return f"{ARM_PREFIX}/workspaces/{self.name}" + (f"/{path}" if path else "")
+
     def show(self) -> dict:
         """The `az ml workspace show` shape, with local values."""
         return {
@@ -69,8 +81,7 @@ class Workspace:
             "resource_group": "local",
             "mlflow_tracking_uri": self.mlflow_tracking_uri,
             "discovery_url": None,
-            "id": f"/subscriptions/local/resourceGroups/local/providers/"
-            f"Microsoft.MachineLearningServices/workspaces/{self.name}",
+            "id": self.arm_id(),
             "storage_account": str(self.datastore_dir()),
             "tags": {"amlocal.home": str(self.home)},
         }

@@ -122,39 +122,15 @@ def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
 
 
 def _view(ws: Workspace, name: str, done: threading.Event) -> None:
+    """The live view while this process runs the job; a last tick flushes the log tail."""
     from amlocal.jobs import stream
 
-    tty = sys.stderr.isatty()
-    seen: dict[str, str] = {}
-    last = ""
-    tail = stream.LogTail()
-    while True:
-        finished = done.wait(0.2)
-        job = ws.store.get("job", name)
-        if finished or not job:
-            if job and job.get("type") != "pipeline":
-                tail.pump(job, sys.stderr)
-            if finished:
-                return
-            continue
-        if job.get("type") != "pipeline":
-            tail.pump(job, sys.stderr)
-            continue
-        if tty:
-            text = stream.render(ws, job)
-            if text != last:
-                if last:
-                    sys.stderr.write(f"\x1b[{last.count(chr(10)) + 1}F\x1b[J")
-                sys.stderr.write(text + "\n")
-                sys.stderr.flush()
-                last = text
-        else:
-            for r in stream.rows(ws, job):
-                state = f"{r['status']} {r['reuse']}".strip()
-                if seen.get(r["step"]) != state and r["status"] != "NotStarted":
-                    seen[r["step"]] = state
-                    sys.stderr.write(f"[{name}] {r['step']}: {state}\n")
-                    sys.stderr.flush()
+    view = stream.LiveView(ws, name)
+    while not done.wait(0.2):
+        view.tick()
+    job = ws.store.get("job", name)
+    if job and job.get("type") != "pipeline":
+        view.tick()
 
 
 def show(args: argparse.Namespace) -> Any:

@@ -25,16 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.errors import InvalidInput, NotFound
-from amlocal.workspace import Workspace
+from amlocal.workspace import Workspace, public
 
 EP, DEP = "batch-endpoint", "batch-deployment"
-_ARM = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model"}
 MLFLOW_DRIVER = Path(__file__).parent / "mlflow_batch"
-
-
-def public(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if not k.startswith("_")}
 
 
 # -- endpoints -------------------------------------------------------------------------------
@@ -81,7 +76,7 @@ def create_or_update_endpoint(
         auth_mode=rec.get("auth_mode") or "aad_token",
         defaults=defaults,
         location="local",
-        id=f"{_ARM}/workspaces/{ws.name}/batchEndpoints/{name}",
+        id=ws.arm_id(f"batchEndpoints/{name}"),
         scoring_uri=f"amlocal://batchEndpoints/{name}/jobs",
         openapi_uri=f"amlocal://batchEndpoints/{name}/swagger.json",
         provisioning_state="Succeeded",
@@ -341,7 +336,7 @@ def create_or_update_deployment(
         name=entity.name,
         endpoint_name=ep["name"],
         type=kind,
-        id=f"{_ARM}/workspaces/{ws.name}/batchEndpoints/{ep['name']}/deployments/{entity.name}",
+        id=ws.arm_id(f"batchEndpoints/{ep['name']}/deployments/{entity.name}"),
         provisioning_state="Succeeded",
     )
     d["_runtime"] = runtime

@@ -24,17 +24,12 @@ from typing import Any
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.errors import AmlocalError, InvalidInput, NotFound
-from amlocal.workspace import Workspace
+from amlocal.workspace import Workspace, public
 
 EP, DEP = "online-endpoint", "online-deployment"
 DAEMON_MODULE = "amlocal.endpoints.daemon"
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
-_ARM = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
-
-
-def public(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if not k.startswith("_")}
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -243,7 +238,7 @@ def create_or_update_endpoint(
         auth_mode=rec.get("auth_mode", "key"),
         kind="Managed",
         location="local",
-        id=f"{_ARM}/workspaces/{ws.name}/onlineEndpoints/{name}",
+        id=ws.arm_id(f"onlineEndpoints/{name}"),
         identity={"type": "system_assigned"},
         public_network_access="enabled",
         provisioning_state="Succeeded",
@@ -475,8 +470,7 @@ def build_deployment(
         endpoint_name=entity.endpoint_name,
         model=model_ref,
         type="managed",
-        id=f"{_ARM}/workspaces/{ws.name}/onlineEndpoints/{entity.endpoint_name}"
-        f"/deployments/{entity.name}",
+        id=ws.arm_id(f"onlineEndpoints/{entity.endpoint_name}/deployments/{entity.name}"),
         environment=d.get("environment")
         or (f"azureml:{env['name']}:{env['version']}" if env.get("name") else None),
     )

@@ -144,8 +144,7 @@ def submit(
         "inputs": _show_inputs(plan),
         "outputs": {},
         "settings": plan.get("settings"),
-        "id": f"azureml:/subscriptions/local/resourceGroups/local/providers/Microsoft."
-        f"MachineLearningServices/workspaces/{ws.name}/jobs/{name}",
+        "id": "azureml:" + ws.arm_id(f"jobs/{name}"),
         "_plan": plan,
         "_isolate": isolate,
         "_git_commit": commit,
@@ -274,15 +273,16 @@ class Execution:
         """Create the MLflow run for a job that really executes: nested under the pipeline's
         run, or under `parent_run_id` (a sweep's trials under the sweep); returns its id."""
         if parent_run_id is None:
-            return self._mlflow_run(job, parent=False)
+            return self._mlflow_run(job)
         from amlocal import tracking
 
-        tags = {"azureml.jobName": job}
-        if self.record.get("_git_commit"):
-            tags["mlflow.source.git.commit"] = self.record["_git_commit"]
         with self.mlflow_lock:
             return tracking.start_run(
-                self.ws, self.plan["experiment_name"], job, parent_run_id=parent_run_id, tags=tags
+                self.ws,
+                self.plan["experiment_name"],
+                job,
+                parent_run_id=parent_run_id,
+                tags=self._run_tags(job),
             )
 
     def end_mlflow_run(self, run_id: str, status: str) -> None:
@@ -345,25 +345,24 @@ class Execution:
         r = self.ws.store.get("job", self.name) or {}
         return r.get("status") == "CancelRequested"
 
-    def _mlflow_run(self, run_name: str, parent: bool) -> str | None:
-        """Create the MLflow run for a job that really executes (not for reused steps)."""
+    def _run_tags(self, job: str, **extra: str) -> dict[str, str]:
+        tags = {"azureml.jobName": job, **extra}
+        if self.record.get("_git_commit"):
+            tags["mlflow.source.git.commit"] = self.record["_git_commit"]
+        return tags
+
+    def _mlflow_run(self, run_name: str) -> str | None:
+        """Create the MLflow run for a job that really executes (not for reused steps); the
+        pipeline's own run is created with its first executing step."""
         from amlocal import tracking
 
-        tags = {"azureml.jobName": run_name}
-        commit = self.record.get("_git_commit")
-        if commit:
-            tags["mlflow.source.git.commit"] = commit
         with self.mlflow_lock:
             if self.plan["kind"] == "pipeline" and self.parent_run is None:
                 self.parent_run = tracking.start_run(
                     self.ws,
                     self.plan["experiment_name"],
                     self.name,
-                    tags={
-                        "azureml.jobName": self.name,
-                        "azureml.runType": "pipeline",
-                        **({"mlflow.source.git.commit": commit} if commit else {}),
-                    },
+                    tags=self._run_tags(self.name, **{"azureml.runType": "pipeline"}),
                 )
                 self._set(
                     self.name,
@@ -372,14 +371,12 @@ class Execution:
                         "mlflow.runId": self.parent_run,
                     },
                 )
-            if parent:
-                return self.parent_run
             return tracking.start_run(
                 self.ws,
                 self.plan["experiment_name"],
                 run_name,
                 parent_run_id=self.parent_run,
-                tags=tags,
+                tags=self._run_tags(run_name),
             )
 
     def run(self) -> str:
@@ -623,7 +620,7 @@ class Execution:
                 )
                 return "Completed", hit["outputs"]
         self._warn_env(env)
-        run_id = self._mlflow_run(job if not standalone else self.name, parent=False)
+        run_id = self._mlflow_run(job if not standalone else self.name)
         mlflow_env = self._mlflow_env(job, run_id)
         bin_dir = environments.python_bin_dir(self.ws, env, bool(self.record.get("_isolate")))
         proc = steprun.StepProcess(self.ws, r, mlflow_env, bin_dir)

@@ -97,41 +97,52 @@ class LogTail:
             out.flush()
 
 
+class LiveView:
+    """One refresh of a job's live view: the DAG table (redrawn on a terminal, a line per
+    step change elsewhere) for pipelines, the log tail for single jobs."""
+
+    def __init__(self, ws: Workspace, name: str, out: TextIO = sys.stderr) -> None:
+        self.ws, self.name, self.out = ws, name, out
+        self.tty = out.isatty()
+        self.last = ""
+        self.seen: dict[str, str] = {}
+        self.tail = LogTail()
+
+    def tick(self) -> dict[str, Any] | None:
+        """Show what changed since the last tick; returns the job record."""
+        job = self.ws.store.get("job", self.name)
+        if job is None:
+            return None
+        if job.get("type") != "pipeline":
+            self.tail.pump(job, self.out)
+        elif self.tty:
+            text = render(self.ws, job)
+            if text != self.last:
+                if self.last:
+                    self.out.write(f"\x1b[{self.last.count(chr(10)) + 1}F\x1b[J")
+                self.out.write(text + "\n")
+                self.last = text
+        else:
+            for r in rows(self.ws, job):
+                state = f"{r['status']} {r['reuse']}".strip()
+                if self.seen.get(r["step"]) != state and r["status"] != "NotStarted":
+                    self.seen[r["step"]] = state
+                    done = r["status"] in TERMINAL and r["duration"]
+                    extra = f" ({r['duration']})" if done else ""
+                    self.out.write(f"[{self.name}] {r['step']}: {state}{extra}\n")
+        self.out.flush()
+        return job
+
+
 def follow(
     ws: Workspace, name: str, out: TextIO = sys.stderr, interval: float = 0.2
 ) -> dict[str, Any]:
     """Show the job until it reaches a terminal state; returns the final record."""
-    tty = out.isatty()
-    last = ""
-    seen: dict[str, str] = {}
-    tail = LogTail()
+    view = LiveView(ws, name, out)
     while True:
-        job = ws.store.get("job", name)
+        job = view.tick()
         if job is None:
             raise SystemExit(f"job {name} vanished")
-        if job.get("type") == "pipeline":
-            if tty:
-                text = render(ws, job)
-                if text != last:
-                    if last:
-                        out.write(f"\x1b[{last.count(chr(10)) + 1}F\x1b[J")
-                    out.write(text + "\n")
-                    last = text
-            else:
-                for r in rows(ws, job):
-                    key = r["step"]
-                    state = f"{r['status']} {r['reuse']}".strip()
-                    if seen.get(key) != state and r["status"] != "NotStarted":
-                        seen[key] = state
-                        extra = (
-                            f" ({r['duration']})"
-                            if r["status"] in TERMINAL and r["duration"]
-                            else ""
-                        )
-                        out.write(f"[{name}] {key}: {state}{extra}\n")
-        else:  # a single job: follow its log
-            tail.pump(job, out)
-        out.flush()
         if job.get("status") in TERMINAL:
             out.write(f"[{name}] {job['status']}\n")
             if job["status"] != "Completed":
