@@ -1,19 +1,35 @@
-"""MLflow, imported only when a job really runs: one run per job, pipeline steps nested.
+"""MLflow runs for jobs: one run per job, pipeline steps nested, created before a step starts
+and exported through MLFLOW_RUN_ID, as Azure ML does, so scripts log without `start_run`.
 
-Runs are created before a step starts and exported through MLFLOW_RUN_ID, as Azure ML does,
-so scripts log without calling `start_run`.
+Importing MLflow and opening its SQLAlchemy store costs about 3 s per process, which would be
+most of a small pipeline's wall time. So the runner writes its runs (create, terminate,
+./outputs artifacts) straight into the workspace's SQLite store with the rows MLflow's own
+`SqlAlchemyStore.create_run` / `update_run_info` write, and only when the store's schema is
+the revision those rows were checked against (`SCHEMA_REVISION`; a test fails when the pinned
+MLflow moves on). Anything else (another tracking URI, a new store, a new or deleted
+experiment, the model registry) goes through `MlflowClient`.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import threading
+import time
+import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from amlocal.workspace import Workspace
 
+# alembic revision of MLflow's tracking schema that `_SqliteRuns` writes (mlflow==3.15.0).
+SCHEMA_REVISION = "6f8d9c3b2a1e"
+
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
+_direct: dict[str, _SqliteRuns | None] = {}
 
 
 def client(ws: Workspace) -> Any:
@@ -31,6 +47,117 @@ def client(ws: Workspace) -> Any:
                 logging.getLogger(noisy).setLevel(logging.WARNING)
             _clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return _clients[uri]
+
+
+class _SqliteRuns:
+    """Run rows written with sqlite3, exactly as SqlAlchemyStore writes them."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.db, timeout=60)
+
+    def experiment(self, name: str) -> tuple[str, str] | None:
+        """(id, artifact_location) of an active experiment in the default MLflow workspace."""
+        con = self._connect()
+        try:
+            rows = con.execute(
+                "SELECT experiment_id, artifact_location, lifecycle_stage, workspace"
+                " FROM experiments WHERE name = ?",
+                (name,),
+            ).fetchall()
+        finally:
+            con.close()
+        if len(rows) != 1 or rows[0][2] != "active" or rows[0][3] != "default" or not rows[0][1]:
+            return None
+        return str(rows[0][0]), rows[0][1]
+
+    def create_run(self, experiment: tuple[str, str], run_name: str, tags: dict[str, str]) -> str:
+        exp_id, location = experiment
+        run_id = uuid.uuid4().hex
+        artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
+        con = self._connect()
+        try:
+            with con:
+                con.execute(
+                    "INSERT INTO runs (run_uuid, name, source_type, source_name,"
+                    " entry_point_name, user_id, status, start_time, end_time, source_version,"
+                    " lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
+                    " VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?,"
+                    " NULL)",
+                    (
+                        run_id,
+                        run_name,
+                        tags.get("mlflow.user", "unknown"),
+                        int(time.time() * 1000),
+                        artifact_uri,
+                        int(exp_id),
+                    ),
+                )
+                con.executemany(
+                    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                    [(k, v, run_id) for k, v in tags.items()],
+                )
+        finally:
+            con.close()
+        return run_id
+
+    def terminate(self, run_id: str, status: str) -> bool:
+        con = self._connect()
+        try:
+            with con:
+                cur = con.execute(
+                    "UPDATE runs SET status = ?, end_time = ?"
+                    " WHERE run_uuid = ? AND lifecycle_stage = 'active'",
+                    (status, int(time.time() * 1000), run_id),
+                )
+                return cur.rowcount == 1
+        finally:
+            con.close()
+
+    def artifact_dir(self, run_id: str) -> Path | None:
+        """The run's artifact folder when its artifact URI is a local file:// URI."""
+        con = self._connect()
+        try:
+            row = con.execute(
+                "SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)
+            ).fetchone()
+        finally:
+            con.close()
+        if not row or not row[0].startswith("file://"):
+            return None
+        parsed = urlparse(row[0])
+        return Path(unquote(parsed.path)) if not parsed.netloc else None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///") or "?" in uri:
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+def _fast(ws: Workspace) -> _SqliteRuns | None:
+    """The direct writer for this workspace's store, or None when MLflow must do the work."""
+    uri = ws.mlflow_tracking_uri
+    with _lock:
+        if _direct.get(uri) is not None:
+            return _direct[uri]
+        db = _sqlite_path(uri)
+        direct = None
+        if db is not None and db.is_file():
+            try:
+                con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+                try:
+                    row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                row = None
+            if row and row[0] == SCHEMA_REVISION:
+                direct = _SqliteRuns(db)
+        _direct[uri] = direct  # None is retried next time: the store may exist by then
+        return direct
 
 
 def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
@@ -60,6 +187,10 @@ def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
 
 
 def experiment_id(ws: Workspace, name: str) -> str:
+    direct = _fast(ws)
+    found = direct.experiment(name) if direct else None
+    if found:
+        return found[0]
     c = client(ws)
     with _lock:
         exp = c.get_experiment_by_name(name)
@@ -83,10 +214,14 @@ def start_run(
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> str:
-    c = client(ws)
     all_tags = {"mlflow.runName": run_name, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
+    direct = _fast(ws)
+    found = direct.experiment(experiment) if direct else None
+    if direct and found:
+        return direct.create_run(found, run_name, all_tags)
+    c = client(ws)
     run = c.create_run(experiment_id(ws, experiment), run_name=run_name, tags=all_tags)
     return run.info.run_id
 
@@ -96,9 +231,17 @@ def end_run(ws: Workspace, run_id: str, status: str) -> None:
     mlflow_status = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}.get(
         status, "FAILED"
     )
+    direct = _fast(ws)
+    if direct and direct.terminate(run_id, mlflow_status):
+        return
     client(ws).set_terminated(run_id, mlflow_status)
 
 
 def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
     """Azure ML uploads ./outputs of a command job as run artifacts under outputs/."""
+    direct = _fast(ws)
+    target = direct.artifact_dir(run_id) if direct else None
+    if target is not None:
+        shutil.copytree(path, target / "outputs", dirs_exist_ok=True)
+        return
     client(ws).log_artifacts(run_id, path, artifact_path="outputs")
