@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 AML ?= $(BIN)/amlocal
 export PATH := $(abspath $(BIN)):$(PATH)
+# Offline by default: MLflow 3 otherwise sends usage telemetry (also from `make ui`).
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 # Azure: workspace and resource group come from `az configure --defaults group=.. workspace=..`
 # unless WORKSPACE / RESOURCE_GROUP are given. Endpoint names are unique per Azure region, so

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -83,6 +84,9 @@ def build_parser(group: str | None = None) -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Offline by default: MLflow 3 sends usage telemetry from every process that imports it
+    # (steps, endpoint instances, batch workers all inherit this). A user's explicit value wins.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if argv[:1] == ["ml"]:  # `amlocal ml job create ...` reads like `az ml ...`
         argv = argv[1:]
     group = argv[0] if argv and argv[0] in GROUPS else None

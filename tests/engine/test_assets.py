@@ -141,3 +141,31 @@ def test_users_own_mlflow_tracking_uri_is_honoured(project: Project, tmp_path: P
     assert not (project.home / "mlflow.db").exists()  # nothing went to the local store
     shown = json.loads(project.run("job", "show", "-n", job["name"]).stdout)
     assert shown["services"]["Tracking"]["endpoint"] == uri
+
+
+def test_steps_run_offline_mlflow_telemetry_off_unless_the_user_says(project: Project) -> None:
+    """MLflow 3 phones home from every process that imports it; pytest and CI variables
+    would hide that here, so they are removed from the CLI's environment."""
+    project.write(
+        "src/t.py",
+        "import os\nprint('telemetry-off=' + os.environ.get('MLFLOW_DISABLE_TELEMETRY', 'unset'))\n",
+    )
+    project.write(
+        "job.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: python t.py
+        code: ./src
+        environment: azureml:testenv@latest
+        """,
+    )
+    for key in ("PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY"):
+        project.env.pop(key, None)
+    for user_value, seen in ((None, "true"), ("false", "false")):
+        if user_value:
+            project.env["MLFLOW_DISABLE_TELEMETRY"] = user_value
+            project.write("src/t.py", (project.root / "src/t.py").read_text() + "# rerun\n")
+        job, r = project.create("job.yml")
+        assert job["status"] == "Completed", r.stderr
+        log = project.home / "jobs" / job["name"] / "user_logs" / "std_log.txt"
+        assert f"telemetry-off={seen}" in log.read_text()
