@@ -7,6 +7,7 @@ so an asset version never changes under a job. Models live in the MLflow model r
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -243,17 +244,7 @@ def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
     """The local folder of a model: a registered `azureml:name:version|@latest`, `models:/...`
     or a local path. Registered versions are downloaded once into the workspace."""
     if ref.startswith(("azureml:", "models:/")):
-        name, version = registered_model_version(ws, ref)
-        dest = ws.home / "models" / name / version
-        if not dest.exists():
-            tmp = dest.with_name(version + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            from amlocal import tracking
-
-            tracking.download_model(ws, name, version, str(tmp))
-            tmp.rename(dest)
-        return dest
+        return registered_model_files(ws, *registered_model_version(ws, ref))
     p = Path(ref.removeprefix("file://"))
     p = p if p.is_absolute() else (base or Path.cwd()) / p
     if not p.exists():
@@ -261,25 +252,49 @@ def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
     return p.resolve()
 
 
+def registered_model_files(ws: Workspace, name: str, version: str) -> Path:
+    """A registered model version's files, downloaded once into the workspace (Azure mounts
+    them); concurrent first downloads each use their own partial folder."""
+    dest = ws.home / "models" / name / version
+    if dest.exists():
+        return dest
+    from amlocal import tracking
+
+    tmp = dest.with_name(f"{version}.{os.getpid()}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tracking.download_model(ws, name, version, str(tmp))
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
 def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
     """(name, version) for `azureml:name:version`, `azureml:name@latest`, `models:/name/v`,
-    `models:/name@alias`."""
-    c = mlflow_client(ws)
+    `models:/name@alias`. Versions are read straight from the store where it can be, so
+    resolving a model does not import MLflow; aliases always ask MLflow."""
+    from amlocal import tracking
+
     if ref.startswith("models:/"):
         rest = ref.removeprefix("models:/")
         if "@" in rest:
             name, alias = rest.split("@", 1)
-            return name, str(c.get_model_version_by_alias(name, alias).version)
+            return name, str(mlflow_client(ws).get_model_version_by_alias(name, alias).version)
         name, _, version = rest.partition("/")
         ref = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
     parsed = parse_ref(ref)
     if parsed is None:
         raise InvalidInput(f"'{ref}' is not a model reference")
     name, version, label = parsed
-    try:
-        versions = [str(mv.version) for mv in c.search_model_versions(f"name='{name}'")]
-    except Exception:
-        versions = []
+    versions = tracking.model_versions(ws, name)
+    if versions is None:
+        try:
+            found = mlflow_client(ws).search_model_versions(f"name='{name}'")
+            versions = [str(mv.version) for mv in found]
+        except Exception:
+            versions = []
     if not versions:
         raise NotFound(f"model '{name}' is not registered in this workspace")
     if version:
@@ -287,7 +302,7 @@ def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
             raise NotFound(f"model '{name}' has no version '{version}'")
         return name, version
     if label not in (None, "latest"):
-        return name, str(c.get_model_version_by_alias(name, label).version)
+        return name, str(mlflow_client(ws).get_model_version_by_alias(name, label).version)
     return name, str(max(int(v) for v in versions))
 
 

@@ -50,7 +50,7 @@ def client(ws: Workspace) -> Any:
 
 
 class _SqliteRuns:
-    """Run rows written with sqlite3, exactly as SqlAlchemyStore writes them."""
+    """Run rows written (and model versions read) with sqlite3, as SqlAlchemyStore does."""
 
     def __init__(self, db: Path) -> None:
         self.db = db
@@ -128,7 +128,20 @@ class _SqliteRuns:
         if not row or not row[0].startswith("file://"):
             return None
         parsed = urlparse(row[0])
-        return Path(unquote(parsed.path)) if not parsed.netloc else None
+        return None if parsed.netloc else Path(unquote(parsed.path))
+
+    def model_versions(self, name: str) -> dict[str, str]:
+        """{version: files URI} of the READY versions of a registered model."""
+        con = self._connect()
+        try:
+            rows = con.execute(
+                "SELECT version, storage_location, source FROM model_versions"
+                " WHERE name = ? AND workspace = 'default' AND status = 'READY'",
+                (name,),
+            ).fetchall()
+        finally:
+            con.close()
+        return {str(v): (loc or src or "") for v, loc, src in rows}
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -167,6 +180,11 @@ def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
     are set for the download only and restored after (unset stays unset, so a later
     MLFLOW_TRACKING_URI still wins).
     """
+    direct = _fast(ws)
+    files = _local_dir((direct.model_versions(name) if direct else {}).get(str(version), ""))
+    if files is not None:  # a file:// store: what download_artifacts would copy
+        shutil.copytree(files, dest, dirs_exist_ok=True)
+        return
     import mlflow.tracking._model_registry.utils as registry_utils
     import mlflow.tracking._tracking_service.utils as tracking_utils
     from mlflow.artifacts import download_artifacts
@@ -184,6 +202,21 @@ def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
             )
         finally:
             tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+
+
+def model_versions(ws: Workspace, name: str) -> list[str] | None:
+    """The READY versions of registered model `name` read straight from the store, or None
+    when only MLflow can answer (another store or schema)."""
+    direct = _fast(ws)
+    return sorted(direct.model_versions(name), key=int) if direct else None
+
+
+def _local_dir(uri: str) -> Path | None:
+    if not uri.startswith("file://"):
+        return None
+    parsed = urlparse(uri)
+    path = Path(unquote(parsed.path))
+    return path if not parsed.netloc and path.is_dir() else None
 
 
 def experiment_id(ws: Workspace, name: str) -> str:

@@ -365,39 +365,10 @@ def _model(ws: Workspace, ref: Any, base: Path) -> tuple[str, Path]:
         path = Path(str(ref.path))
         return str(ref.path), assets.model_dir(ws, str(path if path.is_absolute() else base / path))
     ref = str(ref)
-    if ref.startswith("azureml:"):
-        parsed = assets.parse_ref(ref)
-        if parsed is None:
-            raise InvalidInput(f"'{ref}' is not a model reference")
-        name, version, _ = parsed
-        if not version:  # @latest or an MLflow alias such as @champion
-            name, version = assets.registered_model_version(ws, ref)
-        return f"azureml:{name}:{version}", _registered_model_dir(ws, name, str(version))
+    if ref.startswith("azureml:"):  # name:version, @latest or an MLflow alias (@champion)
+        name, version = assets.registered_model_version(ws, ref)
+        return f"azureml:{name}:{version}", assets.registered_model_files(ws, name, version)
     return ref, assets.model_dir(ws, ref, base)
-
-
-def _registered_model_dir(ws: Workspace, name: str, version: str) -> Path:
-    """Download a registered model version once into the workspace (Azure mounts it)."""
-    import shutil
-
-    from amlocal.assets import mlflow_client
-
-    dest = ws.home / "models" / name / version
-    if dest.exists():
-        return dest
-    c = mlflow_client(ws)
-    try:
-        c.get_model_version(name, version)
-    except Exception:
-        raise NotFound(f"model '{name}' has no version '{version}'") from None
-    from amlocal import tracking
-
-    tmp = dest.with_name(f"{version}.{os.getpid()}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tracking.download_model(ws, name, version, str(tmp))
-    tmp.rename(dest)
-    return dest
 
 
 def _probe(p: Any) -> dict[str, Any] | None:

@@ -92,3 +92,31 @@ def test_other_stores_and_experiments_go_through_mlflow(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
     assert tracking._fast(Workspace(tmp_path / "h2")) is None
     assert tracking._sqlite_path(f"sqlite:///{other}?timeout=5") is None
+
+
+def test_registered_model_files_read_like_mlflow_downloads(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.artifacts import download_artifacts
+
+    uri = ws.mlflow_tracking_uri
+    run = tracking.start_run(ws, "exp", "train")
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "MLmodel").write_text("flavors: {}\n")
+    (model / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    client = MlflowClient(uri, registry_uri=uri)
+    client.log_artifacts(run, str(model), artifact_path="model")
+    client.create_registered_model("m")
+    for _ in range(2):
+        client.create_model_version("m", f"runs:/{run}/model", run_id=run)
+    assert tracking.model_versions(ws, "m") == ["1", "2"]
+    assert tracking.model_versions(ws, "absent") == []
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    tracking.download_model(ws, "m", "2", str(ours))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # models:/ resolves through it
+    download_artifacts(artifact_uri="models:/m/2", dst_path=str(theirs))
+    listing = sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*"))
+    assert listing == sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*"))
+    assert (ours / "sub" / "weights.bin").read_bytes() == b"\x00\x01"
