@@ -212,11 +212,14 @@ def model_versions(ws: Workspace, name: str) -> list[str] | None:
 
 
 def _local_dir(uri: str) -> Path | None:
-    if not uri.startswith("file://"):
+    """The folder a local artifact location names (`file:///...` or an absolute path)."""
+    if uri.startswith("/"):
+        path = Path(uri)
+    elif uri.startswith("file://") and not urlparse(uri).netloc:
+        path = Path(unquote(urlparse(uri).path))
+    else:
         return None
-    parsed = urlparse(uri)
-    path = Path(unquote(parsed.path))
-    return path if not parsed.netloc and path.is_dir() else None
+    return path if path.is_dir() else None
 
 
 def experiment_id(ws: Workspace, name: str) -> str:
