@@ -173,6 +173,11 @@ def _fast(ws: Workspace) -> _SqliteRuns | None:
         return direct
 
 
+def direct_writes(ws: Workspace) -> bool:
+    """Whether runs are written without MLflow (False: the next run imports it)."""
+    return _fast(ws) is not None
+
+
 def download_model(ws: Workspace, name: str, version: str, dest: str) -> None:
     """Download a registered model version's files from the workspace's registry.
 

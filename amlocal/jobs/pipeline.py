@@ -21,7 +21,7 @@ from typing import Any
 
 from amlocal import assets
 from amlocal.errors import AmlocalError, InvalidInput
-from amlocal.jobs import environments, reuse
+from amlocal.jobs import environments, reuse, warm
 from amlocal.jobs import run as steprun
 from amlocal.jobs.plan import dependencies, topo_order
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
@@ -259,6 +259,7 @@ class Execution:
         self.continue_on_failure = True if cosf is None else bool(cosf)
         self.warned_envs: set[str] = set()
         self.user_canceled = False
+        self.warm: warm.ForkServer | None = None
 
     def request_cancel(self) -> None:
         self.user_canceled = True
@@ -457,14 +458,28 @@ class Execution:
         outputs: dict[str, dict[str, dict[str, Any]]] = {}
         running: dict[str, Future[tuple[str, dict[str, Any]]]] = {}
         workers = max(1, min(os.cpu_count() or 1, len(steps)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            try:
-                self._schedule(pool, steps, order, done, outputs, running)
-            except BaseException:
-                self.request_cancel()  # before the pool waits for its workers
-                for p in list(self.procs.values()):
-                    p.kill()
-                raise
+        if warm.enabled() and sum(s.get("kind") == "command" for s in steps.values()) > 1:
+            bin_dir = Path(sys.executable).parent
+            base = steprun.base_env(bin_dir) | self._mlflow_env("", None)
+            self.warm = warm.ForkServer(base, bin_dir, self.ws.home / "warm")
+            from amlocal import tracking
+
+            if not tracking.direct_writes(self.ws):
+                # The first run needs MLflow itself (a new store, say): seconds before the
+                # first step can start, in which the server can preload for free.
+                self.warm.arm()
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                try:
+                    self._schedule(pool, steps, order, done, outputs, running)
+                except BaseException:
+                    self.request_cancel()  # before the pool waits for its workers
+                    for p in list(self.procs.values()):
+                        p.kill()
+                    raise
+        finally:
+            if self.warm is not None:
+                self.warm.close()
         self._collect_pipeline_outputs(outputs)
         if self.user_canceled:
             return "Canceled"
@@ -637,7 +652,7 @@ class Execution:
             self._set(job, status="Canceled", end_time=now_iso())
             return "Canceled", {}
         self.procs[job] = proc
-        proc.start()
+        proc.start(self.warm)
         code = proc.wait(self.cancel)
         del self.procs[job]
         if proc.timed_out:

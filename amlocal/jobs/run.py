@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from amlocal.hashing import tree_digest
 from amlocal.jobs import expressions as ex
 from amlocal.jobs import reuse
 from amlocal.jobs.plan import DATA_TYPES
+from amlocal.jobs.warm import ARM_AFTER_S, ForkedStep, ForkServer, warm_argv
 from amlocal.snapshot import materialize, snapshot_digest
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
 
@@ -268,6 +270,15 @@ def resolve(
     return r
 
 
+def base_env(bin_dir: Path) -> dict[str, str]:
+    """The environment every step process starts from (its own variables go on top)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class StepProcess:
     """A running step: its own process group, logs to user_logs/std_log.txt, cancellable."""
 
@@ -291,10 +302,8 @@ class StepProcess:
                 p.parent.mkdir(parents=True, exist_ok=True)
             else:
                 p.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        env["VIRTUAL_ENV"] = str(bin_dir.parent)
-        env["PYTHONUNBUFFERED"] = "1"
+        self.bin_dir = bin_dir
+        env = base_env(bin_dir)
         for name, value in r.input_values.items():
             if value is not None:
                 env[f"AZURE_ML_INPUT_{name}"] = ex.format_value(value)
@@ -303,12 +312,28 @@ class StepProcess:
         env.update(env_vars)
         env.update(r.environment_variables)
         self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | ForkedStep | None = None
         self.timed_out = False
+        self.warm = False
+        self.pool: ForkServer | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> None:
+    def start(self, pool: ForkServer | None = None) -> None:
+        """Start the command: in a warm interpreter from `pool` when it qualifies (see
+        amlocal.jobs.warm), else as `bash -c COMMAND`."""
         with self._lock:
+            self.pool = pool
+            argv = warm_argv(self.r.command)
+            if (
+                pool is not None
+                and argv is not None
+                and not self.r.environment_variables
+                and self.bin_dir == Path(sys.executable).parent
+            ):
+                self.proc = pool.take(argv, self.env, self.cwd, self.log_path)
+                if self.proc is not None:
+                    self.warm = True
+                    return
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 ["/bin/bash", "-c", self.r.command],
@@ -324,12 +349,16 @@ class StepProcess:
     def wait(self, cancel: threading.Event) -> int:
         """Wait for exit, killing the group on cancel or when `limits.timeout` passes."""
         assert self.proc is not None
-        deadline = time.monotonic() + self.r.timeout if self.r.timeout else None
+        started = time.monotonic()
+        deadline = started + self.r.timeout if self.r.timeout else None
         while True:
             try:
                 return self.proc.wait(timeout=0.05)
             except subprocess.TimeoutExpired:
                 pass
+            if self.pool is not None and time.monotonic() - started > ARM_AFTER_S:
+                self.pool.arm()
+                self.pool = None
             if cancel.is_set():
                 self.kill()
             elif deadline is not None and time.monotonic() > deadline:

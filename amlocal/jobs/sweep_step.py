@@ -51,7 +51,6 @@ class Live:
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     exit_code: int | None = None
-    checked: int = 0  # the last interval early termination looked at
     stop_reason: str | None = None
 
 
@@ -354,9 +353,11 @@ class SweepRun:
         for lv in list(self.live.values()):
             if lv.stop.is_set():
                 continue
-            for interval in range(lv.checked + 1, lv.state.intervals + 1):
+            # Every interval the trial has reached, on every poll: the others' values up to
+            # that interval may have arrived since (a trial that reported before the best
+            # one did is judged once the best one reports, whatever the timing).
+            for interval in range(1, lv.state.intervals + 1):
                 reason = self.policy.should_stop(lv.state, self.trials, self.goal, interval)
-                lv.checked = interval
                 if reason:
                     lv.stop_reason = reason
                     lv.state.early_terminated = True
