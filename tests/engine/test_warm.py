@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -117,9 +118,22 @@ def test_forked_steps_see_their_own_argv_env_cwd_and_fail_like_cold_ones(
     assert "probe done" in log and "RuntimeError: boom from the step" in log
     assert 'probe.py", line' in log and "warm.py" not in log and "runpy" not in log
     assert "boom from the step" in fails["error"]["log_tail"]
-    # Nothing is left running once the pipeline has finished.
-    servers = list((project.home / "warm").glob("server-*.log"))
-    assert servers, "the warm server never started"
+    # The server ran (its cwd is .amlocal/warm) and is gone once the pipeline has finished.
+    assert list((project.home / "warm").glob("server-*.log")), "the warm server never started"
+    assert _servers_in(project.home / "warm") == []
+
+
+def _servers_in(folder: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            cwd = os.readlink(proc / "cwd")
+        except (OSError, ValueError):
+            continue
+        if b"amlocal.jobs.warm import serve" in cmd and cwd == str(folder):
+            pids.append(int(proc.name))
+    return pids
 
 
 def test_a_warm_step_is_timed_out_and_killed_like_a_cold_one(project: Project) -> None:
