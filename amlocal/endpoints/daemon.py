@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -24,6 +25,7 @@ from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.endpoints.frontdoor import FrontDoor, Route, Table, traffic_table
 from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings, stop_group
+from amlocal.endpoints.listener import Server
 from amlocal.store import Store
 
 LOOPBACK_MODULE = "amlocal.endpoints.loopback"
@@ -55,7 +57,7 @@ class Daemon:
         self.door = FrontDoor(Table(), self.keys["control"], self.control)
         self.deployments: dict[str, dict[str, Any]] = {}  # name -> {"digest", "state", "error"}
         self.lock = asyncio.Lock()
-        self.server: Any = None
+        self.server: Server | None = None
         self._pending: list[Route] = []
         self._restarting: set[int] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -177,7 +179,7 @@ class Daemon:
         if verb == "reload":
             return 200, await self.reload()
         if verb == "shutdown":
-            self.server.should_exit = True
+            self.server.stop()
             return 200, {"stopping": True}
         return 404, {"message": f"unknown control verb {verb}"}
 
@@ -236,26 +238,14 @@ class Daemon:
 
     # -- main ------------------------------------------------------------------------
     async def serve(self, sock: socket.socket) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(
-            self.door,
-            # uvloop + httptools (C parsers, libuv): the front door's own cost per request is
-            # what bench/serving.py weighs against azmlinfsrv; h11 + asyncio cost ~3x as much.
-            loop="uvloop",
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            server_header=False,
-            timeout_keep_alive=30,
-            backlog=2048,
-        )
-        self.server = uvicorn.Server(config)
+        self.server = Server(self.door.handle)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # stop gracefully: instances go too
+            loop.add_signal_handler(sig, self.server.stop)
         reload_task = asyncio.ensure_future(self.reload())
         supervisor = asyncio.ensure_future(self.supervise())
         try:
-            await self.server.serve(sockets=[sock])
+            await self.server.serve(sock)
         finally:
             supervisor.cancel()
             reload_task.cancel()
