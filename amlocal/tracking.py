@@ -6,15 +6,22 @@ most of a small pipeline's wall time. So the runner writes its runs (create, ter
 ./outputs artifacts) straight into the workspace's SQLite store with the rows MLflow's own
 `SqlAlchemyStore.create_run` / `update_run_info` write, and only when the store's schema is
 the revision those rows were checked against (`SCHEMA_REVISION`; a test fails when the pinned
-MLflow moves on). Anything else (another tracking URI, a new store, a new or deleted
-experiment, the model registry) goes through `MlflowClient`.
+MLflow moves on). A new workspace's store is a copy of an empty store that the installed
+MLflow made once per user (creating one imports MLflow and runs its ~100 migrations: about
+4 s before a new workspace's first job could start). Anything else (another tracking URI, a
+deleted experiment, the model registry) goes through `MlflowClient`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.util
 import logging
+import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -72,6 +79,27 @@ class _SqliteRuns:
         if len(rows) != 1 or rows[0][2] != "active" or rows[0][3] != "default" or not rows[0][1]:
             return None
         return str(rows[0][0]), rows[0][1]
+
+    def create_experiment(self, name: str, artifact_location: str) -> tuple[str, str] | None:
+        """The row SqlAlchemyStore.create_experiment inserts; None leaves it to MLflow (an
+        invalid name, or a name that exists but is deleted)."""
+        if not 0 < len(name) <= 256 or len(artifact_location) > 2048:
+            return None
+        now = int(time.time() * 1000)
+        con = self._connect()
+        try:
+            with con:
+                cur = con.execute(
+                    "INSERT INTO experiments (name, artifact_location, lifecycle_stage,"
+                    " creation_time, last_update_time, workspace)"
+                    " VALUES (?, ?, 'active', ?, ?, 'default')",
+                    (name, artifact_location, now, now),
+                )
+            return str(cur.lastrowid), artifact_location
+        except sqlite3.IntegrityError:  # created meanwhile by another process, or deleted
+            return self.experiment(name)
+        finally:
+            con.close()
 
     def create_run(self, experiment: tuple[str, str], run_name: str, tags: dict[str, str]) -> str:
         exp_id, location = experiment
@@ -158,19 +186,83 @@ def _fast(ws: Workspace) -> _SqliteRuns | None:
             return _direct[uri]
         db = _sqlite_path(uri)
         direct = None
-        if db is not None and db.is_file():
+        if db is not None and not db.exists() and db.resolve() == (ws.home / "mlflow.db").resolve():
             try:
-                con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-                try:
-                    row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-                finally:
-                    con.close()
-            except sqlite3.Error:
-                row = None
-            if row and row[0] == SCHEMA_REVISION:
-                direct = _SqliteRuns(db)
+                _new_store(ws, db)
+            except (OSError, sqlite3.Error) as exc:  # a read-only cache, say: MLflow makes it
+                logging.getLogger(__name__).debug("no store from the template: %s", exc)
+        if db is not None and db.is_file() and _revision(db) == SCHEMA_REVISION:
+            direct = _SqliteRuns(db)
         _direct[uri] = direct  # None is retried next time: the store may exist by then
         return direct
+
+
+def _revision(db: Path) -> str | None:
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        try:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _template_path() -> Path | None:
+    """Where the empty store of the installed MLflow is cached: keyed by MLflow's location
+    and version file, read without importing it."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        version = Path(spec.origin).with_name("version.py").read_bytes()
+    except OSError:
+        return None
+    from amlocal.loader import cache_dir
+
+    key = hashlib.sha256(spec.origin.encode() + b"\0" + version).hexdigest()[:16]
+    return cache_dir() / f"mlflow-store-{key}.db"
+
+
+def _new_store(ws: Workspace, db: Path) -> None:
+    """Create the workspace's store as a copy of the cached empty one (made by MLflow on
+    first use). Only a template at SCHEMA_REVISION is used; otherwise MLflow creates it."""
+    template = _template_path()
+    if template is None:
+        return
+    if not template.is_file():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=".mlflow-store-", dir=template.parent))
+        try:
+            from mlflow.tracking import MlflowClient
+
+            for noisy in ("mlflow", "mlflow.store.db.utils", "alembic"):
+                logging.getLogger(noisy).setLevel(logging.WARNING)
+            MlflowClient(tracking_uri=f"sqlite:///{tmp_dir / 'mlflow.db'}").search_experiments()
+            os.replace(tmp_dir / "mlflow.db", template)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    if _revision(template) != SCHEMA_REVISION:
+        return
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        shutil.copyfile(template, tmp)
+        now = int(time.time() * 1000)
+        con = sqlite3.connect(tmp)
+        try:
+            with con:  # MLflow would point Default at ./mlruns of whatever the cwd was
+                con.execute(
+                    "UPDATE experiments SET artifact_location = ?, creation_time = ?,"
+                    " last_update_time = ? WHERE experiment_id = 0",
+                    ((ws.mlflow_artifact_root / "Default").as_uri(), now, now),
+                )
+        finally:
+            con.close()
+        with contextlib.suppress(FileExistsError):  # another process made it first: keep it
+            os.link(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def direct_writes(ws: Workspace) -> bool:
@@ -227,9 +319,17 @@ def _local_dir(uri: str) -> Path | None:
     return path if path.is_dir() else None
 
 
+def _experiment(ws: Workspace, direct: _SqliteRuns | None, name: str) -> tuple[str, str] | None:
+    """(id, artifact_location) of an experiment found or created without MLflow, else None."""
+    if direct is None:
+        return None
+    return direct.experiment(name) or direct.create_experiment(
+        name, (ws.mlflow_artifact_root / name).as_uri()
+    )
+
+
 def experiment_id(ws: Workspace, name: str) -> str:
-    direct = _fast(ws)
-    found = direct.experiment(name) if direct else None
+    found = _experiment(ws, _fast(ws), name)
     if found:
         return found[0]
     c = client(ws)
@@ -259,7 +359,7 @@ def start_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     direct = _fast(ws)
-    found = direct.experiment(experiment) if direct else None
+    found = _experiment(ws, direct, experiment)
     if direct and found:
         return direct.create_run(found, run_name, all_tags)
     c = client(ws)

@@ -18,15 +18,74 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     return Workspace(tmp_path / ".amlocal")
 
 
-def test_schema_revision_is_the_pinned_mlflow_head(ws: Workspace) -> None:
+def test_schema_revision_is_the_pinned_mlflow_head(tmp_path: Path) -> None:
     """A new store is created by MLflow at its head revision; the direct writer was checked
     against exactly that revision. Failing here means: re-check `_SqliteRuns` against the
-    new MLflow's SqlAlchemyStore.create_run/update_run_info, then bump SCHEMA_REVISION."""
-    tracking.experiment_id(ws, "exp")  # creates the store through MlflowClient
-    con = sqlite3.connect(ws.home / "mlflow.db")
-    (revision,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert revision == tracking.SCHEMA_REVISION
+    new MLflow's SqlAlchemyStore.create_experiment/create_run/update_run_info, then bump
+    SCHEMA_REVISION."""
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_experiments()
+    assert tracking._revision(tmp_path / "mlflow.db") == tracking.SCHEMA_REVISION
+
+
+def _dump(db: Path) -> tuple[list, dict]:
+    con = sqlite3.connect(db)
+    try:
+        # Line order inside a CREATE TABLE is not stable even between two stores MLflow
+        # creates (its migrations rebuild tables from sets of constraints).
+        schema = sorted(
+            (kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
+            for kind, name, sql in con.execute("SELECT type, name, sql FROM sqlite_master")
+        )
+        rows = {
+            t: con.execute(f'SELECT * FROM "{t}"').fetchall()
+            for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    finally:
+        con.close()
+    return schema, rows
+
+
+def test_a_new_store_is_mlflows_own_empty_store(ws: Workspace, tmp_path: Path) -> None:
+    """A new workspace's store (a copy of the cached template) has MLflow's schema and rows;
+    only the Default experiment's artifact location is the workspace's, not ./mlruns."""
     assert tracking._fast(ws) is not None
+    ours_schema, ours = _dump(ws.home / "mlflow.db")
+    theirs_db = tmp_path / "theirs.db"
+    MlflowClient(f"sqlite:///{theirs_db}").search_experiments()
+    theirs_schema, theirs = _dump(theirs_db)
+    assert ours_schema == theirs_schema
+    (exp0,) = ours.pop("experiments")
+    (ref0,) = theirs.pop("experiments")
+    assert ours == theirs
+    assert exp0[:2] == ref0[:2] == (0, "Default") and exp0[3:4] == ref0[3:4] == ("active",)
+    assert exp0[2] == (ws.mlflow_artifact_root / "Default").as_uri()
+    assert exp0[6] == ref0[6] == "default"
+    assert abs(exp0[4] - ref0[4]) < 60_000  # created now, not when the template was
+
+
+def test_a_template_at_another_revision_is_not_used(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracking, "SCHEMA_REVISION", "somethingelse")
+    assert tracking._fast(ws) is None
+    assert not (ws.home / "mlflow.db").exists()
+    run = tracking.start_run(ws, "exp", "job")  # MLflow creates the store and the run
+    assert MlflowClient(ws.mlflow_tracking_uri).get_run(run).info.run_name == "job"
+
+
+def test_direct_experiments_read_back_like_mlflow_experiments(ws: Workspace) -> None:
+    exp_id = tracking.experiment_id(ws, "exp")
+    assert tracking.experiment_id(ws, "exp") == exp_id
+    client = MlflowClient(ws.mlflow_tracking_uri)
+    location = (ws.mlflow_artifact_root / "ref").as_uri()
+    ref = client.get_experiment(client.create_experiment("ref", artifact_location=location))
+    got = client.get_experiment_by_name("exp")
+    assert got.experiment_id == exp_id and int(ref.experiment_id) == int(exp_id) + 1
+    assert got.artifact_location == location.replace("/ref", "/exp")
+    for field in ("lifecycle_stage", "tags", "workspace"):
+        assert getattr(got, field) == getattr(ref, field), field
+    assert abs(got.creation_time - ref.creation_time) < 60_000
+    assert got.last_update_time == got.creation_time
 
 
 def test_direct_runs_read_back_like_mlflow_runs(ws: Workspace, tmp_path: Path) -> None:
@@ -74,8 +133,6 @@ def test_direct_runs_read_back_like_mlflow_runs(ws: Workspace, tmp_path: Path) -
 def test_other_stores_and_experiments_go_through_mlflow(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No store yet: MLflow creates it (and the experiment), the run still lands.
-    assert tracking._fast(ws) is None
     run = tracking.start_run(ws, "first", "job")
     assert MlflowClient(ws.mlflow_tracking_uri).get_run(run).info.run_name == "job"
     # A deleted experiment is MLflow's to refuse, not ours to write into.
@@ -120,3 +177,14 @@ def test_registered_model_files_read_like_mlflow_downloads(
     listing = sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*"))
     assert listing == sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*"))
     assert (ours / "sub" / "weights.bin").read_bytes() == b"\x00\x01"
+
+
+def test_an_unusable_cache_leaves_the_store_to_mlflow(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("AMLOCAL_CACHE_DIR", str(blocker / "cache"))
+    assert tracking._fast(ws) is None
+    run = tracking.start_run(ws, "exp", "job")
+    assert MlflowClient(ws.mlflow_tracking_uri).get_run(run).info.run_name == "job"
