@@ -53,12 +53,10 @@ def srv() -> Iterator[Running]:
     r.stop()
 
 
-def raw(port: int, data: bytes, until_close: bool = True, timeout: float = 5) -> bytes:
+def raw(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Send `data`, read until the server closes the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        if not until_close:
-            time.sleep(0.3)
-            return s.recv(65536)
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
