@@ -32,6 +32,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# MLflow's empty SQLite store, made once per user: new workspaces copy it (amlocal/tracking.py).
+	$(BIN)/python -m amlocal.tracking
 	touch $@
 
 # Register the data asset and environments the pipeline references (idempotent: an

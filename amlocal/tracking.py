@@ -225,12 +225,11 @@ def _template_path() -> Path | None:
     return cache_dir() / f"mlflow-store-{key}.db"
 
 
-def _new_store(ws: Workspace, db: Path) -> None:
-    """Create the workspace's store as a copy of the cached empty one (made by MLflow on
-    first use). Only a template at SCHEMA_REVISION is used; otherwise MLflow creates it."""
+def store_template() -> Path | None:
+    """The installed MLflow's empty store, made on first use (or by `make setup`)."""
     template = _template_path()
     if template is None:
-        return
+        return None
     if not template.is_file():
         template.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = Path(tempfile.mkdtemp(prefix=".mlflow-store-", dir=template.parent))
@@ -243,7 +242,14 @@ def _new_store(ws: Workspace, db: Path) -> None:
             os.replace(tmp_dir / "mlflow.db", template)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-    if _revision(template) != SCHEMA_REVISION:
+    return template
+
+
+def _new_store(ws: Workspace, db: Path) -> None:
+    """Create the workspace's store as a copy of the cached empty one. Only a template at
+    SCHEMA_REVISION is used; otherwise MLflow creates the store."""
+    template = store_template()
+    if template is None or _revision(template) != SCHEMA_REVISION:
         return
     tmp = db.with_name(f".{db.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -386,3 +392,10 @@ def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
         shutil.copytree(path, target / "outputs", dirs_exist_ok=True)
         return
     client(ws).log_artifacts(run_id, path, artifact_path="outputs")
+
+
+if __name__ == "__main__":  # `make setup`: pay for the template once, at install time
+    try:
+        print(f"amlocal: MLflow store template {store_template()}")
+    except (OSError, sqlite3.Error) as exc:  # not fatal: new workspaces then ask MLflow
+        print(f"amlocal: warning: no MLflow store template: {exc}")
