@@ -187,6 +187,16 @@ def test_model_errors_are_424_with_model_status(diabetes):
     assert status == 424 and "missing" in json.loads(body)["message"]
     status, headers, body = diabetes.post({"rows": [ROW]})  # the parameter is missing
     assert (status, headers["ms-azureml-model-error-statuscode"]) == (424, "400")
+    # Python's JSON parser takes NaN and Infinity; score.py answers 400 naming the cell.
+    status, headers, body = diabetes.post(
+        b'{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, NaN, 3, 4, 5, 6, 7, 8, 9, 10]]}'
+    )
+    assert (status, headers["ms-azureml-model-error-statuscode"]) == (424, "400")
+    assert "row 1: 'sex' must be a finite number" in json.loads(body)["message"]
+    bad = [dict(zip(COLUMNS, ROW, strict=True)) | {"bmi": None}]
+    status, headers, body = diabetes.post({"data": bad})
+    assert (status, headers["ms-azureml-model-error-statuscode"]) == (424, "400")
+    assert "row 0: 'bmi' must be a finite number" in json.loads(body)["message"]
 
 
 def test_swagger_describes_payload(diabetes):
