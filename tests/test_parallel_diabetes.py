@@ -140,3 +140,47 @@ def test_single_csv_split_by_rows_matches(tmp_path: Path, model_dir: Path) -> No
     got = read_predictions(Path(summary.output_file))
     want = expected(load_model(model_dir), [path])
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+def test_run_names_the_file_and_cell_of_bad_input(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: each kind of bad CSV is refused with the file (and the column or cell),
+    which the executor logs as the mini-batch's failure; a good file scores as the model."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "diabetes_batch_score_t", ROOT / "src" / "batch_score" / "batch_score.py"
+    )
+    assert spec and spec.loader
+    scorer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scorer)
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
+    monkeypatch.setattr(sys, "argv", ["batch_score.py"])
+    scorer.init()
+
+    src = pd.read_csv(ROOT / "data" / "diabetes.csv")[FEATURES].head(5)
+    good = tmp_path / "good.csv"
+    src[FEATURES[::-1]].to_csv(good, index=False)  # column order does not matter
+    out = scorer.run([str(good)])
+    np.testing.assert_allclose(out["prediction"], load_model(model_dir).predict(src), rtol=1e-12)
+
+    cases = {
+        "missing.csv": (
+            src.drop(columns=["bmi"]),
+            r"missing\.csv: missing feature column\(s\) bmi",
+        ),
+        "text.csv": (src.assign(s1="high"), r"text\.csv: column 's1' must be numeric"),
+        "empty.csv": (
+            src.astype({"bp": object}).assign(bp=[1, 2, None, 4, 5]),
+            r"empty\.csv: row 2, column 'bp' is empty",
+        ),
+    }
+    for name, (frame, message) in cases.items():
+        frame.to_csv(tmp_path / name, index=False)
+        with pytest.raises(ValueError, match=message):
+            scorer.run([str(good), str(tmp_path / name)])
+    (tmp_path / "broken.csv").write_text("age,sex\n1,2,3\n")
+    with pytest.raises(ValueError, match=r"broken\.csv: cannot read CSV"):
+        scorer.run([str(tmp_path / "broken.csv")])

@@ -746,6 +746,9 @@ class _Run:
             w.task, w.deadline = None, math.inf
             self.rss = max(self.rss, float(msg.get("rss_mb") or 0))
             if msg.get("ok"):
+                # Give this worker its next mini-batch before the bookkeeping (merging the
+                # output part, progress): the worker idles until it has one.
+                self.dispatch()
                 self.succeeded(mb, msg)
             else:
                 self.attempt_failed(mb, attempt, str(msg.get("error")))
