@@ -219,6 +219,29 @@ def test_hung_run_is_killed_retried_then_failed(tmp_path: Path) -> None:
     assert_reaped(worker_pids(tmp_path / "logs"))
 
 
+def test_a_queued_mini_batch_is_timed_from_its_own_start(tmp_path: Path) -> None:
+    """A worker is handed its next mini-batch while it runs one. The queued one's timeout
+    counts from when it starts, and when the worker is killed it is not failed but given to
+    the replacement."""
+    code = write_script(tmp_path, ECHO.replace("time.sleep(0.3)", "time.sleep(1.2)"))
+    s = spec(code, max_concurrency_per_instance=1, retry_settings={"max_retries": 0, "timeout": 2})
+    # 1.2 s each: the second and third would be past 2 s if timed from when they were sent.
+    folder = make_folder(tmp_path, {"a.txt": "SLOW 1", "b.txt": "SLOW 2", "c.txt": "SLOW 3"})
+    summary, _ = run(tmp_path, s, folder)
+    assert summary.status == "Completed" and summary.items_failed == 0, summary.failures
+    assert summary.worker_restarts == 0
+
+    # One worker: a-hang.txt runs, b.txt waits behind it; the hang is killed, b.txt is not.
+    (tmp_path / "h").mkdir()
+    folder = make_folder(tmp_path / "h", {"a-hang.txt": "HANG", "b.txt": "2"})
+    s = spec(code, max_concurrency_per_instance=1, retry_settings={"max_retries": 0, "timeout": 1})
+    summary, _ = run(tmp_path / "h", s, folder)
+    assert summary.status == "Completed" and summary.items_failed == 1
+    assert [f["items"] for f in summary.failures] == ["a-hang.txt"]
+    assert (tmp_path / "h/out/predictions.csv").read_text().splitlines() == ["b.txt,2"]
+    assert_reaped(worker_pids(tmp_path / "h/logs"))
+
+
 def test_crashed_worker_is_replaced_and_its_mini_batch_retried(tmp_path: Path) -> None:
     code = write_script(tmp_path)
     folder = make_folder(tmp_path, {"a.txt": "1", "crash.txt": "CRASH", "c.txt": "3"})
