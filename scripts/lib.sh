@@ -70,7 +70,10 @@ refresh_login_if_due() {
 # a token refresh, a poll loop can. Prints the final status; returns 0 only for Completed.
 wait_for_job() {
   local name=$1 status="" started now out
-  local poll=${POLL_SECONDS:-30} max=${MAX_WAIT_SECONDS:-10800}
+  # 30 s between polls of Azure; a local job answers in ~0.1 s and is often done in seconds.
+  local default_poll=30
+  if [[ "${AML_CMD[0]}" == *amlocal ]]; then default_poll=1; fi
+  local poll=${POLL_SECONDS:-$default_poll} max=${MAX_WAIT_SECONDS:-10800}
   started=$(date +%s)
   while true; do
     refresh_login_if_due
