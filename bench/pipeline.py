@@ -4,6 +4,9 @@
   cached, reuse off via settings.force_rerun) against the same step commands run by hand as
   plain subprocesses, in order;
 - a fully reused rerun of the 10-step pipeline (whole `amlocal` process);
+- the second run of a one-step pipeline whose environment pins a version the project venv
+  does not have (a venv built on its first run, reused), against the same step in an
+  environment the project venv satisfies;
 - pipelines/train.yml in a new workspace, with every step started cold
   (AMLOCAL_WARM_START=0) and with warm starts, and then fully reused, next to the sum of
   its steps' own run times (read from the job records).
@@ -28,7 +31,7 @@ AMLOCAL = [sys.executable, "-m", "amlocal.cli"]
 STEP = "import sys, pathlib; pathlib.Path(sys.argv[2], 'v').write_text(str(len(sys.argv[1])))\n"
 
 
-def pipeline_yaml(n: int) -> str:
+def pipeline_yaml(n: int, env: str = "azureml:benchenv@latest") -> str:
     lines = [
         "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
         "type: pipeline",
@@ -44,7 +47,7 @@ def pipeline_yaml(n: int) -> str:
             "    type: command",
             "    code: ./src",
             "    command: python step.py ${{inputs.u}} ${{outputs.o}}",
-            "    environment: azureml:benchenv@latest",
+            f"    environment: {env}",
             "    inputs:",
             f"      u: {up}" if i else "      u: start",
             "    outputs:",
@@ -183,6 +186,32 @@ def main() -> None:
                 rows.append(
                     ("10-step pipeline, fully reused", reused, 0.0, "whole process (target < 1 s)")
                 )
+
+        # A step whose environment needed its own venv: its second and later runs.
+        (work / "own.conda.yml").write_text(
+            "dependencies:\n  - python=3.11\n  - pip:\n    - six==1.15.0\n"
+        )
+        (work / "own.yml").write_text(
+            "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+            "name: ownenv\nimage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n"
+            "conda_file: own.conda.yml\n"
+        )
+        run([*AMLOCAL, "environment", "create", "-f", "own.yml"], work, env)
+        times = {}
+        for label, ref in (("own", "azureml:ownenv@latest"), ("bare", "azureml:benchenv@latest")):
+            (work / f"one-{label}.yml").write_text(pipeline_yaml(1, ref))
+            create = [*AMLOCAL, "job", "create", "-f", f"one-{label}.yml", "--stream", "-o", "none"]
+            run(create, work, env)  # the first run builds the venv
+            forced = [*create, "--set", "settings.force_rerun=true"]
+            times[label] = statistics.median(run(forced, work, env) for _ in range(5))
+        rows.append(
+            (
+                "1 step in its own built venv, second run",
+                times["own"],
+                times["bare"],
+                f"overhead {times['own'] - times['bare']:.3f} s over the bare step (target <= 0.3)",
+            )
+        )
 
         # pipelines/train.yml in a new workspace (cold steps first, for comparison), then
         # fully reused.

@@ -29,7 +29,7 @@ from amlocal.errors import AmlocalError
 from amlocal.hashing import text_digest
 
 META = "amlocal-env.json"
-FORMAT = 1  # bump when the layout or build rules change
+FORMAT = 2  # bump when the layout or build rules change
 _UV_TIMEOUT = 1800
 
 
@@ -40,7 +40,8 @@ class Built:
     root: Path
     python_version: str
     warning: str  # "" when everything declared was matched
-    mlflow: str | None  # the MLflow version inside (None: no MLflow)
+    mlflow: str | None  # the version of the `mlflow` distribution inside (None: none)
+    mlflow_skinny: str | None = None  # mlflow-skinny (no SQL store: it logs over REST only)
 
     @property
     def bin_dir(self) -> Path:
@@ -48,9 +49,11 @@ class Built:
 
 
 def cache_root() -> Path:
-    from amlocal.loader import cache_dir
-
-    return cache_dir() / "envs"
+    """`<user cache>/envs` (the folder of amlocal.loader.cache_dir, without importing it)."""
+    base = os.environ.get("AMLOCAL_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "amlocal"
+    )
+    return Path(base) / "envs"
 
 
 def uv() -> str:
@@ -103,7 +106,9 @@ def load(root: Path) -> Built | None:
         meta = json.loads((root / META).read_text())
     except (OSError, ValueError):
         return None
-    return Built(root, meta["python"], meta.get("warning", ""), meta.get("mlflow"))
+    return Built(
+        root, meta["python"], meta.get("warning", ""), meta.get("mlflow"), meta.get("mlflow_skinny")
+    )
 
 
 def ensure(spec: Spec, label: str) -> Built:
@@ -129,7 +134,7 @@ def ensure(spec: Spec, label: str) -> Built:
             notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
         warning = "; ".join(notes)
         meta = {"python": pyver, "warning": warning, "mlflow": _version(root, "mlflow")}
-        meta["mlflow"] = meta["mlflow"] or _version(root, "mlflow-skinny")
+        meta["mlflow_skinny"] = _version(root, "mlflow-skinny")
         meta.update(label=label, requirements=list(spec.requirements))
         tmp = root / f"{META}.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
@@ -170,7 +175,9 @@ def _install(label: str, root: Path, reqs: list[str], pyver: str) -> list[str]:
     if not reqs:
         return []
     python = str(root / "bin" / "python")
-    install = [uv(), "pip", "install", "--python", python, "-r", "-"]
+    # Bytecode now, once: a shared venv without it compiles on every first import (MLflow:
+    # ~20 s on a busy machine), and pip, which Azure's images use, compiles too.
+    install = [uv(), "pip", "install", "--compile-bytecode", "--python", python, "-r", "-"]
     first = _try([*install, "--no-build"], "\n".join(reqs))
     if first.returncode == 0:
         return []

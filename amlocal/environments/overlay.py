@@ -18,7 +18,10 @@ from pathlib import Path
 
 # A command or script that may install or remove packages.
 _INSTALLS = re.compile(
-    r"\b(?:pip[0-9.]*|uv|conda|mamba|micromamba|easy_install|ensurepip)\b|-m\s*pip\b"
+    r"\b(?:pip[0-9.]*|uv\s+pip|conda|mamba|micromamba)(?:\s+-\S+)*\s+(?:install|uninstall|sync)\b"
+    r"|-m\s*pip\b|\bensurepip\b|\beasy_install\b|\bpip\.main\b|\bpip\._internal\b"
+    r"|[\'\"]pip[0-9.]*[\'\"]\s*,\s*[\'\"](?:install|uninstall)[\'\"]"
+    r"|[\'\"]-m[\'\"]\s*,\s*[\'\"]pip[\'\"]"
 )
 _SCRIPT_MAX = 1_000_000
 
@@ -43,9 +46,20 @@ def needed(command: str, cwd: Path) -> bool:
     return False
 
 
-def mentions_mlflow_install(command: str) -> bool:
-    """A command that installs an MLflow of its own (whose client may not open the store)."""
-    return bool(re.search(r"\b(?:pip[0-9.]*|uv)\b[^;&|]*\binstall\b[^;&|]*mlflow", command))
+def mentions_mlflow_install(command: str, cwd: Path) -> bool:
+    """A command that installs an MLflow of its own (whose client may not open the store),
+    named on the command line or in a requirements file it installs with `-r`."""
+    for m in re.finditer(r"\b(?:pip[0-9.]*|uv\s+pip)\b[^;&|]*\binstall\b([^;&|]*)", command):
+        args = m.group(1)
+        if "mlflow" in args:
+            return True
+        for req in re.findall(r"(?:-r|--requirement)[\s=]+(\S+)", args):
+            path = (cwd / req.strip("'\"")).resolve()
+            if path.is_relative_to(cwd.resolve()) and path.is_file():
+                with path.open("rb") as f:
+                    if b"mlflow" in f.read(_SCRIPT_MAX):
+                        return True
+    return False
 
 
 def create(base_bin: Path, dest: Path) -> Path:

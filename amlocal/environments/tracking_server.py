@@ -2,33 +2,32 @@
 
 The workspace's SQLite store has the schema of the project's MLflow; an older client refuses
 to open it (and a newer one would migrate it). Azure ML logs over REST whatever the client's
-version, so such steps get `MLFLOW_TRACKING_URI=http://127.0.0.1:<port>`: a server that the
-project's MLflow runs on the same store, started the first time a step needs it and stopped
-when the runner exits (or dies: it gets SIGTERM from the kernel then).
+version, so such steps get `MLFLOW_TRACKING_URI=http://127.0.0.1:<port>`: MLflow's own
+server app (the project's MLflow, on the same store) in one process of its own, started the
+first time a step needs it and stopped when the runner exits (or dies: the kernel sends it
+SIGTERM then).
+
+The step is not held back while the server imports MLflow (seconds): MLflow's client retries
+a refused connection with backoff, and the step spends that time importing MLflow itself.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
-from amlocal.errors import AmlocalError
-
-_START_TIMEOUT_S = 120.0
 _lock = threading.Lock()
 _servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
 
 
 def uri(store_uri: str, home: Path) -> str:
-    """The HTTP URI of a server on `store_uri` (started now if needed)."""
+    """The HTTP URI of a server on `store_uri`, started now if it is not running."""
     with _lock:
         found = _servers.get(store_uri)
         if found is not None and found[0].poll() is None:
@@ -36,6 +35,23 @@ def uri(store_uri: str, home: Path) -> str:
         proc, url = _start(store_uri, home)
         _servers[store_uri] = (proc, url)
         return url
+
+
+def used_by(command: str, cwd: Path, max_files: int = 500) -> bool:
+    """Whether a step may log to MLflow: its command or a Python file of its code snapshot
+    mentions it (a step that never imports MLflow does not need the server started)."""
+    if "mlflow" in command:
+        return True
+    for n, path in enumerate(cwd.rglob("*.py")):
+        if n >= max_files:
+            return True
+        try:
+            with path.open("rb") as f:
+                if b"mlflow" in f.read(1_000_000):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def stop_all() -> None:
@@ -48,6 +64,7 @@ def stop_all() -> None:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         _servers.clear()
 
 
@@ -55,22 +72,17 @@ atexit.register(stop_all)
 
 
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _start(store_uri: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log_path = home / "tracking-server.log"
-    argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", store_uri, "--registry-store-uri", store_uri,
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--no-serve-artifacts", "--default-artifact-root", str(home / "mlartifacts"),
-    ]  # fmt: skip
-    with log_path.open("ab") as log:
+    argv = [sys.executable, "-m", __name__, store_uri, str(port), str(home / "mlartifacts")]
+    with (home / "tracking-server.log").open("ab") as log:
         proc = subprocess.Popen(
             argv,
             stdout=log,
@@ -78,20 +90,23 @@ def _start(store_uri: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-    url = f"http://127.0.0.1:{port}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AmlocalError(
-                f"the workspace's MLflow tracking server exited with code {proc.returncode} "
-                f"(see {log_path})"
-            )
-        try:
-            with opener.open(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AmlocalError(f"the workspace's MLflow tracking server did not start (see {log_path})")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def serve(store_uri: str, port: int, artifact_root: str) -> None:
+    """Run MLflow's server app in this process (what `mlflow server` starts, without its job
+    runner or a second process)."""
+    from mlflow.server import constants as c
+
+    os.environ[c.BACKEND_STORE_URI_ENV_VAR] = store_uri
+    os.environ[c.REGISTRY_STORE_URI_ENV_VAR] = store_uri
+    os.environ[c.ARTIFACT_ROOT_ENV_VAR] = artifact_root
+    os.environ["_MLFLOW_SGI_NAME"] = "uvicorn"
+    os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    import uvicorn
+
+    uvicorn.run("mlflow.server.fastapi_app:app", host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3])

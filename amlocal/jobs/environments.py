@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import assets
-from amlocal.environments import build, curated, overlay, spec
+from amlocal.environments import curated, overlay, spec
 from amlocal.errors import AmlocalError, InvalidInput
 from amlocal.hashing import text_digest
 from amlocal.workspace import Workspace
@@ -134,11 +134,13 @@ def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
         with _lock:
             ok = _satisfied.get(env["identity"])
         if ok is None:
-            ok = not spec.unmet(wanted)
+            ok = _project_satisfies(wanted)
             with _lock:
                 _satisfied[env["identity"]] = ok
         if ok:
             return project
+    from amlocal.environments import build
+
     built = build.ensure(wanted, env["label"])
     with _lock:
         first = built.root.name not in _warned
@@ -146,6 +148,35 @@ def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
     if first and built.warning:
         sys.stderr.write(f"WARNING: environment {env['label']}: {built.warning}\n")
     return built.bin_dir
+
+
+def _project_satisfies(wanted: spec.Spec) -> bool:
+    """Whether the project venv has what `wanted` declares. Reading every installed
+    distribution's metadata costs ~0.2 s, so the answer is kept per user, keyed by the
+    specification and the state of the venv's site-packages (any install changes its mtime)."""
+    v = sys.version_info
+    try:
+        state = os.stat(f"{sys.prefix}/lib/python{v.major}.{v.minor}/site-packages").st_mtime_ns
+    except OSError:
+        return not spec.unmet(wanted)
+    from amlocal.environments.build import cache_root
+
+    marker = (
+        cache_root() / "satisfied" / f"{wanted.digest()[:24]}-{text_digest(sys.prefix)[:8]}-{state}"
+    )
+    try:
+        return marker.read_text() == "1"
+    except OSError:
+        pass
+    ok = not spec.unmet(wanted)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(f".{os.getpid()}")
+        tmp.write_text("1" if ok else "0")
+        tmp.replace(marker)
+    except OSError:
+        pass
+    return ok
 
 
 def prepare_step(
@@ -161,22 +192,33 @@ def prepare_step(
         env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
         env["VIRTUAL_ENV"] = str(bin_dir.parent)
     store = env.get("MLFLOW_TRACKING_URI", "")
-    if store.startswith("sqlite:") and (
-        _foreign_mlflow(base) or (installs and overlay.mentions_mlflow_install(command))
-    ):
-        from amlocal.environments import tracking_server
+    if not store.startswith("sqlite:"):
+        return bin_dir
+    from amlocal.environments import tracking_server
 
+    if (_foreign_mlflow(base) and tracking_server.used_by(command, cwd)) or (
+        installs and overlay.mentions_mlflow_install(command, cwd)
+    ):
         env["MLFLOW_TRACKING_URI"] = tracking_server.uri(store, ws.home)
+        # The step starts while the server imports MLflow: its client retries a refused
+        # connection with backoff; give it minutes on a busy machine (a user's value wins).
+        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "10")
         no_proxy = [p for p in env.get("NO_PROXY", "").split(",") if p]
         env["NO_PROXY"] = env["no_proxy"] = ",".join([*no_proxy, "127.0.0.1", "localhost"])
     return bin_dir
 
 
 def _foreign_mlflow(bin_dir: Path) -> bool:
-    """A built venv whose MLflow is not the one amlocal runs (None: not a built venv)."""
-    built = build.load(bin_dir.parent)
-    if built is None or built.mlflow is None:
+    """A built venv whose MLflow is not the one amlocal runs."""
+    if bin_dir == Path(sys.executable).parent:
         return False
+    from amlocal.environments import build
+
+    built = build.load(bin_dir.parent)
+    if built is None:
+        return False
+    if built.mlflow is None:
+        return built.mlflow_skinny is not None  # skinny cannot open a SQL store
     from importlib import metadata
 
     return built.mlflow != metadata.version("mlflow")
