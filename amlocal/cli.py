@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from amlocal.errors import AmlocalError
+from amlocal.output import QueryError, compile_query
 
 # group -> (module, help). Each module defines `add_verbs(subparsers, group)`.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -38,7 +39,13 @@ def _global_flags(p: argparse.ArgumentParser) -> None:
         default="json",
         choices=["json", "jsonc", "table", "tsv", "yaml", "yamlc", "none"],
     )
-    g.add_argument("--query", default=None, help="JMESPath-style query (dotted keys, [n]).")
+    g.add_argument(
+        "--query",
+        default=None,
+        type=compile_query,
+        metavar="JMESPATH",
+        help="JMESPath query string (as az: the jmespath library). See http://jmespath.org/.",
+    )
     g.add_argument("-g", "--resource-group", default=None)
     g.add_argument("-w", "--workspace-name", default=None)
     g.add_argument("--subscription", default=None)
@@ -108,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(result, tuple):
         result, code = result
     fmt = {"jsonc": "json", "yamlc": "yaml"}.get(args.output, args.output)
-    emit(result, fmt, args.query)
+    try:
+        emit(result, fmt, args.query)
+    except QueryError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return 2
     return code
 
 
