@@ -202,8 +202,10 @@ def stream(args: argparse.Namespace) -> Any:
 
     ws = Workspace()
     _get(ws, args.name)
-    final = live.follow(ws, args.name)
-    return public(final), 0 if final.get("status") == "Completed" else 1
+    # As `az ml job stream`: the log on stdout and nothing else (the status goes to stderr;
+    # `job show` gives the record).
+    final = live.follow(ws, args.name, out=sys.stdout, summary=sys.stderr)
+    return None, 0 if final.get("status") == "Completed" else 1
 
 
 def cancel(args: argparse.Namespace) -> Any:

@@ -135,20 +135,27 @@ class LiveView:
 
 
 def follow(
-    ws: Workspace, name: str, out: TextIO = sys.stderr, interval: float = 0.2
+    ws: Workspace,
+    name: str,
+    out: TextIO = sys.stderr,
+    interval: float = 0.2,
+    summary: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Show the job until it reaches a terminal state; returns the final record."""
+    """Show the job until it reaches a terminal state; returns the final record. The final
+    status and any failure report go to `summary` (default: `out`), so that `out` can carry
+    the log and nothing else."""
     view = LiveView(ws, name, out)
+    end = summary or out
     while True:
         job = view.tick()
         if job is None:
             raise SystemExit(f"job {name} vanished")
         if job.get("status") in TERMINAL:
-            out.write(f"[{name}] {job['status']}\n")
+            end.write(f"[{name}] {job['status']}\n")
             if job["status"] != "Completed":
                 report = failure_report(ws, job)
                 if report:
-                    out.write(report + "\n")
-            out.flush()
+                    end.write(report + "\n")
+            end.flush()
             return job
         time.sleep(interval)

@@ -79,6 +79,10 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
     assert (dl / "artifacts/outputs/note.txt").read_text() == "kept"
     r = project.run("job", "create", "-f", "cmd.yml", "-n", "my-job", check=False)
     assert r.returncode == 2 and "already exists" in r.stderr
+    # `job stream`, as az ml's: the log on stdout and nothing else.
+    r = project.run("job", "stream", "-n", "my-job")
+    log = (project.home / "jobs/my-job/user_logs/std_log.txt").read_text()
+    assert r.stdout == log and "hello ['7'" in log
 
 
 def test_timeout_cancels_the_job_and_its_children(project: Project) -> None:
