@@ -67,8 +67,10 @@ digits-batch: setup
 digits-request: setup
 	@$(BIN)/python endpoints/online/digits/encode_image.py $(if $(URL),--url) $(IMAGE)
 
+# The MLflow UI on the store `amlocal workspace show` reports (AMLOCAL_HOME, MLFLOW_TRACKING_URI).
+UI_PORT ?= 5000
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .amlocal)/mlflow.db --host 127.0.0.1 --port 5000
+	AMLOCAL_UI_PORT=$(UI_PORT) $(BIN)/python -m amlocal.ui
 
 validate: setup
 	$(BIN)/python -m amlocal.validate

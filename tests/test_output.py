@@ -104,3 +104,9 @@ def test_cli_query_and_bad_query(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--query" in r.stderr and r.stdout == ""
     r = _cli(home, "data", "list", "--query", "length(name)")
     assert r.returncode == 2 and "length()" in r.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    r = _cli(tmp_path, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("amlocal ")
+    assert "mlflow" in r.stdout and "azure-ai-ml" in r.stdout and "Python" in r.stdout
