@@ -88,6 +88,10 @@ def create(args: argparse.Namespace) -> Any:
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
     overrides = loader.parse_set(args.set)
+    from amlocal.overrides import unknown_inputs
+
+    for warning in unknown_inputs(path, overrides):
+        sys.stderr.write(f"WARNING: {warning}\n")
     job_plan = plan.load_plan(ws, path, overrides)
     record = pipeline.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
     name = record["name"]

@@ -67,8 +67,12 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
             path: azureml://datastores/workspaceblobstore/paths/custom/${{name}}/${{output_name}}
         """,
     )
-    job, r = project.create("cmd.yml", "-n", "my-job")
+    job, r = project.create("cmd.yml", "-n", "my-job", "--set", "inputs.nn=8")
     assert job["name"] == "my-job" and job["status"] == "Completed"
+    # A misspelt input override runs (Azure ML takes it as a new input) but is named first.
+    warning = r.stderr.splitlines()[0]
+    assert warning.startswith("WARNING: --set inputs.nn:") and "'nn'" in warning, r.stderr
+    assert "(its inputs: n)" in warning and "Did you mean 'n'?" in warning
     assert "hello ['7'" in r.stderr  # the log is streamed
     run_id = job["properties"]["mlflow.runId"]
     web = [line for line in r.stderr.splitlines() if line.startswith("Web View: ")]
