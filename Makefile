@@ -65,6 +65,7 @@ digits-batch: setup
 # An image file as a scoring request: make -s digits-request IMAGE=my7.png > request.json
 # (URL=1 sends it as a URL instead of base64).
 digits-request: setup
+	@test -n "$(IMAGE)" || { echo "usage: make -s digits-request IMAGE=data/digits/7/0007.png > request.json" >&2; exit 2; }
 	@$(BIN)/python endpoints/online/digits/encode_image.py $(if $(URL),--url) $(IMAGE)
 
 # The MLflow UI on the store `amlocal workspace show` reports (AMLOCAL_HOME, MLFLOW_TRACKING_URI).
