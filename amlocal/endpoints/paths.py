@@ -1,12 +1,15 @@
-"""Where an endpoint's local state lives under the workspace home."""
+"""Where an endpoint's local state lives under the workspace home: every path is built here,
+from names checked against Azure's endpoint naming rule and kept inside the home."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from amlocal import names
+
 
 def endpoint_dir(home: Path, endpoint: str) -> Path:
-    return home / "endpoints" / endpoint
+    return names.under(home, "endpoints", names.endpoint(endpoint))
 
 
 def keys_file(home: Path, endpoint: str) -> Path:
@@ -22,4 +25,4 @@ def daemon_log(home: Path, endpoint: str) -> Path:
 
 
 def deployment_dir(home: Path, endpoint: str, deployment: str) -> Path:
-    return endpoint_dir(home, endpoint) / "deployments" / deployment
+    return names.under(endpoint_dir(home, endpoint), "deployments", names.deployment(deployment))
