@@ -197,7 +197,7 @@ def _run_step(home: Path, tmp: Path, info: dict, name: str) -> subprocess.Comple
             "--score_code",
             str(REPO / "src" / "score"),
             "--endpoint_name",
-            "dg",
+            "dgx",
             "--deployment",
             str(tmp / f"out-{name}"),
         ],
@@ -234,14 +234,14 @@ def test_local_blue_green(tmp_path):
         info = {"registered": True, "name": "diabetes-model"}
         r = _run_step(home, tmp_path, {**info, "version": v1}, "v1")
         assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 100}
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 100}
 
         r = _run_step(home, tmp_path, {**info, "version": v2}, "v2")
         assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
-        green = cli("online-deployment", "show", "-n", "green", "-e", "dg")
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
+        green = cli("online-deployment", "show", "-n", "green", "-e", "dgx")
         assert green["model"] == f"azureml:diabetes-model:{v2}"
-        out = json.loads(cli("online-endpoint", "invoke", "-n", "dg", "-r", str(SAMPLE)))
+        out = json.loads(cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE)))
         import pandas as pd
 
         rows = json.loads(SAMPLE.read_text())["data"]
@@ -250,12 +250,12 @@ def test_local_blue_green(tmp_path):
         r = _run_step(home, tmp_path, {**info, "version": v3}, "v3")
         assert r.returncode == 1
         assert "smoke test" in r.stderr and "expected 3 features" in r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
         saved_info = json.loads((tmp_path / "out-v3" / "deploy_info.json").read_text())
         assert saved_info["deployed"] is False
     finally:
         try:
-            cli("online-endpoint", "delete", "-n", "dg", "--yes", ok=False)
+            cli("online-endpoint", "delete", "-n", "dgx", "--yes", ok=False)
         finally:
             leftovers = descendants_alive(str(home))
             for pid in leftovers:
