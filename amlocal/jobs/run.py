@@ -18,8 +18,8 @@ from typing import Any
 from amlocal import assets
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
+from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import reuse
 from amlocal.jobs.plan import DATA_TYPES
 from amlocal.jobs.warm import ARM_AFTER_S, ForkedStep, ForkServer, warm_argv
 from amlocal.snapshot import materialize, snapshot_digest
@@ -311,6 +311,7 @@ class StepProcess:
             env[f"AZURE_ML_OUTPUT_{name}"] = out["local_path"]
         env.update(env_vars)
         env.update(r.environment_variables)
+        self.bin_dir = environments.prepare_step(ws, bin_dir, r.command, self.cwd, env)
         self.env = env
         self.proc: subprocess.Popen[bytes] | ForkedStep | None = None
         self.timed_out = False
