@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from amlocal.jobs import artifacts
 from amlocal.jobs import run as steprun
 from amlocal.jobs.status import Status, now_iso
 
@@ -26,7 +27,9 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if hit is not None:
         return Status.COMPLETED, hit["outputs"]
     ctx.warn_environment(env)
-    run_id = ctx.mlflow.start(job)
+    # A standalone job's run is named by its display name, as Azure names it.
+    run_id = ctx.mlflow.start(job, run_name=ctx.mlflow.display_name if ctx.standalone else None)
+    artifacts_in_run = artifacts.bind(ctx.ws, r, run_id)
     proc = steprun.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
     ctx.update_job(
         job,
@@ -42,12 +45,10 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if ctx.cancel.is_set():
         ctx.update_job(job, status=Status.CANCELED, end_time=now_iso())
         return Status.CANCELED, {}
-    ctx.track(job, proc)
-    try:
-        proc.start(ctx.warm)
-        code = proc.wait(ctx.cancel)
-    finally:
-        ctx.untrack(job)
+    ctx.track(job, proc)  # still tracked if the wait is interrupted: the runner stops it
+    proc.start(ctx.warm)
+    code = proc.wait(ctx.cancel)
+    ctx.untrack(job)
     if proc.timed_out:
         status, error = Status.CANCELED, f"the job exceeded limits.timeout ({r.timeout:g} s)"
     elif ctx.cancel.is_set() and code != 0:
@@ -56,11 +57,17 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
         status, error = Status.FAILED, f"command exited with code {code}"
     else:
         status, error = Status.COMPLETED, ""
+    if run_id:
+        ctx.mlflow.end(run_id, status, None if artifacts_in_run else proc.cwd / "outputs")
+    artifacts.collect(r, proc.cwd, proc.log_path)
     if status == Status.COMPLETED:
         ctx.remember(step, r.fingerprint, job)
-    if run_id:
-        ctx.mlflow.end(run_id, status, proc.cwd / "outputs")
-    fields: dict[str, object] = {"status": status, "end_time": now_iso(), "exit_code": code}
+    fields: dict[str, object] = {
+        "status": status,
+        "end_time": now_iso(),
+        "exit_code": code,
+        "outputs": r.io.outputs,
+    }
     if error:
         fields["error"] = {"message": error, "log_tail": steprun.log_tail(proc.log_path)}
     ctx.update_job(job, **fields)

@@ -33,11 +33,15 @@ class MlflowRuns:
         *,
         pipeline: bool,
         git_commit: str | None,
+        job_tags: dict[str, str],
+        display_name: str,
         on_pipeline_run: Callable[[str], None],
     ) -> None:
         self.ws, self.experiment, self.job = ws, experiment, job
         self.pipeline = pipeline
         self.git_commit = git_commit
+        self.job_tags = job_tags  # the job's YAML tags and description, on its own run
+        self.display_name = display_name
         self.on_pipeline_run = on_pipeline_run  # records the pipeline run's id on the job
         self.lock = threading.Lock()
         self.pipeline_run: str | None = None
@@ -46,9 +50,11 @@ class MlflowRuns:
         tags = {"azureml.jobName": job, **extra}
         if self.git_commit:
             tags["mlflow.source.git.commit"] = self.git_commit
+        if job == self.job:
+            tags |= self.job_tags
         return tags
 
-    def start(self, job: str, parent_run_id: str | None = None) -> str:
+    def start(self, job: str, parent_run_id: str | None = None, run_name: str | None = None) -> str:
         """Create the run of a job that really executes (never for a reused one): nested
         under the pipeline's run, or under `parent_run_id` (a sweep's trials); its id."""
         with self.lock:
@@ -64,7 +70,11 @@ class MlflowRuns:
                     self.on_pipeline_run(self.pipeline_run)
                 parent = self.pipeline_run
             return tracking.start_run(
-                self.ws, self.experiment, job, parent_run_id=parent, tags=self.tags(job)
+                self.ws,
+                self.experiment,
+                run_name or job,
+                parent_run_id=parent,
+                tags=self.tags(job),
             )
 
     def end(self, run_id: str, status: str, outputs_dir: Path | None = None) -> None:

@@ -83,6 +83,8 @@ class Execution:
             name,
             pipeline=not self.standalone,
             git_commit=record.get("_git_commit"),
+            job_tags=_job_tags(record),
+            display_name=record.get("display_name") or name,
             on_pipeline_run=self._pipeline_run_started,
         )
 
@@ -135,13 +137,20 @@ class Execution:
             )
 
     def reuse(self, step: Step, key: str, job: str, shown: dict[str, object]) -> JobRecord | None:
-        hit = reuse.reusable(self.ws.store, step, key, job, force_rerun=self.force_rerun)
+        hit = reuse.reusable(
+            self.ws.store,
+            step,
+            key,
+            job,
+            force_rerun=self.force_rerun,
+            pipeline=not self.standalone,
+        )
         if hit is not None:
             self.update_job(job, **{**reuse.reused_fields(hit), **shown})
         return hit
 
     def remember(self, step: Step, key: str, job: str) -> None:
-        if reuse.enabled(step, force_rerun=self.force_rerun):
+        if reuse.enabled(step, force_rerun=self.force_rerun, pipeline=not self.standalone):
             reuse.remember(self.ws.store, key, job)
 
     def track(self, job: str, proc: Stoppable) -> None:
@@ -228,6 +237,14 @@ class Execution:
                 if "parent_output" in o and key in outputs.get(sname, {}):
                     shown[o["parent_output"]] = outputs[sname][key]
         self.update_job(self.name, outputs=shown)
+
+
+def _job_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The job's YAML `tags` and `description` on its own MLflow run, as Azure sets them."""
+    tags = {str(k): str(v) for k, v in (record.get("tags") or {}).items()}
+    if record.get("description"):
+        tags["mlflow.note.content"] = str(record["description"])
+    return tags
 
 
 def _standalone_binding(b: Binding) -> Binding:

@@ -17,7 +17,7 @@ from amlocal.errors import InvalidInput
 from amlocal.jobs import plan as planlib
 from amlocal.jobs.graph import NodeScope, run_graph
 from amlocal.jobs.records import child_record, resolve_step
-from amlocal.jobs.run import resolve_io
+from amlocal.jobs.run import log_tail, resolve_io
 from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
@@ -88,8 +88,36 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
             if "parent_output" in o and key in outs.get(name, {}):
                 node_outputs[o["parent_output"]] = outs[name][key]
     fields: dict[str, object] = {"status": status, "end_time": now_iso(), "outputs": node_outputs}
-    failed = [n for n, s in done.items() if s != Status.COMPLETED]
     if status != Status.COMPLETED:
-        fields["error"] = {"message": f"nested job(s) not completed: {', '.join(failed)}"}
+        fields["error"] = failure_cause(ws, job, done)
     ctx.update_job(job, **fields)
     return status, node_outputs
+
+
+def failure_cause(ws: Workspace, job: str, done: dict[str, str]) -> dict[str, Any]:
+    """A pipeline node's error: its first failed nested job's cause, followed down deeper
+    nodes to the leaf step, with that step's exit code and log tail, as a top-level failed
+    step reports them."""
+    for name, status in done.items():
+        if status != Status.FAILED:
+            continue
+        child = ws.store.get("job", f"{job}_{name}") or {}
+        error = child.get("error") or {}
+        inner = error.get("failed_step")  # the child is itself a pipeline node
+        path = f"{name}/{inner}" if inner else name
+        reason = error.get("reason") or error.get("message") or "failed"
+        cause: dict[str, Any] = {
+            "message": f"nested job '{path}' failed: {reason}",
+            "failed_step": path,
+            "failed_job": error.get("failed_job") or child.get("name"),
+            "reason": reason,
+        }
+        exit_code = error.get("exit_code", child.get("exit_code"))
+        if exit_code is not None:
+            cause["exit_code"] = exit_code
+        tail = error.get("log_tail") or (log_tail(Path(child["_log"])) if child.get("_log") else "")
+        if tail:
+            cause["log_tail"] = tail
+        return cause
+    others = [n for n, s in done.items() if s != Status.COMPLETED]
+    return {"message": f"nested job(s) not completed: {', '.join(others)}"}

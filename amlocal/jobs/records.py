@@ -113,6 +113,7 @@ def submit(
     if ws.store.get("job", name) is not None:
         raise InvalidInput(f"a job named '{name}' already exists; job names are unique")
     base = Path(plan["base_dir"])
+    plan["experiment_name"] = plan.get("experiment_name") or Path.cwd().name
     pipeline = plan["kind"] == "pipeline"
     steps = plan["steps"] if pipeline else {"__job__": plan["step"]}
     for sname, step in steps.items():

@@ -65,18 +65,18 @@ def fingerprint(
     return text_digest(json.dumps(doc, sort_keys=True, default=str))
 
 
-def enabled(step: Step, *, force_rerun: bool) -> bool:
-    """Reuse applies to deterministic components (the default) unless the pipeline forces
-    a rerun."""
+def enabled(step: Step, *, force_rerun: bool, pipeline: bool = True) -> bool:
+    """Reuse applies to the steps of a pipeline (Azure reuses pipeline steps only) whose
+    component is deterministic (the default), unless the pipeline forces a rerun."""
     deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
-    return deterministic and not force_rerun
+    return pipeline and deterministic and not force_rerun
 
 
 def reusable(
-    store: Store, step: Step, key: str, job: str, *, force_rerun: bool
+    store: Store, step: Step, key: str, job: str, *, force_rerun: bool, pipeline: bool = True
 ) -> JobRecord | None:
     """The earlier job that stands for `job` (fingerprint `key`), or None: run it."""
-    if not enabled(step, force_rerun=force_rerun):
+    if not enabled(step, force_rerun=force_rerun, pipeline=pipeline):
         return None
     hit = lookup(store, key)
     if hit is None or hit.get("name") == job:
