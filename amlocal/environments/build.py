@@ -133,9 +133,14 @@ def ensure(spec: Spec, label: str) -> Built:
         if spec.left_out:
             notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
         warning = "; ".join(notes)
-        meta = {"python": pyver, "warning": warning, "mlflow": _version(root, "mlflow")}
-        meta["mlflow_skinny"] = _version(root, "mlflow-skinny")
-        meta.update(label=label, requirements=list(spec.requirements))
+        meta = {
+            "python": pyver,
+            "warning": warning,
+            "mlflow": _version(root, "mlflow"),
+            "mlflow_skinny": _version(root, "mlflow-skinny"),
+            "label": label,
+            "requirements": list(spec.requirements),
+        }
         tmp = root / f"{META}.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(root / META)

@@ -86,8 +86,8 @@ def lookup(reference: str) -> CuratedEnvironment | None:
     found = specification(ref.name)
     if found is None:
         raise UnknownCuratedEnvironment(
-            f"curated environment {reference} ({ref.name}) is not one amlocal can reproduce "
-            f"offline (known: {', '.join(sorted(CURATED))})"
+            f"{reference} is a curated environment ({ref.name}) whose specification amlocal "
+            f"does not have (known: {', '.join(sorted(CURATED))})"
         )
     return found
 

@@ -191,21 +191,29 @@ def prepare_step(
         bin_dir = overlay.create(bin_dir, cwd.parent / "venv")
         env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
         env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    own_mlflow = installs and overlay.mentions_mlflow_install(command, cwd)
+    route_tracking(ws, base, command, cwd, env, force=own_mlflow)
+    return bin_dir
+
+
+def route_tracking(
+    ws: Workspace, bin_dir: Path, command: str, code: Path, env: dict[str, str], force: bool = False
+) -> None:
+    """Point a step at the workspace's tracking server (in `env`) when the venv in `bin_dir`
+    has an MLflow that cannot use the workspace's SQLite store and its code mentions MLflow
+    (or `force`: it installs an MLflow of its own)."""
     store = env.get("MLFLOW_TRACKING_URI", "")
     if not store.startswith("sqlite:"):
-        return bin_dir
+        return
     from amlocal.environments import tracking_server
 
-    if (_foreign_mlflow(base) and tracking_server.used_by(command, cwd)) or (
-        installs and overlay.mentions_mlflow_install(command, cwd)
-    ):
+    if force or (_foreign_mlflow(bin_dir) and tracking_server.used_by(command, code)):
         env["MLFLOW_TRACKING_URI"] = tracking_server.uri(store, ws.home)
         # The step starts while the server imports MLflow: its client retries a refused
         # connection with backoff; give it minutes on a busy machine (a user's value wins).
-        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "10")
+        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "9")  # 10 is the limit
         no_proxy = [p for p in env.get("NO_PROXY", "").split(",") if p]
         env["NO_PROXY"] = env["no_proxy"] = ",".join([*no_proxy, "127.0.0.1", "localhost"])
-    return bin_dir
 
 
 def _foreign_mlflow(bin_dir: Path) -> bool:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
+from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
 from amlocal.jobs import parallel as P
-from amlocal.jobs import reuse
 from amlocal.jobs.run import IO, LOG_NAME, resolve_io
 from amlocal.jobs.status import Status
 from amlocal.jobs.status import now_iso as _now
@@ -130,6 +130,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     ctx.warn_environment(env)
     python = str(ctx.python_bin_dir(env) / "python")
     env_vars = ctx.mlflow.env(job, run_id) if run_id else {"AZUREML_RUN_ID": job}
+    environments.route_tracking(ws, Path(python).parent, "", code, env_vars)
     if batch:  # deployment create already snapshotted the code; it never changes
         spec = _batch_spec(batch, code, env_vars, python)
     else:

@@ -131,10 +131,8 @@ class Execution:
                 sys.stderr.write(f"WARNING: environment {env['label']}: {problem}\n")
         if env.get("curated") and env["identity"] not in self.warned_envs:
             self.warned_envs.add(env["identity"])
-            sys.stderr.write(
-                f"WARNING: {env['label']} is an Azure ML registry environment; "
-                f"running in the project venv instead\n"
-            )
+            why = env.get("why") or f"{env['label']} is an Azure ML registry environment"
+            sys.stderr.write(f"WARNING: {why}; running in the project venv instead\n")
 
     def reuse(self, step: Step, key: str, job: str, shown: dict[str, object]) -> JobRecord | None:
         hit = reuse.reusable(
