@@ -228,3 +228,30 @@ def test_mlflow_2_step_logs_into_the_nested_run_through_the_tracking_server(
         parents.add(run.data.tags["mlflow.parentRunId"])
     (parent,) = parents  # both nested in the pipeline's run
     assert client.get_run(parent).info.experiment_id == run.info.experiment_id
+
+
+@needs_index
+def test_docker_build_context_requirements_are_installed(project: Project) -> None:
+    project.write("ctx/Dockerfile", "FROM python:3.11\nCOPY requirements.txt .\n")
+    project.write("ctx/requirements.txt", "six==1.15.0\n")
+    project.write(
+        "ctxenv.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+        name: ctxenv
+        build:
+          path: ./ctx
+        """,
+    )
+    project.run("environment", "create", "-f", "ctxenv.yml")
+    project.write(
+        "job.yml",
+        f"""\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: {PRINT_SIX}
+        environment: azureml:ctxenv@latest
+        """,
+    )
+    job, r = project.create("job.yml")
+    assert job["status"] == "Completed"
+    assert "six 1.15.0 prefix " in r.stderr
