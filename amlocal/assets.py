@@ -261,7 +261,7 @@ def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
 def registered_model_files(ws: Workspace, name: str, version: str) -> Path:
     """A registered model version's files, downloaded once into the workspace (Azure mounts
     them); concurrent first downloads each use their own partial folder."""
-    dest = ws.home / "models" / name / version
+    dest = ws.under("models", name, version)
     if dest.exists():
         return dest
     from amlocal import tracking

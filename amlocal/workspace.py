@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from amlocal import names
 from amlocal.store import Store
 
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -70,14 +71,18 @@ class Workspace:
     def mlflow_artifact_root(self) -> Path:
         return self.home / "mlartifacts"
 
+    def under(self, *parts: str) -> Path:
+        """A state path under the workspace home; names that would leave it are refused."""
+        return names.under(self.home, *parts)
+
     def datastore_dir(self, datastore: str = DEFAULT_DATASTORE) -> Path:
-        return self.home / "datastores" / datastore
+        return self.under("datastores", datastore)
 
     def job_dir(self, job_name: str) -> Path:
-        return self.home / "jobs" / job_name
+        return self.under("jobs", job_name)
 
     def env_dir(self, digest: str) -> Path:
-        return self.home / "envs" / digest
+        return self.under("envs", digest)
 
     def arm_id(self, path: str = "") -> str:
         """The resource id of the workspace, or of `path` (e.g. "jobs/x") inside it."""
