@@ -640,6 +640,8 @@ class Execution:
         bin_dir = environments.python_bin_dir(self.ws, env, bool(self.record.get("_isolate")))
         proc = steprun.StepProcess(self.ws, r, mlflow_env, bin_dir)
         props = {"mlflow.runId": run_id} if run_id else {}
+        if standalone:  # keep what submit recorded (git commit, the firing schedule's name)
+            props = {**self.record.get("properties", {}), **props}
         self._set(
             job,
             status="Running",
