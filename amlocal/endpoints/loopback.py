@@ -8,6 +8,7 @@ endpoint daemon that started it.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -26,6 +27,13 @@ def main() -> None:
     from azureml_inference_server_http import amlserver
 
     amlserver.DEFAULT_HOST = "127.0.0.1"
+    if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # data_collector request/response logging
+        from gunicorn.app import wsgiapp
+
+        from amlocal.endpoints.payload_logging import wrap
+
+        load = wsgiapp.WSGIApplication.load_wsgiapp
+        wsgiapp.WSGIApplication.load_wsgiapp = lambda self: wrap(load(self))  # type: ignore[method-assign]
     sys.argv[0] = "azmlinfsrv"
     amlserver.run()
 
