@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -81,10 +82,13 @@ def home(tmp_path_factory):
     try:
         yield home
     finally:
+        for sched in cli("schedule", "list"):  # the scheduler daemon exits once none is enabled
+            cli("schedule", "disable", "-n", sched["name"], ok=False)
         cli("online-endpoint", "delete", "-n", "dc", "--yes", ok=False)
+        time.sleep(1.5)
         leftovers = descendants_alive(str(home))
         for pid in leftovers:
-            print("leftover", pid, Path(f"/proc/{pid}/cmdline").read_bytes())
+            print("leftover", pid, Path(f"/proc/{pid}/cmdline").read_bytes(), file=sys.stderr)
             os.kill(pid, signal.SIGKILL)
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -200,6 +204,51 @@ def test_sampling_rate_half_collects_about_half(home: Path) -> None:
     got = len(_records(home, "half", "model_inputs"))
     # Binomial(200, 0.5): mean 100, sd ~7; 60..140 is more than 5 sd either side.
     assert 60 <= got <= 140, got
+
+
+def test_make_monitor_script_flags_shifted_traffic_only(home: Path) -> None:
+    """scripts/monitor.py (make monitor) against real collected data: drift for shifted rows
+    sent to one deployment, none for unshifted rows sent to another."""
+    import subprocess
+    import sys
+
+    (home / "calm.yml").write_text(
+        DEPLOYMENT.format(name="calm", code=REPO / "src" / "score", extra="")
+    )
+    cli("online-deployment", "create", "-f", str(home / "calm.yml"))
+    cli("data", "create", "-f", str(REPO / "data" / "diabetes.yml"))
+    env = {**os.environ, "AML": f"{sys.executable} -m amlocal.cli", "PYTHONPATH": str(REPO)}
+    outs = {}
+    for variant, extra in (
+        ("shifted", ["--deployment", "blue"]),
+        ("calm", ["--no-shift", "--deployment", "calm"]),
+    ):
+        r = subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "scripts" / "monitor.py"),
+                "--endpoint",
+                "dc",
+                "--rows",
+                "300",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs[variant] = r.stdout
+    assert "signal input-drift (data_drift)" in outs["shifted"]
+    line = next(ln for ln in outs["shifted"].splitlines() if ln.startswith("signal input-drift"))
+    # blue also holds test 1's requests (ROW + i): bmi and bp drift, maybe more.
+    assert {"bmi", "bp"} <= set(line.split("BREACHED for ")[1].split(", ")), line
+    assert "ALERT" in outs["shifted"]
+    assert "signal input-drift (data_drift): 300 production rows" in outs["calm"]
+    assert "BREACH" not in outs["calm"] and "ALERT" not in outs["calm"]
+    for name in ("monitor-dc-blue", "monitor-dc-calm"):
+        cli("schedule", "disable", "-n", name)
 
 
 def test_a_stopped_agent_does_not_fail_requests(home: Path) -> None:

@@ -200,6 +200,48 @@ class Agent:
         self.proc = None
 
 
+def keep_alive_transport() -> None:
+    """Let the Collector's sender reuse one HTTP connection per thread.
+
+    azureml-ai-monitoring posts every payload with `requests.post`, a new session and TCP
+    connection each time (~1 ms of CPU in the scoring worker, per collect call). Only its
+    transport (`MdcSender._post_request`) is replaced: payloads, headers, queue, sampling and
+    error handling stay the library's. Connections time out after 2 s, so a hung agent makes
+    the library drop payloads (its queue fills) instead of blocking its sender forever.
+    """
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    import requests
+    from azureml.ai.monitoring.worker import sender
+
+    local = threading.local()
+
+    def post(self: Any, url: str, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        u = urlsplit(url)
+        for attempt in range(2):
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(
+                    u.hostname or "127.0.0.1", u.port, timeout=2
+                )
+            # bytes, so head and body leave in one segment (no Nagle/delayed-ACK stall)
+            body = payload.encode("utf-8") if isinstance(payload, str) else payload
+            try:
+                conn.request("POST", u.path, body=body, headers=headers or {})
+                resp = conn.getresponse()
+                return resp.status, resp.read().decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                local.conn = None
+                if attempt:
+                    raise requests.exceptions.ConnectionError(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    sender.MdcSender._post_request = post
+
+
 # -- the agent process ---------------------------------------------------------------------
 class Writer:
     """Appends records to the rolling JSONL files of each collection."""

@@ -27,6 +27,10 @@ def main() -> None:
     from azureml_inference_server_http import amlserver
 
     amlserver.DEFAULT_HOST = "127.0.0.1"
+    if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
+        from amlocal.endpoints.collector import keep_alive_transport
+
+        keep_alive_transport()
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # data_collector request/response logging
         from gunicorn.app import wsgiapp
 

@@ -90,7 +90,10 @@ def _production(
     prod = sig.get("production_data") or {}
     uri = (prod.get("input_data") or {}).get("path")
     if not uri:
-        endpoint, deployment = deployment_of(spec)  # checked at create
+        target = deployment_of(spec)
+        if target is None:  # checked at create; a hand-edited spec file may still lack it
+            raise SystemExit(f"monitor: signal {sig['type']} has no production_data")
+        endpoint, deployment = target
         collection = "model_outputs" if sig["type"] == "prediction_drift" else "model_inputs"
         uri = f"azureml:{endpoint}-{deployment}-{collection}:1"
     return read_table(_resolve(home, str(uri), base), _window(prod, run_time))
@@ -126,7 +129,7 @@ def _plots(
         colors = ["tab:green" if r["passed"] else "tab:red" for r in by_feature]
         ax.barh([r["feature"] for r in by_feature], [r["value"] for r in by_feature], color=colors)
         ax.axvline(by_feature[0]["threshold"], color="black", linestyle="--", label="threshold")
-        ax.set_xlabel(first)
+        ax.set_xlabel(str(first))
         ax.set_title(f"{name}: {first} by feature")
         ax.legend()
         fig.tight_layout()

@@ -109,11 +109,20 @@ def tick(ws: Workspace) -> float:
             nxt = sd.trigger_of(record).next_after(now)
         except Exception as exc:  # one broken schedule must not stop the others
             _log(f"schedule {record['name']}: {type(exc).__name__}: {exc}")
-            ws.store.update(sd.KIND, record["name"], lambda r, e=exc: r.update(_last_error=str(e)))
+            _record_error(ws, record["name"], f"{type(exc).__name__}: {exc}")
             continue
         if nxt is not None:
             wake = min(wake, max((nxt - now).total_seconds(), 0.01))
     return wake
+
+
+def _record_error(ws: Workspace, name: str, err: str) -> None:
+    from amlocal.schedules.definition import KIND
+
+    def put(r: dict[str, Any]) -> None:
+        r["_last_error"] = err
+
+    ws.store.update(KIND, name, put)
 
 
 def _reap_children() -> None:
