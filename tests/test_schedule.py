@@ -218,7 +218,7 @@ SCHEDULE_FILES = sorted((REPO / "schedules").glob("*.yml")) + sorted(
 
 @pytest.mark.parametrize("path", SCHEDULE_FILES, ids=lambda p: p.name)
 def test_schedule_yaml_validates_with_azure_ai_ml(path: Path) -> None:
-    from amlocal.crossfile import Doc
+    from amlocal.yamldocs import Doc
     from amlocal.validate import check_with_azure_ai_ml, read_docs
 
     docs, _, problems = read_docs([path])

@@ -143,9 +143,9 @@ class Agent:
         self.config = log_path.parent / f"{instance}.mdc.json"
 
     def start(self) -> None:
-        from amlocal.endpoints.instances import free_port
-
-        self.port = free_port()
+        with socket.socket() as s:  # a free loopback port (instances.py imports us)
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
         self.config.parent.mkdir(parents=True, exist_ok=True)
         cfg = {
             "runMode": "cloud",
