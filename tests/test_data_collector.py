@@ -25,7 +25,7 @@ from test_online_e2e import ROW, Endpoint
 DEPLOYMENT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
 name: {name}
-endpoint_name: dc
+endpoint_name: dcol
 model: azureml:diabetes-model:1
 code_configuration:
   code: {code}
@@ -48,7 +48,7 @@ data_collector:
 
 ENDPOINT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
-name: dc
+name: dcol
 auth_mode: key
 """
 
@@ -84,7 +84,7 @@ def home(tmp_path_factory):
     finally:
         for sched in cli("schedule", "list"):  # the scheduler daemon exits once none is enabled
             cli("schedule", "disable", "-n", sched["name"], ok=False)
-        cli("online-endpoint", "delete", "-n", "dc", "--yes", ok=False)
+        cli("online-endpoint", "delete", "-n", "dcol", "--yes", ok=False)
         time.sleep(1.5)
         leftovers = descendants_alive(str(home))
         for pid in leftovers:
@@ -101,7 +101,7 @@ def _records(home: Path, deployment: str, collection: str) -> list[dict]:
         / "datastores"
         / "workspaceblobstore"
         / "modelDataCollector"
-        / "dc"
+        / "dcol"
         / deployment
         / collection
     )
@@ -121,7 +121,7 @@ def _wait_for(fn, timeout: float = 20.0):  # noqa: ANN001
 
 
 def test_collected_jsonl_layout_correlation_and_data_assets(home: Path) -> None:
-    ep = Endpoint("dc")
+    ep = Endpoint("dcol")
     rids = []
     for i in range(6):
         status, headers, body = ep.post({"data": [ROW, [v + i for v in ROW]]})
@@ -147,7 +147,7 @@ def test_collected_jsonl_layout_correlation_and_data_assets(home: Path) -> None:
             / "datastores"
             / "workspaceblobstore"
             / "modelDataCollector"
-            / "dc"
+            / "dcol"
             / "blue"
             / "model_inputs"
         ).rglob("*.jsonl")
@@ -169,7 +169,7 @@ def test_collected_jsonl_layout_correlation_and_data_assets(home: Path) -> None:
     ):
         assert field in rec, field
     assert rec["type"] == "azureml.inference.model_inputs"
-    assert rec["source"].endswith("/onlineEndpoints/dc/deployments/blue")
+    assert rec["source"].endswith("/onlineEndpoints/dcol/deployments/blue")
     assert set(rec["data"][0]) == {"age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"}
     # One correlation id per request, shared by its inputs and outputs.
     by_id = {o["correlationid"]: o for o in outputs}
@@ -188,14 +188,14 @@ def test_collected_jsonl_layout_correlation_and_data_assets(home: Path) -> None:
         isinstance(r["data"], list) for r in resps
     )
     # Each collection is a uri_folder data asset named <endpoint>-<deployment>-<collection>.
-    asset = cli("data", "show", "-n", "dc-blue-model_inputs", "-v", "1")
+    asset = cli("data", "show", "-n", "dcol-blue-model_inputs", "-v", "1")
     assert asset["type"] == "uri_folder"
-    assert asset["path"].endswith("modelDataCollector/dc/blue/model_inputs")
+    assert asset["path"].endswith("modelDataCollector/dcol/blue/model_inputs")
 
 
 def test_sampling_rate_half_collects_about_half(home: Path) -> None:
     cli("online-deployment", "create", "-f", str(home / "half.yml"))
-    ep = Endpoint("dc")
+    ep = Endpoint("dcol")
     n = 200
     for _ in range(n):
         status, _, body = ep.post({"data": [ROW]}, headers={"azureml-model-deployment": "half"})
@@ -228,7 +228,7 @@ def test_make_monitor_script_flags_shifted_traffic_only(home: Path) -> None:
                 sys.executable,
                 str(REPO / "scripts" / "monitor.py"),
                 "--endpoint",
-                "dc",
+                "dcol",
                 "--rows",
                 "300",
                 *extra,
@@ -247,12 +247,12 @@ def test_make_monitor_script_flags_shifted_traffic_only(home: Path) -> None:
     assert "ALERT" in outs["shifted"]
     assert "signal input-drift (data_drift): 300 production rows" in outs["calm"]
     assert "BREACH" not in outs["calm"] and "ALERT" not in outs["calm"]
-    for name in ("monitor-dc-blue", "monitor-dc-calm"):
+    for name in ("monitor-dcol-blue", "monitor-dcol-calm"):
         cli("schedule", "disable", "-n", name)
 
 
 def test_a_stopped_agent_does_not_fail_requests(home: Path) -> None:
-    ep = Endpoint("dc")
+    ep = Endpoint("dcol")
     agents = [
         p
         for p in descendants_alive("amlocal.endpoints.collector")
@@ -266,7 +266,7 @@ def test_a_stopped_agent_does_not_fail_requests(home: Path) -> None:
     for _ in range(20):
         status, _, body = ep.post({"data": [ROW]})
         assert status == 200, body
-    log = home / "endpoints" / "dc" / "deployments" / "blue" / "instance-0.log"
+    log = home / "endpoints" / "dcol" / "deployments" / "blue" / "instance-0.log"
     text = _wait_for(lambda: "dropped" in log.read_text() and log.read_text(), 10)
     assert "dropped" in text
     assert len(_records(home, "blue", "model_inputs")) == before

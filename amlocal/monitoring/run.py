@@ -3,7 +3,8 @@
 Azure runs monitoring signals as a serverless Spark pipeline; amlocal submits one command
 job whose step computes every signal (amlocal.monitoring.compute) in the project's Python,
 logs the metrics to the job's MLflow run and writes the signals report as its `signals`
-output. The environment is a registry reference: offline it is a label only.
+output. Its environment is an image without packages, so the step runs in the project's own
+Python (where amlocal, scipy and MLflow are), never in a curated environment's venv.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import yaml
 
 from amlocal.workspace import Workspace
 
-ENVIRONMENT = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
+ENVIRONMENT = {"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"}
 
 
 def submit(ws: Workspace, record: dict[str, Any], props: dict[str, str]) -> dict[str, Any]:
