@@ -396,6 +396,12 @@ def end_run(ws: Workspace, run_id: str, status: str) -> None:
     client(ws).set_terminated(run_id, mlflow_status)
 
 
+def run_artifact_dir(ws: Workspace, run_id: str) -> Path | None:
+    """The run's artifact folder when the store is the workspace's own (local) one."""
+    direct = _fast(ws)
+    return direct.artifact_dir(run_id) if direct else None
+
+
 def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
     """Azure ML uploads ./outputs of a command job as run artifacts under outputs/."""
     direct = _fast(ws)

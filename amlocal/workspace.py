@@ -20,6 +20,14 @@ from amlocal import names
 from amlocal.store import Store
 
 DEFAULT_DATASTORE = "workspaceblobstore"
+# The datastores (and folders) an Azure ML workspace starts with, so a datastore path such as
+# azureml://datastores/workspaceblobstore/paths/azureml resolves before anything has run.
+INITIAL_FOLDERS = (
+    "workspaceblobstore/azureml",
+    "workspacefilestore",
+    "workspaceartifactstore",
+    "workspaceworkingdirectory",
+)
 WORKSPACE_NAME = "local"
 # The ARM prefix of every local resource id (Azure's shape, with "local" placeholders).
 ARM_PREFIX = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
@@ -41,6 +49,9 @@ class Workspace:
     home: Path = field(default_factory=home_dir)
 
     def __post_init__(self) -> None:
+        if not (self.home / "datastores" / INITIAL_FOLDERS[0]).is_dir():
+            for folder in INITIAL_FOLDERS:
+                (self.home / "datastores" / folder).mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
 
     @cached_property
