@@ -207,6 +207,7 @@ def schemathesis(
             capture_output=True,
             text=True,
             timeout=900,
+            cwd=tmp,  # its .schemathesis cache stays out of the repository
         )
         statuses = _ndjson_statuses(report)
         n5 = sum(1 for s in statuses if s >= 500)

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -129,10 +130,11 @@ class Connection(asyncio.Protocol):
 
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         if len(self.server.connections) >= self.limits.max_connections and not self._evict_idle():
             self.refused = True
-            self.transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
+            transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
             self._linger()
             return
         self.server.connections.add(self)
@@ -363,7 +365,7 @@ class Server:
         self.stopping = True
         self._stop.set()
 
-    async def serve(self, sock: object, grace_s: float = 10.0) -> None:
+    async def serve(self, sock: socket.socket, grace_s: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: Connection(self), sock=sock, backlog=2048)
         try:
