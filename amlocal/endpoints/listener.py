@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -130,7 +131,8 @@ class Connection(asyncio.Protocol):
 
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: cast, do not check.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         if len(self.server.connections) >= self.limits.max_connections and not self._evict_idle():
             self.refused = True
