@@ -68,9 +68,19 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
             path: azureml://datastores/workspaceblobstore/paths/custom/${{name}}/${{output_name}}
         """,
     )
-    job, r = project.create("cmd.yml", "-n", "my-job")
+    job, r = project.create("cmd.yml", "-n", "my-job", "--set", "inputs.nn=8")
     assert job["name"] == "my-job" and job["status"] == "Completed"
+    # A misspelt input override runs (Azure ML takes it as a new input) but is named first.
+    warning = r.stderr.splitlines()[0]
+    assert warning.startswith("WARNING: --set inputs.nn:") and "'nn'" in warning, r.stderr
+    assert "(its inputs: n)" in warning and "Did you mean 'n'?" in warning
     assert "hello ['7'" in r.stderr  # the log is streamed
+    run_id = job["properties"]["mlflow.runId"]
+    web = [line for line in r.stderr.splitlines() if line.startswith("Web View: ")]
+    assert web and web[0].endswith(f"/runs/{run_id}") and "://127.0.0.1:" in web[0], r.stderr
+    shown = project.run("job", "show", "-n", "my-job", "--web")
+    assert f"Web View: {web[0][len('Web View: ') :]}" in shown.stderr
+    assert json.loads(shown.stdout)["name"] == "my-job"
     out = project.home / "datastores/workspaceblobstore/custom/my-job/result/r.txt"
     assert out.read_text() == "7"
     dl = project.root / "dl"
@@ -80,6 +90,10 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
     assert (dl / "artifacts/outputs/note.txt").read_text() == "kept"
     r = project.run("job", "create", "-f", "cmd.yml", "-n", "my-job", check=False)
     assert r.returncode == 2 and "already exists" in r.stderr
+    # `job stream`, as az ml's: the log on stdout and nothing else.
+    r = project.run("job", "stream", "-n", "my-job")
+    log = (project.home / "jobs/my-job/user_logs/std_log.txt").read_text()
+    assert r.stdout == log and "hello ['7'" in log
 
 
 def test_timeout_cancels_the_job_and_its_children(project: Project) -> None:
