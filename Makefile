@@ -111,3 +111,12 @@ endpoint: assets
 	$(AML) online-endpoint show -n $(ENDPOINT) --query scoring_uri $(AML_FLAGS)
 invoke: setup
 	$(AML) online-endpoint invoke -n $(ENDPOINT) -r endpoints/online/diabetes/sample-request.json $(AML_FLAGS)
+
+# A new project from this repository as it is now (copier; docs/bring-your-own-code.md):
+#   make new-project NAME=churn [DEST=../churn] [TASK=classification] [DATA=f.csv TARGET=col]
+#   [EXAMPLES=digits]. Exit 2, nothing written, on a bad NAME, DATA, TARGET or non-empty DEST.
+.PHONY: new-project
+new-project: setup
+	@test -d newproject || { echo "make new-project: no newproject/ here (a generated project); run it in the template repository" >&2; exit 2; }
+	$(BIN)/python -m newproject --name "$(NAME)" --dest "$(DEST)" --task "$(TASK)" \
+	  --data "$(DATA)" --target "$(TARGET)" --examples "$(EXAMPLES)"
