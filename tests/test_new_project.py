@@ -234,13 +234,13 @@ def test_churn_project_fast_tests_pass_and_contracts_name_a_broken_train(churn) 
     assert "train: the `model` output holds no MLflow model (MLmodel)" in done.stdout
 
 
-def test_default_project_with_a_hyphenated_name_keeps_the_data_and_is_valid(
+def test_default_project_with_a_hyphenated_name_and_digits_is_valid(
     tmp_path: Path,
 ) -> None:
     """Without DATA: the diabetes data under the new names; `-` becomes `_` where Python and
-    component names need it, and every file still parses."""
+    component names need it, and every file still parses; EXAMPLES=digits keeps digits."""
     dest = tmp_path / "churn-risk"
-    done = make(ROOT, "new-project", "NAME=churn-risk", f"DEST={dest}",
+    done = make(ROOT, "new-project", "NAME=churn-risk", f"DEST={dest}", "EXAMPLES=digits",
                 env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert (dest / "data" / "churn-risk.csv").read_bytes() == (
@@ -250,6 +250,10 @@ def test_default_project_with_a_hyphenated_name_keeps_the_data_and_is_valid(
     assert (dest / "endpoints" / "online" / "churn-risk" / "endpoint.yml").is_file()
     component = yaml.safe_load((dest / "components" / "train_model.yml").read_text())
     assert component["name"] == "churn_risk_train_model"
+    assert (dest / "pipelines" / "train-digits.yml").is_file()
+    assert len(list((dest / "data" / "digits").rglob("*.png"))) == len(
+        list((ROOT / "data" / "digits").rglob("*.png"))
+    )
     for path in dest.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
     (dest / ".venv").symlink_to(VENV)
