@@ -65,10 +65,13 @@ digits-batch: setup
 # An image file as a scoring request: make -s digits-request IMAGE=my7.png > request.json
 # (URL=1 sends it as a URL instead of base64).
 digits-request: setup
+	@test -n "$(IMAGE)" || { echo "usage: make -s digits-request IMAGE=data/digits/7/0007.png > request.json" >&2; exit 2; }
 	@$(BIN)/python endpoints/online/digits/encode_image.py $(if $(URL),--url) $(IMAGE)
 
+# The MLflow UI on the store `amlocal workspace show` reports (AMLOCAL_HOME, MLFLOW_TRACKING_URI).
+UI_PORT ?= 5000
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .amlocal)/mlflow.db --host 127.0.0.1 --port 5000
+	AMLOCAL_UI_PORT=$(UI_PORT) $(BIN)/python -m amlocal.ui
 
 validate: setup
 	$(BIN)/python -m amlocal.validate
@@ -79,6 +82,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check amlocal tests bench src
 	$(BIN)/ruff format --check amlocal tests bench src
+	$(BIN)/mypy
 	$(BIN)/actionlint
 	$(BIN)/shellcheck -x scripts/*.sh
 

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from amlocal.errors import AmlocalError
+from amlocal.output import QueryError, compile_query
 
 # group -> (module, help). Each module defines `add_verbs(subparsers, group)`.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -38,7 +39,13 @@ def _global_flags(p: argparse.ArgumentParser) -> None:
         default="json",
         choices=["json", "jsonc", "table", "tsv", "yaml", "yamlc", "none"],
     )
-    g.add_argument("--query", default=None, help="JMESPath-style query (dotted keys, [n]).")
+    g.add_argument(
+        "--query",
+        default=None,
+        type=compile_query,
+        metavar="JMESPATH",
+        help="JMESPath query string (as az: the jmespath library). See http://jmespath.org/.",
+    )
     g.add_argument("-g", "--resource-group", default=None)
     g.add_argument("-w", "--workspace-name", default=None)
     g.add_argument("--subscription", default=None)
@@ -59,6 +66,9 @@ class Parser(argparse.ArgumentParser):
 def build_parser(group: str | None = None) -> Parser:
     """The parser for one group (or all groups, for help and for checking workflow files)."""
     parser = Parser(prog="amlocal", description="Azure ML v2 (`az ml`) on one machine, offline.")
+    parser.add_argument(
+        "--version", action="store_true", help="print the versions of amlocal and what it runs on"
+    )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", parser_class=Parser)
     groups.required = True
     loaded: dict[str, Any] = {}
@@ -82,6 +92,23 @@ def build_parser(group: str | None = None) -> Parser:
     return parser
 
 
+def versions() -> str:
+    """`az --version`'s layout: the tool, then what it depends on, one per line."""
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    deps = ("mlflow", "azure-ai-ml", "azureml-inference-server-http")
+    lines = [f"amlocal {version('amlocal')}", ""]
+    lines += [f"{d:<32}{version(d)}" for d in deps]
+    lines += ["", f"Python ({sys.platform}) {sys.version.split()[0]}"]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Offline by default: MLflow 3 sends usage telemetry from every process that imports it
@@ -89,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if argv[:1] == ["ml"]:  # `amlocal ml job create ...` reads like `az ml ...`
         argv = argv[1:]
+    if argv[:1] == ["--version"]:
+        sys.stdout.write(versions())
+        return 0
     group = argv[0] if argv and argv[0] in GROUPS else None
     parser = build_parser(group)
     args = parser.parse_args(argv)
@@ -104,11 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return 130
+    except UnicodeDecodeError as exc:  # a YAML file (or one it references) that is not UTF-8
+        where = getattr(args, "file", None) or "an input file"
+        sys.stderr.write(f"ERROR: {where} (or a file it references) is not UTF-8 text: {exc}\n")
+        return 2
     code = 0
     if isinstance(result, tuple):
         result, code = result
     fmt = {"jsonc": "json", "yamlc": "yaml"}.get(args.output, args.output)
-    emit(result, fmt, args.query)
+    try:
+        emit(result, fmt, args.query)
+    except QueryError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return 2
     return code
 
 

@@ -8,7 +8,6 @@ neither azure-ai-ml nor MLflow."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +86,7 @@ def invoke(project: Project, *args: str) -> str:
 
 def stream(project: Project, name: str) -> tuple[dict, str]:
     r = project.run("job", "stream", "-n", name, check=False)
-    return json.loads(r.stdout), r.stderr
+    return project.json("job", "show", "-n", name), r.stdout + r.stderr
 
 
 def predictions(project: Project, name: str, dest: Path) -> pd.DataFrame:

@@ -197,7 +197,7 @@ def _run_step(home: Path, tmp: Path, info: dict, name: str) -> subprocess.Comple
             "--score_code",
             str(REPO / "src" / "score"),
             "--endpoint_name",
-            "dg",
+            "dgx",
             "--deployment",
             str(tmp / f"out-{name}"),
         ],
@@ -207,6 +207,13 @@ def _run_step(home: Path, tmp: Path, info: dict, name: str) -> subprocess.Comple
         text=True,
         timeout=300,
     )
+
+
+def crown(ws, version: str, name: str = "diabetes-model") -> None:
+    """What register_lib does to a new champion: the alias (the tag is checked too)."""
+    from amlocal.tracking import client
+
+    client(ws).set_registered_model_alias(name, "champion", version)
 
 
 def test_local_blue_green(tmp_path):
@@ -232,30 +239,45 @@ def test_local_blue_green(tmp_path):
         assert r.returncode == 0 and "nothing to deploy" in r.stdout
 
         info = {"registered": True, "name": "diabetes-model"}
+        r = _run_step(home, tmp_path, {**info, "version": v1}, "nochamp")
+        assert r.returncode == 0 and "no champion" in r.stdout, r.stdout + r.stderr
+        assert cli("online-endpoint", "list") == []
+
+        crown(ws, v1)
         r = _run_step(home, tmp_path, {**info, "version": v1}, "v1")
         assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 100}
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 100}
+        assert r.stdout.strip().endswith(f"serving blue 100% diabetes-model:{v1}"), r.stdout
 
+        crown(ws, v2)
         r = _run_step(home, tmp_path, {**info, "version": v2}, "v2")
         assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
-        green = cli("online-deployment", "show", "-n", "green", "-e", "dg")
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
+        assert f"dgx green <- azureml:diabetes-model:{v2}" in r.stdout, r.stdout
+        assert r.stdout.strip().endswith(f"serving green 100% diabetes-model:{v2}"), r.stdout
+        # A reused register step still says v1: deploy releases the champion (live: no-op).
+        r = _run_step(home, tmp_path, {**info, "version": v1}, "stale")
+        assert r.returncode == 0 and "is not the champion" in r.stdout, r.stdout
+        assert json.loads((tmp_path / "out-stale" / "deploy_info.json").read_text())["unchanged"]
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
+        green = cli("online-deployment", "show", "-n", "green", "-e", "dgx")
         assert green["model"] == f"azureml:diabetes-model:{v2}"
-        out = json.loads(cli("online-endpoint", "invoke", "-n", "dg", "-r", str(SAMPLE)))
+        out = json.loads(cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE)))
         import pandas as pd
 
         rows = json.loads(SAMPLE.read_text())["data"]
         assert out == pytest.approx(list(model2.predict(pd.DataFrame(rows, columns=X.columns))))
 
+        crown(ws, v3)
         r = _run_step(home, tmp_path, {**info, "version": v3}, "v3")
         assert r.returncode == 1
         assert "smoke test" in r.stderr and "expected 3 features" in r.stderr
-        assert cli("online-endpoint", "show", "-n", "dg")["traffic"] == {"blue": 0, "green": 100}
+        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
         saved_info = json.loads((tmp_path / "out-v3" / "deploy_info.json").read_text())
         assert saved_info["deployed"] is False
     finally:
         try:
-            cli("online-endpoint", "delete", "-n", "dg", "--yes", ok=False)
+            cli("online-endpoint", "delete", "-n", "dgx", "--yes", ok=False)
         finally:
             leftovers = descendants_alive(str(home))
             for pid in leftovers:
@@ -289,3 +311,59 @@ def test_model_already_live_is_not_redeployed():
         AzureTarget(ml), *args, "azureml:diabetes-model:8", REPO / "src" / "score", SAMPLE
     )
     assert result["deployment"] == "green" and "unchanged" not in result
+
+
+def _model(version: str, champion: bool) -> mock.MagicMock:
+    return mock.MagicMock(version=version, tags={"champion": "true"} if champion else {})
+
+
+def test_azure_champion_is_the_newest_version_tagged_champion():
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ml = mock.MagicMock()
+    ml.models.list.return_value = [_model("1", True), _model("3", True), _model("4", False)]
+    assert AzureTarget(ml).champion("diabetes-model") == "3"
+    ml.models.list.assert_called_with(name="diabetes-model")
+    ml.models.list.return_value = [_model("1", False)]
+    assert AzureTarget(ml).champion("diabetes-model") is None
+    ml.models.list.side_effect = ResourceNotFoundError("no such model")
+    assert AzureTarget(ml).champion("diabetes-model") is None
+
+
+def test_azure_deploy_step_releases_the_champion_not_a_reused_registration(tmp_path, monkeypatch):
+    """The README sequence on Azure: v2 (champion) is live on green; a rerun's reused register
+    step still says v1. The step must leave the endpoint alone, and deploy v2 when green
+    serves something else."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment
+
+    import deploy as deploy_step
+
+    def arm(version: str) -> str:
+        return f"/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/workspaces/w/models/diabetes-model/versions/{version}"
+
+    live = {"green": "2"}
+    ml = _ml_client({"blue": 0, "green": 100}, '"[1.0, 2.0]"')
+    ml.models.list.return_value = [_model("1", False), _model("2", True)]
+    ml.online_deployments.get.side_effect = lambda name, endpoint_name: ManagedOnlineDeployment(
+        name=name, endpoint_name=endpoint_name, model=arm(live[name]) if name in live else None
+    )
+    monkeypatch.setattr(AzureTarget, "from_job_environment", classmethod(lambda cls: cls(ml)))
+    monkeypatch.delenv("AMLOCAL", raising=False)
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    (reg / "model_info.json").write_text(
+        json.dumps({"registered": True, "name": "diabetes-model", "version": "1"})
+    )
+    argv = [
+        "--registration", str(reg), "--endpoint_config", str(ENDPOINT_DIR),
+        "--score_code", str(REPO / "src" / "score"), "--deployment", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert deploy_step.main(argv) == 0
+    ml.online_deployments.begin_create_or_update.assert_not_called()
+    ml.online_endpoints.begin_create_or_update.assert_not_called()
+    assert json.loads((tmp_path / "out" / "deploy_info.json").read_text())["unchanged"] is True
+
+    live["green"] = "1"  # the endpoint was rolled back by hand: the champion goes to blue
+    assert deploy_step.main(argv) == 0
+    (dep,), _ = ml.online_deployments.begin_create_or_update.call_args
+    assert dep.name == "blue" and dep._to_dict()["model"] == "azureml:diabetes-model:2"

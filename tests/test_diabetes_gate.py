@@ -37,6 +37,7 @@ class World:
     metadata: dict[str, Any]
     good: Path  # alpha small: the better model on the test split
     bad: Path  # alpha huge: clearly worse
+    fair: Path  # in between: better than bad, worse than good
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         metadata = prep_lib.prepare(ROOT / "data" / "diabetes.csv", prepared, 0.2, 42)
         x, y = train_lib.load_split(prepared, "train.csv")
         models = {}
-        for label, alpha in (("good", 0.1), ("bad", 1e4)):
+        for label, alpha in (("good", 0.1), ("bad", 1e4), ("fair", 3.0)):
             models[label] = root / label
             models[label].mkdir()
             train_lib.save_model(train_lib.fit(x, y, alpha), x, models[label])
-        yield World(client, experiment_id, prepared, metadata, models["good"], models["bad"])
+        yield World(
+            client, experiment_id, prepared, metadata, *(models[k] for k in ("good", "bad", "fair"))
+        )
 
 
 def gate(
@@ -159,11 +162,61 @@ def test_evaluation_off_promotes_without_comparing(world: World) -> None:
     gate(world, "m-off", world.good)
     decision, info = gate(world, "m-off", world.bad, enable=False)
     assert decision["promote"] is True and decision["evaluation_enabled"] is False
-    assert decision["champion"] is None and decision["challenger"] == {}
+    assert decision["champion"] is None and decision["challenger"]["rmse"] > 0
     assert "evaluation disabled" in decision["reasons"][0]
     assert info["registered"] is True and versions(world, "m-off") == ["1", "2"]
     assert champion_version(world, "m-off") == "2"
-    assert world.client.get_model_version("m-off", "2").tags["evaluation_enabled"] == "false"
+    tags = world.client.get_model_version("m-off", "2").tags
+    assert tags["evaluation_enabled"] == "false"
+    # Registered without the gate, it still says how good it is, like any other version.
+    assert float(tags["test_rmse"]) == pytest.approx(decision["challenger"]["rmse"], rel=1e-5)
+    assert {"test_mae", "test_r2", "data_sha256", "test_size", "split_seed"} <= set(tags)
+
+
+def _evaluated(world: World, name: str, challenger: Path) -> dict[str, Any]:
+    decision = evaluate_lib.evaluate(challenger, world.prepared, name, True, world.client)
+    return json.loads(json.dumps(decision.decision))
+
+
+def _register(world: World, name: str, challenger: Path, decision: dict[str, Any]) -> dict:
+    run = world.client.create_run(world.experiment_id)
+    return register_lib.register(
+        world.client, run.info.run_id, challenger, decision, world.metadata, name
+    )
+
+
+@pytest.mark.parametrize("better_first", [True, False])
+def test_two_pipelines_at_once_crown_the_better_model(world: World, better_first: bool) -> None:
+    """Both evaluate against the same champion, then register one after the other: promotion
+    is a compare-and-set, so the second is judged against the champion the first crowned."""
+    name = f"m-race-{better_first}"
+    gate(world, name, world.bad)  # v1: the champion both pipelines compare with
+    good, fair = _evaluated(world, name, world.good), _evaluated(world, name, world.fair)
+    assert good["promote"] and fair["promote"]  # each beats v1
+    order = [(world.good, good), (world.fair, fair)]
+    if not better_first:
+        order.reverse()
+    first, second = (_register(world, name, model, d) for model, d in order)
+    assert first["registered"] is True
+    champion = str(world.client.get_model_version_by_alias(name, "champion").version)
+    winner = first if better_first else second
+    assert winner["registered"] is True and champion == winner["version"]
+    assert champion_tagged(world, name) == [champion]
+    if better_first:  # the fair model is declined against the new champion, not v1
+        assert second["registered"] is False
+        assert "champion moved from v1 to v2" in second["reason"], second
+        assert versions(world, name) == ["1", "2"]
+
+
+def test_a_champion_from_another_test_split_is_not_compared(world: World) -> None:
+    name = "m-split"
+    gate(world, name, world.bad)
+    decision = _evaluated(world, name, world.good)
+    _register(world, name, world.fair, _evaluated(world, name, world.fair))  # v2 crowned
+    world.client.set_model_version_tag(name, "2", "split_seed", "7")  # as if another seed
+    info = _register(world, name, world.good, decision)
+    assert info["registered"] is False and "not comparable" in info["reason"]
+    assert champion_tagged(world, name) == ["2"]
 
 
 @pytest.mark.parametrize("promote", [False, None, "true", 1])

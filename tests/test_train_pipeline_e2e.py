@@ -155,3 +155,76 @@ def test_worse_model_registers_and_deploys_nothing(trained: Any) -> None:
     assert [v["version"] for v in versions] == ["1"]
     endpoint_after, _ = cli("online-endpoint", "show", "-n", "diabetes")
     assert endpoint_after["traffic"] == endpoint_before["traffic"]
+
+
+def _serving(cli: Cli) -> dict[str, str]:
+    """{deployment: model} of the deployments that take traffic on `diabetes`."""
+    endpoint, _ = cli("online-endpoint", "show", "-n", "diabetes")
+    live = {}
+    for name, pct in endpoint["traffic"].items():
+        if pct > 0:
+            dep, _ = cli("online-deployment", "show", "-n", name, "-e", "diabetes")
+            live[name] = dep["model"]
+    return live
+
+
+def _champion(cli: Cli) -> dict[str, Any]:
+    versions, _ = cli("model", "list", "-n", "diabetes-model")
+    (champion,) = [v for v in versions if v["tags"].get("champion") == "true"]
+    return champion
+
+
+def test_readme_sequence_leaves_the_champion_serving(trained: Any) -> None:
+    """README: make train; make train SET=inputs.enable_evaluation=false; make train. The last
+    run reuses register (its model_info.json still says v1) and must not roll back to v1."""
+    cli, _, _ = trained
+    job, run = cli(
+        "job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "gateoff",
+        "--set", "inputs.enable_evaluation=false",
+    )  # fmt: skip
+    assert job["status"] == "Completed", run.stderr
+    champion = _champion(cli)
+    assert champion["version"] == "2" and float(champion["tags"]["test_rmse"]) > 0
+    assert list(_serving(cli).values()) == ["azureml:diabetes-model:2"]
+    job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "plain")
+    assert job["status"] == "Completed", run.stderr
+    steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "plain")[0]}
+    assert steps["register"]["properties"].get("azureml.isreused") == "true"
+    assert _champion(cli)["version"] == "2"
+    assert list(_serving(cli).values()) == ["azureml:diabetes-model:2"]
+
+
+def test_two_pipelines_at_once_crown_and_serve_the_better_model(trained: Any) -> None:
+    """Two trainings at once (issue 20, item 8): the champion is the better of the two, and
+    the endpoint serves it, whichever pipeline finished first."""
+    cli, _, _ = trained
+    procs = [
+        subprocess.Popen(
+            [
+                *AMLOCAL,
+                "job",
+                "create",
+                "-f",
+                "pipelines/train.yml",
+                "--stream",
+                "-n",
+                name,
+                "--set",
+                f"inputs.alpha={alpha}",
+            ],
+            cwd=REPO,
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for name, alpha in (("race-a", 0.1), ("race-b", 0.01))
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err
+    versions, _ = cli("model", "list", "-n", "diabetes-model")
+    champion = _champion(cli)
+    best = min(versions, key=lambda v: float(v["tags"]["test_rmse"]))
+    assert float(champion["tags"]["test_rmse"]) == float(best["tags"]["test_rmse"])
+    assert list(_serving(cli).values()) == [f"azureml:diabetes-model:{champion['version']}"]

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.errors import InvalidInput, NotFound
+from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
-
-TERMINAL = {"Completed", "Failed", "Canceled"}
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
@@ -23,7 +22,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("-n", "--name")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-s", "--stream", action="store_true")
-    p.add_argument("--web", action="store_true", help="accepted; there is no studio offline")
+    p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
     p.add_argument("--skip-validation", action="store_true")
     p.add_argument("--save-as")
     p.add_argument(
@@ -33,9 +32,14 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     )
     p.set_defaults(func=create)
 
+    p = verbs.add_parser("validate", help="Validate a job YAML file without running it.")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=validate)
+
     p = verbs.add_parser("show", help="Show a job.")
     p.add_argument("-n", "--name", required=True)
-    p.add_argument("--web", action="store_true")
+    p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
     p.set_defaults(func=show)
 
     p = verbs.add_parser("list", help="List jobs.")
@@ -88,20 +92,33 @@ def create(args: argparse.Namespace) -> Any:
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
     overrides = loader.parse_set(args.set)
+    from amlocal.overrides import unknown_inputs
+
+    for warning in unknown_inputs(path, overrides):
+        sys.stderr.write(f"WARNING: {warning}\n")
     job_plan = plan.load_plan(ws, path, overrides)
     record = pipeline.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
     name = record["name"]
     if not args.stream:
         pipeline.spawn_runner(ws, name)
+        if args.web:
+            _web_view(ws, _get(ws, name))
         return public(_get(ws, name))
     return _run_streaming(ws, name)
+
+
+def validate(args: argparse.Namespace) -> Any:
+    from amlocal import loader
+    from amlocal.jobs import dryrun
+
+    return dryrun.validate_job(Workspace(), Path(args.file), loader.parse_set(args.set))
 
 
 def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
     """Run in this process with a live view; Ctrl-C cancels the job and its processes."""
     from amlocal.jobs import pipeline, stream
 
-    sys.stderr.write(f"RunId: {name}\nWeb View: {ws.mlflow_tracking_uri}\n")
+    sys.stderr.write(f"RunId: {name}\n")  # Web View: once the job has its MLflow run (_view)
     done = threading.Event()
     viewer = threading.Thread(target=_view, args=(ws, name, done), daemon=True)
     viewer.start()
@@ -126,17 +143,34 @@ def _view(ws: Workspace, name: str, done: threading.Event) -> None:
     from amlocal.jobs import stream
 
     view = stream.LiveView(ws, name)
+    web = False
     while not done.wait(0.2):
-        view.tick()
+        job = view.tick()
+        if not web and job and (job.get("properties") or {}).get("mlflow.runId"):
+            web = _web_view(ws, job)
+            view.last = ""  # a terminal's table is redrawn below the line, not over it
     job = ws.store.get("job", name)
+    if not web and job:
+        _web_view(ws, job)
     if job and job.get("type") != "pipeline":
         view.tick()
+
+
+def _web_view(ws: Workspace, job: dict[str, Any]) -> bool:
+    """`Web View:` as az prints the studio link: here the job's run in the MLflow UI."""
+    from amlocal import ui
+
+    sys.stderr.write(f"Web View: {ui.job_url(ws, job)}\n")
+    sys.stderr.flush()
+    return True
 
 
 def show(args: argparse.Namespace) -> Any:
     ws = Workspace()
     record = _get(ws, args.name)
     _reap_dead_runner(ws, record)
+    if args.web:
+        _web_view(ws, _get(ws, args.name))
     out = public(_get(ws, args.name))
     if out.get("type") == "pipeline":
         for child in ws.store.list("job", parent=args.name):
@@ -202,8 +236,10 @@ def stream(args: argparse.Namespace) -> Any:
 
     ws = Workspace()
     _get(ws, args.name)
-    final = live.follow(ws, args.name)
-    return public(final), 0 if final.get("status") == "Completed" else 1
+    # As `az ml job stream`: the log on stdout and nothing else (the status goes to stderr;
+    # `job show` gives the record).
+    final = live.follow(ws, args.name, out=sys.stdout, summary=sys.stderr)
+    return None, 0 if final.get("status") == "Completed" else 1
 
 
 def cancel(args: argparse.Namespace) -> Any:
@@ -244,7 +280,7 @@ def download(args: argparse.Namespace) -> Any:
             )
         names = [args.output_name]
     elif args.all:
-        names = list(outputs)
+        names = [n for n in outputs if n != "artifacts"]  # the default output: artifacts/
     for n in names:
         src = Path(outputs[n]["local_path"])
         target = dest / "named-outputs" / n

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlocal.jobs.run import log_tail
+from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
 
-TERMINAL = {"Completed", "Failed", "Canceled"}
 _ICON = {
     "Completed": "ok",
     "Failed": "FAILED",
@@ -33,6 +33,23 @@ def _duration(r: dict[str, Any]) -> str:
     return f"{max(0.0, t1 - t0):.1f}s"
 
 
+def outcome(child: dict[str, Any], limit: int = 4096) -> str:
+    """The last line a finished step printed (e.g. `register: not registered: ...`): what
+    people wait for, shown beside the step. Only the log's last `limit` bytes are read."""
+    path = child.get("_log")
+    if not path or child.get("status") not in TERMINAL:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - limit))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""
+
+
 def rows(ws: Workspace, job: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for child in ws.store.list("job", parent=job["name"]):
@@ -43,6 +60,7 @@ def rows(ws: Workspace, job: dict[str, Any]) -> list[dict[str, str]]:
                 "status": child.get("status", ""),
                 "duration": "" if reused else _duration(child),
                 "reuse": f"reused {child['properties']['azureml.reusedrunid']}" if reused else "",
+                "outcome": "" if reused else outcome(child),
             }
         )
     return out
@@ -53,7 +71,7 @@ def render(ws: Workspace, job: dict[str, Any]) -> str:
     for r in rows(ws, job):
         lines.append(
             f"  {r['step']:<24} {_ICON.get(r['status'], r['status']):<9} "
-            f"{r['duration']:>8}  {r['reuse']}"
+            f"{r['duration']:>8}  {r['reuse'] or r['outcome']}".rstrip()
         )
     return "\n".join(lines)
 
@@ -69,7 +87,10 @@ def failure_report(ws: Workspace, job: dict[str, Any]) -> str:
                 f"--- last lines of {child['_log']}:\n{tail}"
             )
         elif child.get("status") == "Failed" and child is not job and child.get("error"):
-            parts.append(f"--- {child.get('step_name')} failed: {child['error'].get('message')}")
+            err = child["error"]
+            parts.append(f"--- {child.get('step_name')} failed: {err.get('message')}")
+            if err.get("log_tail"):  # a pipeline node: its failing leaf step's log
+                parts.append(f"--- last lines of {err.get('failed_job')}'s log:\n{err['log_tail']}")
     if not parts and job.get("error"):
         parts.append(f"--- {job['error'].get('message')}")
     return "\n".join(parts)
@@ -129,26 +150,34 @@ class LiveView:
                     self.seen[r["step"]] = state
                     done = r["status"] in TERMINAL and r["duration"]
                     extra = f" ({r['duration']})" if done else ""
-                    self.out.write(f"[{self.name}] {r['step']}: {state}{extra}\n")
+                    said = f": {r['outcome']}" if r["outcome"] else ""
+                    self.out.write(f"[{self.name}] {r['step']}: {state}{extra}{said}\n")
         self.out.flush()
         return job
 
 
 def follow(
-    ws: Workspace, name: str, out: TextIO = sys.stderr, interval: float = 0.2
+    ws: Workspace,
+    name: str,
+    out: TextIO = sys.stderr,
+    interval: float = 0.2,
+    summary: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Show the job until it reaches a terminal state; returns the final record."""
+    """Show the job until it reaches a terminal state; returns the final record. The final
+    status and any failure report go to `summary` (default: `out`), so that `out` can carry
+    the log and nothing else."""
     view = LiveView(ws, name, out)
+    end = summary or out
     while True:
         job = view.tick()
         if job is None:
             raise SystemExit(f"job {name} vanished")
         if job.get("status") in TERMINAL:
-            out.write(f"[{name}] {job['status']}\n")
+            end.write(f"[{name}] {job['status']}\n")
             if job["status"] != "Completed":
                 report = failure_report(ws, job)
                 if report:
-                    out.write(report + "\n")
-            out.flush()
+                    end.write(report + "\n")
+            end.flush()
             return job
         time.sleep(interval)

@@ -8,6 +8,7 @@ leaves traffic exactly as it was and fails the step with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SLOTS = ("blue", "green")
+# register_lib's convention: the champion is the version tagged champion=true (and the MLflow
+# alias of the same name where the registry has aliases; Azure ML's has only the tag).
+CHAMPION = "champion"
 
 
 class SmokeTestFailed(RuntimeError):
@@ -43,6 +47,12 @@ class Target(Protocol):
     def set_traffic(
         self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]
     ) -> None: ...
+
+    def champion(self, name: str) -> str | None:
+        """The version of registered model `name` tagged champion, or None."""
+
+    def lock(self, endpoint: str) -> contextlib.AbstractContextManager[Any]:
+        """Held while one deploy step reads and changes the endpoint."""
 
 
 @dataclass
@@ -170,7 +180,7 @@ def promote(
                 "traffic": dict(traffic),
                 "unchanged": True,
             }
-    print(f"deploy: {model} -> {endpoint}/{plan.target} (live: {plan.live or 'none'})")
+    print(f"deploy: {endpoint}/{plan.target} <- {model} (live: {plan.live or 'none'})")
     target.deploy(config / f"{plan.target}.yml", endpoint, plan.target, model, code)
 
     status, body = target.invoke(endpoint, request, plan.target)
@@ -200,7 +210,35 @@ def promote(
         "previous": plan.live,
         "model": model,
         "traffic": final,
+        "serving": serving(target, endpoint),
     }
+
+
+def serving(target: Target, endpoint: str) -> dict[str, dict[str, Any]]:
+    """What the endpoint serves now, read back from it: {deployment: {traffic, model}} for
+    every deployment with live traffic (what a deploy step reports, not what it meant to do)."""
+    traffic = target.traffic(endpoint) or {}
+    return {
+        name: {"traffic": pct, "model": target.serving(endpoint, name)}
+        for name, pct in sorted(traffic.items())
+        if pct > 0
+    }
+
+
+def describe(now: dict[str, dict[str, Any]]) -> str:
+    """`green 100% diabetes-model:2` for each deployment that takes traffic."""
+    if not now:
+        return "no deployment takes traffic"
+    return ", ".join(f"{d} {v['traffic']}% {short_model(v['model'])}" for d, v in now.items())
+
+
+def short_model(ref: Any) -> str:
+    """`name:version` for an `azureml:` reference or an ARM id; anything else as it is."""
+    if isinstance(ref, str):
+        if m := re.search(r"models/([^/]+)/versions/([^/]+)$", ref):
+            return f"{m.group(1)}:{m.group(2)}"
+        return ref.removeprefix("azureml:")
+    return str(ref)
 
 
 # -- targets ---------------------------------------------------------------------------------
@@ -285,6 +323,21 @@ class AzureTarget:
         ep.mirror_traffic = mirror
         self.ml.online_endpoints.begin_create_or_update(ep).result()
 
+    def champion(self, name: str) -> str | None:
+        """Azure ML's registry has no aliases: the newest version tagged champion=true."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            versions = list(self.ml.models.list(name=name))
+        except ResourceNotFoundError:
+            return None
+        tagged = [v for v in versions if (v.tags or {}).get(CHAMPION) == "true"]
+        return str(max(tagged, key=lambda v: int(v.version)).version) if tagged else None
+
+    def lock(self, endpoint: str) -> contextlib.AbstractContextManager[Any]:
+        # No lock across Azure jobs: the service answers a concurrent update with 409 Conflict.
+        return contextlib.nullcontext()
+
 
 class LocalTarget:
     """amlocal's endpoints (the step runs under `amlocal job create`)."""
@@ -333,3 +386,33 @@ class LocalTarget:
         from amlocal.endpoints import online
 
         online.set_traffic(self.ws, endpoint, traffic, mirror)
+
+    def champion(self, name: str) -> str | None:
+        """The champion alias, else the newest version tagged champion=true (register_lib)."""
+        from mlflow.exceptions import MlflowException
+
+        from amlocal import tracking
+
+        client = tracking.client(self.ws)
+        try:
+            return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        except MlflowException:
+            pass
+        versions = client.search_model_versions(f"name='{name}'")
+        tagged = [v for v in versions if (v.tags or {}).get(CHAMPION) == "true"]
+        return str(max(tagged, key=lambda v: int(v.version)).version) if tagged else None
+
+    @contextlib.contextmanager
+    def lock(self, endpoint: str) -> Any:
+        """Deploy steps of pipelines running at once take turns on an endpoint, so the second
+        sees what the first released (and finds the champion already live)."""
+        import fcntl
+
+        locks = self.ws.home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"deploy-{endpoint}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)

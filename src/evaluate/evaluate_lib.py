@@ -248,18 +248,19 @@ def evaluate(
     """Score challenger and champion on the same test split and decide."""
     if task not in PRIMARY:
         raise ValueError(f"unknown task '{task}' (regression or classification)")
-    if not enable_evaluation:
-        return Evaluation(decide(None, None, enable_evaluation=False, task=task))
-
+    # The challenger is scored even with the gate off: no comparison then, but the version
+    # register makes of it still carries its test_* metrics like any other.
     x, y = load_test(prepared_dir)
     if task == "classification":
-        return _evaluate_classifier(model_dir, x, y, model_name, client)
+        return _evaluate_classifier(model_dir, x, y, model_name, client, enable_evaluation)
     predictions = predict(str(model_dir), x)
     challenger = regression_metrics(y, predictions)
     figures = {
         "predicted_vs_actual.png": plot_predicted_vs_actual(y, predictions, "challenger"),
         "residuals.png": plot_residuals(y, predictions, "challenger residuals"),
     }
+    if not enable_evaluation:
+        return Evaluation(decide(challenger, None, enable_evaluation=False), figures)
 
     champion = None
     version = find_champion(client, model_name)
@@ -271,7 +272,12 @@ def evaluate(
 
 
 def _evaluate_classifier(
-    model_dir: Path, x: pd.DataFrame, y: pd.Series, model_name: str, client: MlflowClient
+    model_dir: Path,
+    x: pd.DataFrame,
+    y: pd.Series,
+    model_name: str,
+    client: MlflowClient,
+    enable_evaluation: bool = True,
 ) -> Evaluation:
     predictions = predict(str(model_dir), x)
     challenger = classification_metrics(y, predictions)
@@ -280,6 +286,9 @@ def _evaluate_classifier(
         "confusion_matrix.png": plot_confusion_matrix(y, predictions, "challenger"),
         "per_class_precision_recall.png": plot_per_class(details["per_class"], "challenger"),
     }
+    if not enable_evaluation:
+        gate_off = decide(challenger, None, enable_evaluation=False, task="classification")
+        return Evaluation(gate_off, figures, details)
     champion = None
     version = find_champion(client, model_name)
     if version is not None:

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         mlflow.log_param("registered_version", info["version"])
         print(f"register: registered {info['name']} version {info['version']} as champion")
     else:
-        print(f"register: NOT registered ({info['reason']})")
+        print(f"register: not registered: {info['reason']}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ The gate lives here as much as in evaluate: a decision that is computed and then
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,11 @@ CHAMPION_TAG = "champion"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 MODEL_ARTIFACT_PATH = "model"
 INFO_FILE = "model_info.json"
+# Primary metric -> higher is better (evaluate_lib.PRIMARY, repeated: folders stand alone).
+HIGHER_IS_BETTER = {"rmse": False, "accuracy": True}
+# Version tags that say which test split its test_* metrics were measured on: two versions'
+# metrics compare only when all of these agree.
+SPLIT_TAGS = ("data_sha256", "test_size", "split_seed")
 
 
 def read_json(folder: Path, file_name: str) -> dict[str, Any]:
@@ -39,6 +47,8 @@ def version_tags(decision: dict[str, Any], metadata: dict[str, Any], commit: str
     tags.update(
         {
             "data_sha256": metadata["data_sha256"],
+            "test_size": str(metadata.get("test_size", "")),
+            "split_seed": str(metadata.get("seed", "")),
             "git_commit": commit,
             "evaluation_enabled": str(decision["evaluation_enabled"]).lower(),
             "promotion_reason": "; ".join(decision["reasons"])[:5000],
@@ -67,6 +77,73 @@ def set_champion(client: MlflowClient, name: str, version: str) -> bool:
     return True
 
 
+def find_champion(client: MlflowClient, name: str) -> Any | None:
+    """The version holding the champion alias, else the newest tagged champion=true (as in
+    evaluate_lib.find_champion: a registry without aliases keeps only the tag)."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        pass
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    tagged = [v for v in versions if (v.tags or {}).get(CHAMPION_TAG) == "true"]
+    return max(tagged, key=lambda v: int(v.version), default=None)
+
+
+@contextlib.contextmanager
+def champion_lock(tracking_uri: str | None) -> Iterator[None]:
+    """Serialize champion moves between pipelines that share a local SQLite registry.
+
+    Two pipelines running at once both compare with the same champion; without this, the
+    slower one could crown a model worse than the one the faster one just crowned. A remote
+    registry (Azure ML) offers no lock: there the re-read in `recheck` narrows the window.
+    """
+    uri = tracking_uri or ""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+    with open(db.with_name(db.name + ".champion.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def recheck(champion: Any | None, decision: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+    """Compare-and-set: None if the decision still holds against the current `champion`, else
+    why it does not.
+
+    The decision compared the challenger with the champion of its time. If another pipeline
+    has crowned a different version since, the challenger must beat that one too: compared on
+    its test_* version tags when they were measured on the same test split, and declined
+    otherwise (the next run compares afresh).
+    """
+    if not decision.get("evaluation_enabled", True):
+        return None  # the gate is off: this version is the champion by definition
+    seen = (decision.get("champion") or {}).get("version")
+    now = None if champion is None else str(champion.version)
+    if now == (None if seen is None else str(seen)):
+        return None
+    primary = decision.get("primary_metric", "rmse")
+    moved = f"the champion moved from {f'v{seen}' if seen else 'none'} to v{now} meanwhile"
+    tags = dict(champion.tags or {})
+    ours = version_tags(decision, metadata, "")
+    theirs = tags.get(f"test_{primary}")
+    if theirs is None or any(tags.get(k) != ours.get(k) for k in SPLIT_TAGS):
+        return f"{moved}, measured on another test split: not comparable, the champion is kept"
+    new, old = float(decision["challenger"][primary]), float(theirs)
+    better = new > old if HIGHER_IS_BETTER.get(primary, False) else new < old
+    if better:
+        return None
+    return f"{moved}: challenger {primary} {new:.6g} vs champion v{now} {old:.6g}, not better"
+
+
 def register(
     client: MlflowClient,
     run_id: str,
@@ -83,13 +160,17 @@ def register(
             "reason": "; ".join(decision.get("reasons", [])) or "decision did not promote",
         }
 
-    # Log the model into this step's own run and register from there, so the registry entry
-    # points at an artifact the registry's tracking server owns (works on SQLite and Azure).
-    client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", model_name)
-    for key, value in version_tags(decision, metadata, git_commit(client, run_id)).items():
-        client.set_model_version_tag(model_name, version.version, key, value)
-    alias_set = set_champion(client, model_name, str(version.version))
+    with champion_lock(os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()):
+        declined = recheck(find_champion(client, model_name), decision, metadata)
+        if declined:
+            return {"registered": False, "name": model_name, "reason": declined}
+        # Log the model into this step's own run and register from there, so the registry
+        # entry points at an artifact the registry's tracking server owns (SQLite and Azure).
+        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", model_name)
+        for key, value in version_tags(decision, metadata, git_commit(client, run_id)).items():
+            client.set_model_version_tag(model_name, version.version, key, value)
+        alias_set = set_champion(client, model_name, str(version.version))
     return {
         "registered": True,
         "name": model_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -67,9 +68,19 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
             path: azureml://datastores/workspaceblobstore/paths/custom/${{name}}/${{output_name}}
         """,
     )
-    job, r = project.create("cmd.yml", "-n", "my-job")
+    job, r = project.create("cmd.yml", "-n", "my-job", "--set", "inputs.nn=8")
     assert job["name"] == "my-job" and job["status"] == "Completed"
+    # A misspelt input override runs (Azure ML takes it as a new input) but is named first.
+    warning = r.stderr.splitlines()[0]
+    assert warning.startswith("WARNING: --set inputs.nn:") and "'nn'" in warning, r.stderr
+    assert "(its inputs: n)" in warning and "Did you mean 'n'?" in warning
     assert "hello ['7'" in r.stderr  # the log is streamed
+    run_id = job["properties"]["mlflow.runId"]
+    web = [line for line in r.stderr.splitlines() if line.startswith("Web View: ")]
+    assert web and web[0].endswith(f"/runs/{run_id}") and "://127.0.0.1:" in web[0], r.stderr
+    shown = project.run("job", "show", "-n", "my-job", "--web")
+    assert f"Web View: {web[0][len('Web View: ') :]}" in shown.stderr
+    assert json.loads(shown.stdout)["name"] == "my-job"
     out = project.home / "datastores/workspaceblobstore/custom/my-job/result/r.txt"
     assert out.read_text() == "7"
     dl = project.root / "dl"
@@ -79,6 +90,10 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
     assert (dl / "artifacts/outputs/note.txt").read_text() == "kept"
     r = project.run("job", "create", "-f", "cmd.yml", "-n", "my-job", check=False)
     assert r.returncode == 2 and "already exists" in r.stderr
+    # `job stream`, as az ml's: the log on stdout and nothing else.
+    r = project.run("job", "stream", "-n", "my-job")
+    log = (project.home / "jobs/my-job/user_logs/std_log.txt").read_text()
+    assert r.stdout == log and "hello ['7'" in log
 
 
 def test_timeout_cancels_the_job_and_its_children(project: Project) -> None:
@@ -215,13 +230,22 @@ def test_environment_pins_checked_and_isolated_venv(project: Project) -> None:
         environment: azureml:pinned@latest
         """,
     )
+    # By default the environment is built; a build failure fails the step with uv's own
+    # message and the environment named (no silent fallback to the project venv).
+    project.create("job.yml", "--name", "unbuildable", check=False)
+    shown = project.json("job", "show", "-n", "unbuildable")
+    assert shown["status"] == "Failed"
+    assert "environment pinned:1: building its venv failed" in shown["error"]["message"]
+    assert "numpy==0.0.1" in shown["error"]["message"]
+    # AMLOCAL_ENVIRONMENTS=project: today's fast path, a mismatch is named, not silent.
+    project.env["AMLOCAL_ENVIRONMENTS"] = "project"
     job, r = project.create("job.yml")
-    assert "numpy==0.0.1 is pinned but" in r.stderr  # a mismatch is named, not silent
-    assert ".amlocal/envs" not in r.stderr
-    # Isolated: a venv per environment content hash (here no pip install can succeed
-    # offline for numpy==0.0.1, so use an environment without pins).
+    del project.env["AMLOCAL_ENVIRONMENTS"]
+    assert job["status"] == "Completed"
+    assert "numpy==0.0.1 is declared but" in r.stderr
+    # Isolated: a venv per environment content hash even when the project venv would do.
     project.write("conda.yml", "name: bare\ndependencies:\n  - python=3.11\n")
     project.run("environment", "create", "-f", "pinned.yml")
     job, r = project.create("job.yml", "--isolate-environments")
     assert job["status"] == "Completed"
-    assert f"prefix {project.home}/envs/" in r.stderr
+    assert "prefix /" in r.stderr and f"prefix {sys.prefix}\n" not in r.stderr

@@ -102,6 +102,8 @@ def test_dag_order_bindings_and_outputs(project: Project) -> None:
     assert _out(project, steps["second"]) == "b+a+d1"  # ran after first, read its output
     assert _out(project, steps["third"]) == "c"
     assert all(s["properties"].get("azureml.isreused") is None for s in steps.values())
+    # The stream shows each finished step with the last line it printed (its outcome).
+    assert "second: Completed" in r.stderr and "s): wrote b+a+d1" in r.stderr, r.stderr
 
 
 def test_rerun_reuses_everything_and_marks_it(project: Project) -> None:

@@ -20,11 +20,26 @@ import json
 import sys
 from pathlib import Path
 
+SAMPLE = "data/digits/7/0007.png"
+
+
+class BadSource(ValueError):
+    """An image argument that cannot be sent: named, with what was expected."""
+
 
 def item(source: str, as_url: bool) -> dict[str, str]:
     if as_url:
         return {"url": source}
-    return {"image": base64.b64encode(Path(source).read_bytes()).decode("ascii")}
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadSource(f"{source}: no such file (an image file, e.g. {SAMPLE})") from None
+    except IsADirectoryError:
+        raise BadSource(f"{source}: is a folder, not an image file (e.g. {SAMPLE})") from None
+    except OSError as exc:
+        raise BadSource(f"{source}: cannot be read: {exc.strerror}") from None
+    return {"image": base64.b64encode(data).decode("ascii")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", action="store_true", help="send the sources as URLs")
     p.add_argument("--data", action="store_true", help='{"data": [...]}: labels only')
     args = p.parse_args(argv)
-    items = [item(s, args.url) for s in args.sources]
+    try:
+        items = [item(s, args.url) for s in args.sources]
+    except BadSource as exc:
+        print(f"encode_image.py: error: {exc}", file=sys.stderr)
+        return 2
     if args.data:
         body: object = {"data": [i.get("image") or i for i in items]}
     else:
