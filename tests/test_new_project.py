@@ -25,7 +25,7 @@ NAMES = yaml.safe_load((ROOT / "newproject" / "names.yml").read_text())
 VENV = Path(sys.prefix)
 # Where "diabetes" may still appear in a project made from other data: the engine's
 # benchmarks (copied unchanged), the guide that says where the names came from, and the
-# front door tests' fixture model (scikit-learn's bundled diabetes set).
+# endpoint tests' fixture model (scikit-learn's bundled diabetes set).
 ALLOWED = ("bench/", "docs/bring-your-own-code.md", "tests/online_support.py")
 
 
