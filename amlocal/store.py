@@ -12,6 +12,7 @@ silently replaced by an empty one (or failing with a raw sqlite traceback).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -224,7 +225,7 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY created, rowid", args).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def versions(self, kind: str, name: str) -> list[str]:
+    def versions(self, kind: str, name: str) -> builtins.list[str]:
         rows = self._conn.execute(
             "SELECT version FROM records WHERE kind=? AND name=? ORDER BY created, rowid",
             (kind, name),

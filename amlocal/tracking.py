@@ -165,7 +165,8 @@ class _SqliteRuns:
         try:
             rows = con.execute(
                 "SELECT version, storage_location, source FROM model_versions"
-                " WHERE name = ? AND workspace = 'default' AND status = 'READY'",
+                " WHERE name = ? AND workspace = 'default' AND status = 'READY'"
+                " AND current_stage != 'Deleted_Internal'",
                 (name,),
             ).fetchall()
         finally:
@@ -324,6 +325,30 @@ def model_versions(ws: Workspace, name: str) -> list[str] | None:
     when only MLflow can answer (another store or schema)."""
     direct = _fast(ws)
     return sorted(direct.model_versions(name), key=int) if direct else None
+
+
+def model_location(ws: Workspace, name: str, version: str) -> str | None:
+    """Where a model version's files are stored, read straight from the store (None: ask
+    MLflow)."""
+    direct = _fast(ws)
+    return (direct.model_versions(name) if direct else {}).get(str(version))
+
+
+def max_model_version(ws: Workspace, name: str) -> int | None:
+    """The highest version MLflow has numbered for `name`, deleted ones included (the next
+    version is this + 1); None when only MLflow can answer."""
+    direct = _fast(ws)
+    if direct is None:
+        return None
+    con = direct._connect()
+    try:
+        row = con.execute(
+            "SELECT MAX(version) FROM model_versions WHERE name = ? AND workspace = 'default'",
+            (name,),
+        ).fetchone()
+    finally:
+        con.close()
+    return int(row[0] or 0)
 
 
 def _local_dir(uri: str) -> Path | None:

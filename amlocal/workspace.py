@@ -38,6 +38,15 @@ def public(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
+def public_job(record: dict[str, Any]) -> dict[str, Any]:
+    """A job record in the `az ml job show` shape: no private fields, outputs' `path`."""
+    out = public(record)
+    for o in (out.get("outputs") or {}).values():
+        if isinstance(o, dict) and "uri" in o:
+            o["path"] = o.pop("uri")
+    return out
+
+
 def home_dir() -> Path:
     return Path(os.environ.get("AMLOCAL_HOME") or Path.cwd() / ".amlocal").resolve()
 

@@ -38,6 +38,7 @@ SCHEMA_KINDS: dict[str, str] = {
     "model": "model",
     "amlCompute": "compute",
     "computeInstance": "compute",
+    "kubernetesCompute": "compute",
     "managedOnlineEndpoint": "online-endpoint",
     "kubernetesOnlineEndpoint": "online-endpoint",
     "managedOnlineDeployment": "online-deployment",

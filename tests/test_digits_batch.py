@@ -41,8 +41,10 @@ COLUMNS = ["file", "label", "probability"]
 
 def _load(path: Path, name: str) -> ModuleType:
     """A source file as a module under a unique name, with its folder importable (for
-    digits_image); other tests import same-named modules from other folders."""
-    sys.path.insert(0, str(path.parent))
+    digits_image, which prep takes from src/shared/ by additional_includes); other tests
+    import same-named modules from other folders."""
+    folders = [str(path.parent), str(ROOT / "src" / "shared")]
+    sys.path[:0] = folders
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec and spec.loader
@@ -50,7 +52,8 @@ def _load(path: Path, name: str) -> ModuleType:
         spec.loader.exec_module(module)
         return module
     finally:
-        sys.path.remove(str(path.parent))
+        for folder in folders:
+            sys.path.remove(folder)
 
 
 def _truth() -> dict[str, int]:

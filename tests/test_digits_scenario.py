@@ -41,7 +41,7 @@ sys.path.remove(str(REPO / "src" / "score_digits"))
 
 def test_image_code_is_identical_in_prep_score_and_batch() -> None:
     """Training, online and batch scoring must turn an image into features the same way."""
-    prep = (REPO / "src" / "prep_digits" / "digits_image.py").read_bytes()
+    prep = (REPO / "src" / "shared" / "digits_image.py").read_bytes()  # prep's, by include
     for copy in ("score_digits", "batch_digits"):
         assert (REPO / "src" / copy / "digits_image.py").read_bytes() == prep, copy
 

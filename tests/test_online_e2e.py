@@ -83,7 +83,7 @@ def home(tmp_path_factory):
     try:
         yield home, model
     finally:
-        for name in ("diabetes", "diabetes-mlflow", "slow"):
+        for name in ("diabetes", "diabetes-mlflow", "slow", "diabetes-k8s"):
             try:
                 cli("online-endpoint", "delete", "-n", name, "--yes", ok=False)
             except Exception as exc:  # still kill whatever is left, below
@@ -426,3 +426,19 @@ def test_delete_leaves_no_process(home, slow):
     assert not (root / "endpoints" / "slow").exists()
     _, code = cli("online-endpoint", "show", "-n", "slow", ok=False)
     assert code == 3
+
+
+def test_kubernetes_endpoint_serves_like_a_managed_one(home, diabetes):
+    """endpoints/online/diabetes-k8s/: kubernetesOnline* YAML loads, is recorded with its
+    cluster keys, and serves the same predictions as the managed endpoint."""
+    k8s = ENDPOINT_DIR.parent / "diabetes-k8s"
+    ep = cli("online-endpoint", "create", "-f", str(k8s / "endpoint.yml"))
+    assert (ep["kind"], ep["compute"]) == ("K8S", "azureml:k8s-compute")
+    dep = cli("online-deployment", "create", "-f", str(k8s / "blue.yml"), "--all-traffic")
+    assert dep["type"] == "kubernetes" and dep["provisioning_state"] == "Succeeded"
+    assert dep["scale_settings"]["max_instances"] == 3
+    assert dep["resources"]["requests"]["memory"] == "1Gi"
+    request = str(k8s / "sample-request.json")
+    ours = cli("online-endpoint", "invoke", "-n", "diabetes-k8s", "-r", request)
+    managed = cli("online-endpoint", "invoke", "-n", "diabetes", "-r", request)
+    assert json.loads(ours) == json.loads(managed)

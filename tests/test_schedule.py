@@ -218,8 +218,8 @@ SCHEDULE_FILES = sorted((REPO / "schedules").glob("*.yml")) + sorted(
 
 @pytest.mark.parametrize("path", SCHEDULE_FILES, ids=lambda p: p.name)
 def test_schedule_yaml_validates_with_azure_ai_ml(path: Path) -> None:
-    from amlocal.yamldocs import Doc
     from amlocal.validate import check_with_azure_ai_ml, read_docs
+    from amlocal.yamldocs import Doc
 
     docs, _, problems = read_docs([path])
     assert not problems and len(docs) == 1 and docs[0].kind == "schedule"

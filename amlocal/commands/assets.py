@@ -18,23 +18,45 @@ _CREATE = {
 }
 
 
+# `az ml <group> create` without --file builds the asset from these flags (az ml's names).
+_FLAGS = {
+    "data": ("name", "version", "type", "path", "description", "tags"),
+    "environment": ("name", "version", "image", "conda_file", "description", "tags"),
+    "model": ("name", "version", "type", "path", "description", "tags"),
+    "component": ("name", "version"),
+}
+_SCHEMAS = {
+    "data": "data.schema.json",
+    "environment": "environment.schema.json",
+    "model": "model.schema.json",
+}
+
+
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
-    p = verbs.add_parser("create", help=f"Create a {group} asset from a YAML file.")
-    p.add_argument("-f", "--file", required=True)
+    p = verbs.add_parser("create", help=f"Create a {group} asset from a YAML file or flags.")
+    p.add_argument("-f", "--file", required=group == "component")
     p.add_argument("-n", "--name")
     p.add_argument("-v", "--version")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    if group == "data":
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    if group != "component":
+        p.add_argument("-d", "--description")
+        p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
+        p.add_argument("--datastore", help="accepted; offline assets live in the workspace")
+    if group in ("data", "model"):
         p.add_argument("-p", "--path")
         p.add_argument("-t", "--type")
     if group == "environment":
         p.add_argument("--conda-file")
         p.add_argument("-i", "--image")
+        p.add_argument("-b", "--build-context", dest="build_context")
+        p.add_argument("--dockerfile-path", dest="dockerfile_path")
     p.set_defaults(func=create, group=group)
 
     p = verbs.add_parser("list", help=f"List {group} assets.")
     p.add_argument("-n", "--name")
     p.add_argument("-r", "--max-results", type=int)
+    p.add_argument("--archived-only", action="store_true")
+    p.add_argument("--include-archived", action="store_true")
     p.set_defaults(func=list_assets, group=group)
 
     p = verbs.add_parser("show", help=f"Show a {group} asset.")
@@ -44,16 +66,109 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     g.add_argument("-l", "--label")
     p.set_defaults(func=show, group=group)
 
+    if group in ("model", "data"):
+        p = verbs.add_parser("download", help=f"Download a {group} asset's files.")
+        p.add_argument("-n", "--name", required=True)
+        p.add_argument("-v", "--version", required=True)
+        p.add_argument("-p", "--download-path", dest="download_path", default=".")
+        p.set_defaults(func=download, group=group)
+
+
+def _tags(pairs: list[str] | None) -> dict[str, str]:
+    """`--tags a=1 b=2`, as az takes them (a bare key gets an empty value)."""
+    out = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        if not key:
+            raise InvalidInput(f"--tags expects KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
 
 def create(args: argparse.Namespace) -> Any:
     from amlocal import loader
 
     overrides = loader.parse_set(args.set)
-    for key in ("name", "version", "path", "type", "image", "conda_file"):
+    if args.file is None:
+        return _create_from_flags(args, overrides)
+    for key in ("name", "version", "path", "type", "image", "conda_file", "description"):
         value = getattr(args, key, None)
         if value is not None:
             overrides.append({key: value})
+    for k, v in _tags(getattr(args, "tags", None)).items():
+        overrides.append({f"tags.{k}": v})
     return _CREATE[args.group](Workspace(), Path(args.file), overrides)
+
+
+def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]) -> Any:
+    """`az ml model create --name m --version 1 --path ./model --type custom_model`: the same
+    YAML a file would hold (local paths made absolute: flags are relative to the current
+    folder), loaded and validated the same way; errors name the flags."""
+    import tempfile
+
+    import yaml
+
+    group = args.group
+    if not args.name:
+        raise InvalidInput(f"{group} create needs --file, or --name and the asset's flags")
+    doc: dict[str, Any] = {
+        "$schema": f"https://azuremlschemas.azureedge.net/latest/{_SCHEMAS[group]}"
+    }
+    for key in _FLAGS[group]:
+        value = _tags(args.tags) if key == "tags" else getattr(args, key, None)
+        if value in (None, {}):
+            continue
+        if (
+            key in ("path", "conda_file")
+            and "://" not in str(value)
+            and not str(value).startswith("azureml:")
+        ):
+            local = Path(str(value)).expanduser().resolve()
+            if not local.exists():
+                flag = "--" + key.replace("_", "-")
+                raise InvalidInput(f"{flag} {value}: no such file or folder")
+            value = str(local)
+        doc[key] = value
+    if getattr(args, "build_context", None):
+        build = {"path": str(Path(args.build_context).resolve())}
+        if args.dockerfile_path:
+            build["dockerfile_path"] = args.dockerfile_path
+        doc["build"] = build
+    if group in ("data", "model") and "path" not in doc:
+        raise InvalidInput(f"{group} create --name {args.name}: --path is required without --file")
+    with tempfile.TemporaryDirectory(prefix=assets.FLAGS_DIR_PREFIX) as tmp:
+        spec = Path(tmp) / f"{group}.yml"
+        spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            return _CREATE[group](Workspace(), spec, overrides)
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc).replace(str(spec), assets.source_name(spec))) from None
+
+
+def download(args: argparse.Namespace) -> Any:
+    """`az ml model download`: the files land in <download-path>/<name>/ under the registered
+    path's last component, as azure-ai-ml writes them."""
+    import shutil
+
+    ws = Workspace()
+    dest = Path(args.download_path) / args.name
+    src: Path | None
+    if args.group == "model":
+        name, version = assets.registered_model_version(ws, f"azureml:{args.name}:{args.version}")
+        src = assets.registered_model_path(ws, name, version)
+    else:
+        rec = assets.get(ws, "data", f"azureml:{args.name}:{args.version}")
+        src = assets.resolve_path(ws, rec["path"], Path.cwd())
+        if src is None or not src.exists():
+            raise NotFound(
+                f"data {args.name}:{args.version}: {rec['path']} is not available offline"
+            )
+    dest.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dest / src.name, dirs_exist_ok=True)
+    else:
+        shutil.copy2(src, dest / src.name)
+    return None
 
 
 def list_assets(args: argparse.Namespace) -> Any:

@@ -66,7 +66,11 @@ def ep_delete(args: argparse.Namespace) -> Any:
 def ep_list_jobs(args: argparse.Namespace) -> Any:
     from amlocal.endpoints import batch
 
-    jobs = batch.list_jobs(_ws(), args.name)
+    deployment = args.name if args.group == "batch-deployment" else None
+    endpoint = args.endpoint_name if deployment else args.name
+    jobs = batch.list_jobs(_ws(), endpoint, deployment)
+    if args.max_results:
+        jobs = jobs[: args.max_results]
     if args.output == "table":
         keep = ("name", "display_name", "status", "experiment_name", "type")
         return [{k: j.get(k) for k in keep} for j in jobs]
@@ -161,7 +165,7 @@ def _endpoint_verbs(sp: Any) -> None:
         p = sp.add_parser(verb, help=text)
         p.add_argument("-f", "--file")
         p.add_argument("-n", "--name")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
         p.add_argument("--no-wait", action="store_true")
         p.set_defaults(func=func)
 
@@ -189,13 +193,14 @@ def _endpoint_verbs(sp: Any) -> None:
     p.add_argument("--instance-count", dest="instance_count", type=int)
     p.add_argument("--experiment-name", dest="experiment_name")
     p.add_argument("--job-name", dest="job_name")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=ep_invoke)
 
     p = sp.add_parser("list-jobs", help="List an endpoint's jobs (newest first).")
     p.add_argument("-n", "--name", required=True)
-    p.set_defaults(func=ep_list_jobs)
+    p.add_argument("-r", "--max-results", dest="max_results", type=int)
+    p.set_defaults(func=ep_list_jobs, group="batch-endpoint")
 
 
 def _deployment_verbs(sp: Any) -> None:
@@ -207,7 +212,7 @@ def _deployment_verbs(sp: Any) -> None:
         p.add_argument("-f", "--file")
         p.add_argument("-n", "--name")
         p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE")
+        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
         p.add_argument("--set-default", dest="set_default", action="store_true")
         p.add_argument("--no-wait", action="store_true")
         p.add_argument("--skip-script-validation", action="store_true")
@@ -228,3 +233,9 @@ def _deployment_verbs(sp: Any) -> None:
     p = sp.add_parser("list", help="List an endpoint's deployments.")
     p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
     p.set_defaults(func=dep_list)
+
+    p = sp.add_parser("list-jobs", help="List a deployment's jobs (newest first).")
+    p.add_argument("-n", "--name", required=True)
+    p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+    p.add_argument("-r", "--max-results", dest="max_results", type=int)
+    p.set_defaults(func=ep_list_jobs, group="batch-deployment")

@@ -14,13 +14,14 @@ from typing import Any
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
+from amlocal.workspace import public_job as public
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p = verbs.add_parser("create", help="Create (submit) a job from a YAML file.")
     p.add_argument("-f", "--file", required=True)
     p.add_argument("-n", "--name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("-s", "--stream", action="store_true")
     p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
     p.add_argument("--skip-validation", action="store_true")
@@ -34,7 +35,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
 
     p = verbs.add_parser("validate", help="Validate a job YAML file without running it.")
     p.add_argument("-f", "--file", required=True)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=validate)
 
     p = verbs.add_parser("show", help="Show a job.")
@@ -65,15 +66,6 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     g.add_argument("--output-name")
     g.add_argument("--all", action="store_true")
     p.set_defaults(func=download)
-
-
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """The `az ml job show` JSON shape: no private fields."""
-    out = {k: v for k, v in record.items() if not k.startswith("_")}
-    for o in (out.get("outputs") or {}).values():
-        if isinstance(o, dict) and "uri" in o:
-            o["path"] = o.pop("uri")
-    return out
 
 
 def _get(ws: Workspace, name: str) -> dict[str, Any]:

@@ -120,6 +120,16 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
 
 
 def dep_update(args: argparse.Namespace) -> Any:
+    if args.file is None:  # `update -n blue -e ep --set instance_count=2`, as az ml takes it
+        from amlocal.endpoints import online
+
+        if not args.name or not args.endpoint_name:
+            raise InvalidInput("update without --file needs --name and --endpoint-name")
+        if not args.set:
+            raise InvalidInput("update without --file needs --set KEY=VALUE ...")
+        return online.update_deployment_in_place(
+            _ws(), args.endpoint_name, args.name, _overrides(args)
+        )
     return dep_create(args, creating=False)
 
 
@@ -170,7 +180,7 @@ def _endpoint_verbs(sp: Any) -> None:
     p = sp.add_parser("create", help="Create (or update) an endpoint from YAML.")
     p.add_argument("-f", "--file")
     _common(p, False)
-    p.add_argument("--set", action="append")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--auth-mode", dest="auth_mode", default=None)
     p.add_argument("--local", action="store_true", help="Accepted; amlocal is always local.")
     p.add_argument("--no-wait", action="store_true")
@@ -179,7 +189,7 @@ def _endpoint_verbs(sp: Any) -> None:
     p = sp.add_parser("update", help="Update an endpoint: YAML, traffic or mirror traffic.")
     p.add_argument("-f", "--file")
     _common(p, False)
-    p.add_argument("--set", action="append")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--traffic", help='e.g. "blue=90 green=10"')
     p.add_argument("--mirror-traffic", dest="mirror_traffic", help='e.g. "green=10"')
     p.add_argument("--local", action="store_true")
@@ -230,7 +240,7 @@ def _deployment_verbs(sp: Any) -> None:
         p.add_argument("-f", "--file")
         p.add_argument("-n", "--name")
         p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
-        p.add_argument("--set", action="append")
+        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
         if verb == "create":
             p.add_argument("--all-traffic", dest="all_traffic", action="store_true")
             p.add_argument("--skip-script-validation", action="store_true")

@@ -19,17 +19,16 @@ Invocations:
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from amlocal.endpoints import deployment
 from amlocal.errors import InvalidInput, NotFound
-from amlocal.workspace import Workspace, public
+from amlocal.workspace import Workspace, public, public_job
 
 EP, DEP = "batch-endpoint", "batch-deployment"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model"}
-MLFLOW_DRIVER = Path(__file__).parent / "mlflow_batch"
+MLFLOW_DRIVER = Path(__file__).parent / "mlflow_batch" / "mlflow_batch_driver.py"
 
 
 # -- endpoints -------------------------------------------------------------------------------
@@ -64,7 +63,7 @@ def create_or_update_endpoint(
     if existing is None and not creating:
         raise NotFound(f"batch endpoint '{name}' does not exist")
     if file is None and overrides:
-        spec = _apply_sets(dict(existing or {}), overrides)
+        spec = deployment.apply_sets(dict(existing or {}), overrides)
     rec = dict(existing or {})
     rec.update({k: v for k, v in spec.items() if v is not None})
     defaults = dict(rec.get("defaults") or {})
@@ -87,18 +86,6 @@ def create_or_update_endpoint(
     return public(rec)
 
 
-def _apply_sets(rec: dict[str, Any], overrides: list[dict[str, Any]]) -> dict[str, Any]:
-    """`--set a.b=c` on an existing record (update without a file)."""
-    for item in overrides:
-        for key, value in item.items():
-            node = rec
-            parts = key.split(".")
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
-            node[parts[-1]] = value
-    return rec
-
-
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     return [public(r) for r in ws.store.list(EP)]
 
@@ -110,13 +97,18 @@ def delete_endpoint(ws: Workspace, name: str) -> None:
     ws.store.delete(EP, name)
 
 
-def list_jobs(ws: Workspace, name: str) -> list[dict[str, Any]]:
-    from amlocal.commands.job import public as job_public
-
+def list_jobs(ws: Workspace, name: str, deployment: str | None = None) -> list[dict[str, Any]]:
+    """An endpoint's (or one deployment's) invocation jobs, newest first."""
     get_endpoint(ws, name)
-    jobs = [r for r in ws.store.list("job") if r.get("_batch_endpoint") == name]
+    if deployment is not None:
+        _get_deployment(ws, name, deployment)
+    jobs = [
+        r
+        for r in ws.store.list("job")
+        if r.get("_batch_endpoint") == name and deployment in (None, r.get("_batch_deployment"))
+    ]
     jobs.reverse()  # newest first, as az ml lists them
-    return [job_public(r) for r in jobs]
+    return [public_job(r) for r in jobs]
 
 
 # -- deployments -----------------------------------------------------------------------------
@@ -152,35 +144,12 @@ def delete_deployment(ws: Workspace, endpoint: str, name: str) -> None:
     ws.store.delete(DEP, f"{endpoint}:{name}")
 
 
-def snapshot(ws: Workspace, code: Path) -> Path:
-    """Copy code into the workspace, as Azure uploads it at create: later edits to the
-    working tree never change a deployment."""
-    from amlocal.snapshot import materialize, snapshot_digest
-
-    digest = snapshot_digest(code, ws.store)
-    dest = ws.home / "snapshots" / digest[:32]
-    if not dest.exists():
-        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        materialize(code, tmp)
-        tmp.rename(dest)
-    return dest
-
-
-def _model(ws: Workspace, ref: Any, base: Path) -> tuple[str, Path]:
-    """(reference as shown, local folder) of a deployment's model."""
+def assets_ref(env: Any) -> str | None:
+    """The asset name of an `azureml:name[:version|@label]` environment reference."""
     from amlocal import assets
 
-    if hasattr(ref, "path") and getattr(ref, "path", None):  # an inline model
-        p = Path(str(ref.path))
-        return str(ref.path), assets.model_dir(ws, str(p if p.is_absolute() else base / p))
-    ref = str(ref)
-    if not ref.startswith(("azureml:", "models:/")) and assets.parse_ref(f"azureml:{ref}"):
-        ref = f"azureml:{ref}"
-    if ref.startswith(("azureml:", "models:/")):
-        name, version = assets.registered_model_version(ws, ref)
-        return f"azureml:{name}:{version}", assets.model_dir(ws, f"azureml:{name}:{version}")
-    return ref, assets.model_dir(ws, ref, base)
+    parsed = assets.parse_ref(env) if isinstance(env, str) else None
+    return parsed[0] if parsed else None
 
 
 def _environment(ws: Workspace, entity: Any, d: dict[str, Any], where: str) -> Any:
@@ -192,6 +161,9 @@ def _environment(ws: Workspace, entity: Any, d: dict[str, Any], where: str) -> A
         return None
     if isinstance(env, str) and not env.startswith("azureml:"):
         env = f"azureml:{env}"
+    parsed = assets_ref(env)
+    if parsed is None or not ws.store.versions("environment", parsed):
+        deployment.curated_environment(env, where)  # an unknown curated name fails create
     if isinstance(env, dict):
         from amlocal import assets
 
@@ -205,30 +177,18 @@ def _model_runtime(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields shown, private runtime) of a model deployment."""
     base = file.parent.resolve()
-    if entity.model is None:
-        raise InvalidInput(f"{file}: model: a model deployment needs a model")
-    model_ref, model_path = _model(ws, d.get("model") or entity.model, base)
+    model = deployment.resolve_model(ws, entity.model, base, str(file))
     env = _environment(ws, entity, d, str(file))
-    cc = entity.code_configuration
-    if cc is not None and cc.code:
-        code = Path(str(cc.code))
-        code = (code if code.is_absolute() else base / code).resolve()
-        script = cc.scoring_script
-        if not script or not (code / script).is_file():
-            raise InvalidInput(f"{file}: code_configuration: {code / str(script)} not found")
-        if env is None:
-            raise InvalidInput(f"{file}: a deployment with a scoring script needs an environment")
-        code_dir, entry = snapshot(ws, code), str(script)
-    else:
-        # MLflow no-code deployment: Azure generates the driver and the environment.
-        if not (model_path / "MLmodel").is_file() and not list(model_path.glob("*/MLmodel")):
-            raise InvalidInput(
-                f"{file}: a deployment without code_configuration needs an MLflow model "
-                f"(type: mlflow_model); {model_ref} has no MLmodel file"
-            )
-        if env is not None:
-            raise InvalidInput(f"{file}: an environment needs code_configuration (and back)")
-        code_dir, entry = snapshot(ws, MLFLOW_DRIVER), "mlflow_batch_driver.py"
+    scoring = deployment.resolve_scoring(
+        ws,
+        entity.code_configuration,
+        model,
+        has_environment=env is not None,
+        base=base,
+        where=str(file),
+        mlflow_driver=MLFLOW_DRIVER,
+        script_needs_environment=True,
+    )
     settings = {
         k: d[k]
         for k in (
@@ -247,31 +207,32 @@ def _model_runtime(
     settings["instance_count"] = int((d.get("resources") or {}).get("instance_count") or 1)
     runtime = {
         "kind": "model",
-        "code_dir": str(code_dir),
-        "entry_script": entry,
-        "model_dir": str(model_path),
+        "code_dir": str(scoring.code_dir),
+        "entry_script": scoring.entry_script,
+        "model_dir": str(model.model_dir),
         "environment": env,
         "settings": settings,
         "environment_variables": {
             str(k): str(v) for k, v in (d.get("environment_variables") or {}).items()
         },
     }
-    return {"model": model_ref}, runtime
+    return {"model": model.ref}, runtime
 
 
 def _pipeline_runtime(ws: Workspace, d: dict[str, Any], file: Path) -> dict[str, Any]:
-    """A pipeline component as plan steps (code snapshotted), its inputs and outputs."""
+    """A pipeline component as plan steps (code snapshotted), its inputs and outputs: given
+    as a file, a registered reference (`azureml:name:version`, `azureml:name@latest`), or
+    a finished pipeline job (`job_definition: azureml:<job>`)."""
     from amlocal.jobs import plan as planlib
 
+    if d.get("job_definition") and not d.get("component"):
+        return _job_definition_runtime(ws, d, file)
     component = copy.deepcopy(d.get("component") or {})
+    base = file.parent.resolve()
     if isinstance(component, str):
-        raise InvalidInput(
-            f"{file}: component: amlocal deploys pipeline components given as a file "
-            f"(component: ./x.yml), not registered references"
-        )
+        component, base = _registered_component(ws, component, file)
     if component.get("type") != "pipeline":
         raise InvalidInput(f"{file}: component: expected a pipeline component")
-    base = file.parent.resolve()
     steps = {}
     for sname, node in (component.get("jobs") or {}).items():
         _snapshot_code(ws, node)
@@ -286,6 +247,55 @@ def _pipeline_runtime(ws: Workspace, d: dict[str, Any], file: Path) -> dict[str,
     }
 
 
+def _registered_component(ws: Workspace, ref: str, file: Path) -> tuple[dict[str, Any], Path]:
+    """A registered component's definition and the folder its relative paths start from."""
+    from amlocal import assets
+
+    try:
+        record = assets.get(
+            ws, "component", ref if ref.startswith("azureml:") else f"azureml:{ref}"
+        )
+    except (InvalidInput, NotFound) as exc:
+        raise type(exc)(f"{file}: component: {exc}") from None
+    source = Path(str(record.get("_source") or ""))
+    base = source.parent if source.is_absolute() and source.parent.is_dir() else Path.cwd()
+    return public(record), base
+
+
+def _job_definition_runtime(ws: Workspace, d: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Azure makes a pipeline component of a pipeline job's definition: its steps, and its
+    inputs with the job's values as defaults."""
+    ref = str(d["job_definition"])
+    name = ref.removeprefix("azureml:").rsplit("/", 1)[-1]
+    job = ws.store.get("job", name)
+    if job is None:
+        raise NotFound(f"{file}: job_definition: job '{name}' does not exist")
+    plan = job.get("_plan") or {}
+    if plan.get("kind") != "pipeline":
+        raise InvalidInput(f"{file}: job_definition: job '{name}' is not a pipeline job")
+    inputs: dict[str, Any] = {}
+    for k, v in (plan.get("inputs") or {}).items():
+        if "literal" in v:
+            inputs[k] = {"type": "string", "default": v["literal"], "optional": True}
+        else:
+            value = dict(v)
+            path = str(value.get("path") or "")
+            if path and not path.startswith("azureml:") and "://" not in path:
+                value["path"] = str(Path(plan.get("base_dir") or ".") / path)
+            inputs[k] = {"type": v.get("type") or "uri_folder", "default": value, "optional": True}
+    outputs = {
+        k: {"type": v.get("type") or "uri_folder"} for k, v in plan.get("outputs", {}).items()
+    }
+    return {
+        "kind": "pipeline",
+        "inputs": inputs,
+        "outputs": outputs,
+        "steps": copy.deepcopy(plan.get("steps") or {}),
+        "settings": d.get("settings") or plan.get("settings") or {},
+        "experiment_name": plan.get("experiment_name") or name,
+    }
+
+
 def _snapshot_code(ws: Workspace, node: dict[str, Any]) -> None:
     """Replace local code folders in a node's component (and nested ones) by snapshots."""
     comp = node.get("component")
@@ -294,7 +304,7 @@ def _snapshot_code(ws: Workspace, node: dict[str, Any]) -> None:
     for holder in (comp, comp.get("task") or {}):
         code = holder.get("code")
         if code and not str(code).startswith(("azureml:", "http")) and Path(code).is_dir():
-            holder["code"] = str(snapshot(ws, Path(code)))
+            holder["code"] = str(deployment.snapshot(ws, Path(code)))
     for sub in (comp.get("jobs") or {}).values():
         _snapshot_code(ws, sub)
 
@@ -429,9 +439,7 @@ def invoke(
         ws, plan, name=job_name, _batch_endpoint=name, _batch_deployment=dep_name
     )
     pipeline.spawn_runner(ws, record["name"])
-    from amlocal.commands.job import public as job_public
-
-    return job_public(ws.store.get("job", record["name"]) or record)
+    return public_job(ws.store.get("job", record["name"]) or record)
 
 
 def _invoke_io(
@@ -577,6 +585,8 @@ def _pipeline_plan(
     for k, decl in decls.items():
         given = inputs.get(k)
         if decl.get("type") in DATA_TYPES:
+            if given is None and isinstance(decl.get("default"), dict):
+                given = decl["default"]  # a job_definition input: the job's own value
             if given is None:
                 if decl.get("optional"):
                     plan_inputs[k] = {"literal": None}

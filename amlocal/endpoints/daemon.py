@@ -190,6 +190,7 @@ class Daemon:
         if verb == "reload":
             return 200, await self.reload()
         if verb == "shutdown":
+            assert self.server is not None
             self.server.stop()
             return 200, {"stopping": True}
         return 404, {"message": f"unknown control verb {verb}"}

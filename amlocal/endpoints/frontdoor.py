@@ -180,8 +180,8 @@ class FrontDoor:
             if name not in table.routes:
                 return _json(404, f"Deployment '{name}' not found on this endpoint", extra)
         else:
-            name = table.choose()
-            if name is None or name not in table.routes:
+            chosen = table.choose()
+            if chosen is None or chosen not in table.routes:
                 return _json(
                     404,
                     "No valid deployments to route to. Please check that the endpoint has at "
@@ -189,6 +189,7 @@ class FrontDoor:
                     "specific header to route.",
                     extra,
                 )
+            name = chosen
         route = table.routes[name]
         extra.append((b"azureml-model-deployment", name.encode()))
         if route.inflight >= route.max_inflight:

@@ -12,8 +12,8 @@ Bounded in memory and time, whoever the client is (issue 20): the `precheck` (th
 when the headers arrive, so a request without a key is answered 401 before a byte of its
 body is read; bodies over `Limits.max_body` get 413 (from Content-Length, or as soon as a
 chunked body passes it), heads over `max_head` get 431; the head and the body each have a
-deadline (408), an idle connection is closed, and connections beyond `max_connections` get
-503 at once. A refused request's connection is half-closed and drained for a moment
+deadline (408), an idle connection is closed, and at `max_connections` an idle keep-alive
+connection makes room for a new one (503 when none is idle). A refused request's connection is half-closed and drained for a moment
 (lingering close), so the client reads the answer instead of a reset.
 """
 
@@ -23,11 +23,13 @@ import asyncio
 import collections
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -123,19 +125,32 @@ class Connection(asyncio.Protocol):
             collections.deque()
         )
         self.busy = False
+        self.reading = False  # between the first byte of a request and its end
         self.refused = False  # a request was refused: the rest of the input is discarded
         self.timer: asyncio.TimerHandle | None = None
 
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        if len(self.server.connections) >= self.limits.max_connections:
+        # uvloop's transports are not asyncio.Transport subclasses: cast, do not check.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        if len(self.server.connections) >= self.limits.max_connections and not self._evict_idle():
             self.refused = True
-            self.transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
+            transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
             self._linger()
             return
         self.server.connections.add(self)
         self._arm(KEEP_ALIVE_S, None)
+
+    def _evict_idle(self) -> bool:
+        """At the cap, close an idle keep-alive connection to make room: idle connections
+        cost the client nothing to hold, so they must not be able to lock others out."""
+        for conn in self.server.connections:
+            if not (conn.busy or conn.reading or conn.queue or conn.refused) and conn.transport:
+                self.server.connections.discard(conn)
+                conn._close()
+                return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -162,6 +177,7 @@ class Connection(asyncio.Protocol):
 
     # -- parser callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self.reading = True
         self.url = b""
         self.headers = {}
         self.head_size = 0
@@ -214,6 +230,7 @@ class Connection(asyncio.Protocol):
         if self.refused or self.parser is None:
             return
         self._disarm()
+        self.reading = False
         url = httptools.parse_url(self.url)
         request = Request(
             method=self.parser.get_method().decode("ascii"),
@@ -350,7 +367,7 @@ class Server:
         self.stopping = True
         self._stop.set()
 
-    async def serve(self, sock: object, grace_s: float = 10.0) -> None:
+    async def serve(self, sock: socket.socket, grace_s: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: Connection(self), sock=sock, backlog=2048)
         try:

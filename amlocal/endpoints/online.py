@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal.endpoints import deployment, paths
 from amlocal.endpoints import keys as keyfile
-from amlocal.endpoints import paths
 from amlocal.errors import AmlocalError, InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 
@@ -30,6 +30,12 @@ EP, DEP = "online-endpoint", "online-deployment"
 DAEMON_MODULE = "amlocal.endpoints.daemon"
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
+MLFLOW_DRIVER = Path(__file__).parent / "mlflow_scoring" / "mlflow_score.py"
+SCHEMA_BASE = "https://azuremlschemas.azureedge.net/latest/"
+DEPLOYMENT_SCHEMAS = {
+    "managed": SCHEMA_BASE + "managedOnlineDeployment.schema.json",
+    "kubernetes": SCHEMA_BASE + "kubernetesOnlineDeployment.schema.json",
+}
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -221,6 +227,15 @@ def create_or_update_endpoint(
         raise InvalidInput("the endpoint needs a name: --name or `name:` in the YAML")
     if existing is None and not creating:
         raise NotFound(f"online endpoint '{name}' does not exist")
+    if file is None and overrides:  # `update -n x --set traffic.blue=100 tags.k=v`
+        changed = deployment.apply_sets(
+            {k: v for k, v in (existing or {}).items() if not k.startswith("_")}, overrides
+        )
+        spec = {k: v for k, v in changed.items() if k not in ("traffic", "mirror_traffic")}
+        if "traffic" in changed and traffic is None:
+            traffic = {str(k): int(v) for k, v in (changed["traffic"] or {}).items()}
+        if "mirror_traffic" in changed and mirror is None:
+            mirror = {str(k): int(v) for k, v in (changed["mirror_traffic"] or {}).items()}
     if spec.get("auth_mode", "key") not in ("key", "aml_token"):
         raise InvalidInput(f"auth_mode {spec['auth_mode']!r}: amlocal serves key and aml_token")
     rec = dict(existing or {})
@@ -240,7 +255,7 @@ def create_or_update_endpoint(
     rec.update(
         name=name,
         auth_mode=rec.get("auth_mode", "key"),
-        kind="Managed",
+        kind="K8S" if rec.get("compute") else "Managed",  # kubernetesOnlineEndpoint
         location="local",
         id=ws.arm_id(f"onlineEndpoints/{name}"),
         identity={"type": "system_assigned"},
@@ -322,7 +337,15 @@ def _server_pin(env: dict[str, Any]) -> str | None:
     return None
 
 
-def _environment(ws: Workspace, env: Any) -> dict[str, Any]:
+def _registered(ws: Workspace, ref: str) -> bool:
+    """Whether a workspace environment answers `ref` (it wins over a curated name)."""
+    from amlocal import assets
+
+    parsed = assets.parse_ref(ref)
+    return parsed is not None and bool(ws.store.versions("environment", parsed[0]))
+
+
+def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     """The environment's record; checks it pins the azmlinfsrv version amlocal runs."""
     from importlib.metadata import version
 
@@ -330,6 +353,11 @@ def _environment(ws: Workspace, env: Any) -> dict[str, Any]:
 
     if env is None:
         return {}
+    if isinstance(env, str) and not _registered(ws, env):
+        curated = deployment.curated_environment(env, where)
+        if curated is not None:
+            deployment.warn_curated(curated)
+            return curated
     if isinstance(env, str):
         record = assets.get(ws, "environment", env)
     else:
@@ -342,37 +370,6 @@ def _environment(ws: Workspace, env: Any) -> dict[str, Any]:
             f"{installed}: align the pins (environments/*.conda.yml and pyproject.toml)"
         )
     return record
-
-
-def _code_snapshot(ws: Workspace, code: Path) -> Path:
-    """Copy the scoring code into the workspace, as Azure uploads it: later edits to the
-    working tree do not change a running deployment."""
-    import shutil
-
-    from amlocal.snapshot import materialize, snapshot_digest
-
-    digest = snapshot_digest(code, ws.store)
-    dest = ws.home / "snapshots" / digest[:32]
-    if not dest.exists():
-        tmp = dest.with_name(dest.name + f".{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        materialize(code, tmp)
-        tmp.rename(dest)
-    return dest
-
-
-def _model(ws: Workspace, ref: Any, base: Path) -> tuple[str, Path]:
-    """(reference as shown, local folder) for `azureml:name:version|@label` or a path."""
-    from amlocal import assets
-
-    if hasattr(ref, "path") and getattr(ref, "path", None):  # an inline Model entity
-        path = Path(str(ref.path))
-        return str(ref.path), assets.model_dir(ws, str(path if path.is_absolute() else base / path))
-    ref = str(ref)
-    if ref.startswith("azureml:"):  # name:version, @latest or an MLflow alias (@champion)
-        name, version = assets.registered_model_version(ws, ref)
-        return f"azureml:{name}:{version}", assets.registered_model_files(ws, name, version)
-    return ref, assets.model_dir(ws, ref, base)
 
 
 def _probe(p: Any) -> dict[str, Any] | None:
@@ -399,36 +396,25 @@ def build_deployment(
     get_endpoint(ws, entity.endpoint_name)
     base = file.parent.resolve()
     d = dict(entity._to_dict())
-    if entity.model is None:
-        raise InvalidInput(f"{file}: model: a deployment needs a model")
-    model_ref, model_path = _model(ws, d.get("model") or entity.model, base)
-    env = _environment(ws, entity.environment)
-    cc = entity.code_configuration
-    if cc is not None and cc.code:
-        code = Path(str(cc.code))
-        code = (code if code.is_absolute() else base / code).resolve()
-        if not (code / cc.scoring_script).is_file():
-            raise InvalidInput(f"{file}: code_configuration: {code / cc.scoring_script} not found")
-        code_dir = _code_snapshot(ws, code)
-        entry = code_dir / cc.scoring_script
-    else:
-        # MLflow no-code deployment: Azure generates the scoring script and environment.
-        if not (model_path / "MLmodel").is_file() and not list(model_path.glob("*/MLmodel")):
-            raise InvalidInput(
-                f"{file}: a deployment without code_configuration needs an MLflow model "
-                f"(type: mlflow_model); {model_ref} has no MLmodel file"
-            )
-        if entity.environment is not None:
-            raise InvalidInput(f"{file}: an environment needs code_configuration (and back)")
-        code_dir = _code_snapshot(ws, Path(__file__).parent / "mlflow_scoring")
-        entry = code_dir / "mlflow_score.py"
+    model = deployment.resolve_model(ws, entity.model, base, str(file))
+    env = _environment(ws, entity.environment, str(file))
+    scoring = deployment.resolve_scoring(
+        ws,
+        entity.code_configuration,
+        model,
+        has_environment=entity.environment is not None,
+        base=base,
+        where=str(file),
+        mlflow_driver=MLFLOW_DRIVER,
+    )
+    code_dir, entry = scoring.code_dir, scoring.code_dir / scoring.entry_script
     rs = entity.request_settings
     mcr = int(getattr(rs, "max_concurrent_requests_per_instance", None) or 1)
     runtime = {
         "python": sys.executable,
         "entry_script": str(entry),
         "code_dir": str(code_dir),
-        "model_dir": str(model_path),
+        "model_dir": str(model.model_dir),
         "environment_variables": {
             str(k): str(v) for k, v in (entity.environment_variables or {}).items()
         },
@@ -453,8 +439,8 @@ def build_deployment(
     d.update(
         name=entity.name,
         endpoint_name=entity.endpoint_name,
-        model=model_ref,
-        type="managed",
+        model=model.ref,
+        type=str(getattr(entity, "type", None) or "managed").lower(),
         id=ws.arm_id(f"onlineEndpoints/{entity.endpoint_name}/deployments/{entity.name}"),
         environment=d.get("environment")
         or (f"azureml:{env['name']}:{env['version']}" if env.get("name") else None),
@@ -500,6 +486,31 @@ def create_or_update_deployment(
 
         ws.store.update(EP, ep, listed)
     return public(rec)
+
+
+def update_deployment_in_place(
+    ws: Workspace, endpoint: str, name: str, overrides: list[dict]
+) -> dict[str, Any]:
+    """`online-deployment update -n -e --set k=v` (no --file): the stored deployment with the
+    changes applied, loaded and validated like a file, then rolled out."""
+    import tempfile
+
+    import yaml
+
+    rec = get_deployment(ws, endpoint, name)
+    spec = deployment.spec_of(rec, DEPLOYMENT_SCHEMAS.get(rec.get("type") or "managed"))
+    cc = spec.get("code_configuration")
+    if isinstance(cc, dict) and cc.get("code"):
+        cc["code"] = rec["_runtime"]["code_dir"]  # the snapshot taken at create
+    with tempfile.TemporaryDirectory(prefix="amlocal-update-") as tmp:
+        file = Path(tmp) / f"{name}.yml"
+        file.write_text(yaml.safe_dump(spec, sort_keys=False))
+        try:
+            return create_or_update_deployment(
+                ws, file, name, endpoint, overrides, all_traffic=False, creating=False
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc).replace(str(file), f"deployment '{name}'")) from None
 
 
 def set_traffic(

@@ -20,11 +20,14 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.schedules.triggers import Trigger
 from amlocal.workspace import Workspace, public
+
+if TYPE_CHECKING:
+    from amlocal.jobs.types import Plan
 
 KIND = "schedule"
 # Azure ML resource names: letters, digits, '-' and '_', starting with a letter or digit.
@@ -192,7 +195,7 @@ def fire(ws: Workspace, record: dict[str, Any], fire_time: dt.datetime | None) -
     return ws.store.get("job", job["name"]) or job
 
 
-def _plan(ws: Workspace, action: dict[str, Any]) -> dict[str, Any]:
+def _plan(ws: Workspace, action: dict[str, Any]) -> Plan:
     from amlocal.jobs import plan
 
     if action["type"] == "job_file":

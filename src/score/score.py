@@ -144,12 +144,12 @@ def to_matrix(data: Any) -> np.ndarray | str:
             return f"records must have exactly the columns {columns}; missing {missing}, unknown {extra}"
         try:
             x = np.array([[r[c] for c in columns] for r in data], dtype=float)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             return f"records must map each of {columns} to a number ({exc})"
     else:
         try:
             x = np.asarray(data, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return f"rows must be lists of {len(columns)} numbers: {columns}"
         if x.ndim != 2 or x.shape[1] != len(columns):
             got = x.shape[1] if x.ndim == 2 else "ragged"
@@ -162,14 +162,36 @@ def to_matrix(data: Any) -> np.ndarray | str:
 
 @input_schema("data", StandardPythonParameterType([SAMPLE_ROW]))
 @output_schema(StandardPythonParameterType([152.1]))
-def run(data: Any) -> Any:
+def _run(data: Any) -> Any:
     x = to_matrix(data)
     if isinstance(x, str):
         return _bad_request(x)
     y = model.predict(x)
+    if not np.isfinite(y).all():  # NaN/Infinity are not JSON: inputs far out of range
+        row = int(np.argwhere(~np.isfinite(y))[0][0])
+        return _bad_request(
+            f"row {row}: the prediction is not a finite number (inputs out of range)"
+        )
     if inputs_collector is not None:
         _collect(x, y)
     return y.tolist()
+
+
+def _schema_errors_are_400(decorated: Any) -> Any:
+    """inference-schema checks the type of `data` before _run and raises ValueError, which
+    azmlinfsrv answers with an opaque 500; the client's mistake gets a 400 instead. A closure,
+    so inference-schema (and azmlinfsrv's swagger) still find the decorated function."""
+
+    def run(data: Any) -> Any:
+        try:
+            return decorated(data)
+        except ValueError as exc:
+            return _bad_request(f"'data' must be a list of rows {columns}: {exc}")
+
+    return run
+
+
+run = _schema_errors_are_400(_run)
 
 
 if __name__ == "__main__":  # local smoke test: python score.py <model-dir>

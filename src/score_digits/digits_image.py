@@ -2,9 +2,9 @@
 
 Shared by prep (training images), score (online requests) and batch_digits (batch files):
 the same function on every side is what makes the served accuracy equal the evaluated one.
-Each code folder must stand alone, so src/score_digits/ and src/batch_digits/ hold identical
-copies of src/prep_digits/digits_image.py (tests/test_digits_scenario.py fails when they
-differ).
+The prep component takes this file through `additional_includes`; a deployment's scoring
+code has no includes in Azure ML, so src/score_digits/ and src/batch_digits/ hold identical
+copies of src/shared/digits_image.py (tests/test_digits_scenario.py fails when they differ).
 
 Steps, each for a reason:
 - EXIF orientation, alpha composited on white, grayscale: phone photos and PNG canvases.

@@ -68,6 +68,30 @@ def test_a_resubmitted_standalone_job_runs_anew(project: Project) -> None:
     assert f"run {second['properties']['mlflow.runId']}" in log.read_text()
 
 
+SWEEP = """\
+$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json
+type: sweep
+sampling_algorithm: grid
+search_space:
+  q: {type: choice, values: [1, 2]}
+objective: {goal: maximize, primary_metric: acc}
+limits: {max_total_trials: 2, max_concurrent_trials: 2}
+trial:
+  command: python -c "import mlflow; mlflow.log_metric('acc', ${{search_space.q}})"
+  environment: azureml:testenv@latest
+"""
+
+
+def test_a_resubmitted_standalone_sweep_runs_anew(project: Project) -> None:
+    project.write("sweep.yml", SWEEP)
+    first, _ = project.create("sweep.yml")
+    second, r = project.create("sweep.yml")
+    assert second["status"] == "Completed", r.stderr
+    assert "azureml.isreused" not in second["properties"]
+    assert second["properties"]["mlflow.runId"] != first["properties"]["mlflow.runId"]
+    assert second["properties"]["best_child_run_id"].startswith(second["name"])
+
+
 WRITER = """\
 import os, pathlib
 pathlib.Path("outputs/model").mkdir(parents=True, exist_ok=True)

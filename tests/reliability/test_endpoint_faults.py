@@ -91,6 +91,31 @@ def test_instances_answer_only_their_front_door(endpoint: dict) -> None:
     assert daemon_status(endpoint)["deployments"]["blue"]["instances"][0]["ready"]
 
 
+def test_bad_values_are_the_clients_400_never_a_500(endpoint: dict) -> None:
+    cases = {
+        "an int": b'{"data": 5}',
+        "a string": b'{"data": "abc"}',
+        "a 400-digit integer": b'{"data": [[' + b"9" * 400 + b"]]}",
+        "1e308 (a NaN prediction)": json.dumps({"data": [[1e308] * 10]}).encode(),
+    }
+    for what, body in cases.items():
+        conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)
+        conn.request(
+            "POST",
+            "/score",
+            body=body,
+            headers={
+                "Authorization": f"Bearer {endpoint['key']}",
+                "Content-Type": "application/json",
+            },
+        )
+        resp = conn.getresponse()
+        text = resp.read()
+        conn.close()
+        assert resp.status == 424, (what, resp.status, text)  # Azure's status for a model 4xx
+        assert resp.getheader("ms-azureml-model-error-statuscode") == "400", (what, text)
+
+
 def test_a_big_body_without_a_key_is_refused_unread(endpoint: dict) -> None:
     front = psutil.Process(daemon_status(endpoint)["pid"])
     before = front.memory_info().rss

@@ -135,15 +135,27 @@ def test_slow_senders_meet_the_head_and_body_deadlines(srv: Running) -> None:
         assert read_all(s).startswith(b"HTTP/1.1 408 ")
 
 
-def test_connections_beyond_the_cap_get_503(srv: Running) -> None:
-    held = [connect(srv.port) for _ in range(4)]
+def test_connections_beyond_the_cap_get_503_unless_one_is_idle(srv: Running) -> None:
+    idle = [connect(srv.port) for _ in range(4)]  # connected, nothing sent: idle
     try:
+        time.sleep(0.2)
+        with connect(srv.port) as s:  # an idle one makes room
+            s.sendall(b"GET / HTTP/1.1\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n")
+            assert read_all(s).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for c in idle:
+            c.close()
+    time.sleep(0.2)
+    slow = [connect(srv.port) for _ in range(4)]  # each in the middle of its headers
+    try:
+        for c in slow:
+            c.sendall(b"GET / HTTP/1.1\r\n")
         time.sleep(0.2)
         with connect(srv.port) as s:
             assert read_all(s).startswith(b"HTTP/1.1 503 ")
     finally:
-        for h in held:
-            h.close()
+        for c in slow:
+            c.close()
 
 
 def test_a_request_followed_by_junk_keeps_its_answer(srv: Running) -> None:

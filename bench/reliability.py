@@ -1,0 +1,595 @@
+"""Reliability figures of a local online endpoint (issue 20), on 127.0.0.1, bounded in time.
+
+    .venv/bin/python bench/reliability.py [--soak-seconds 20] [--examples 25] [--seed 20]
+                                          [--big-gib 1] [--json out.json]
+
+One run: the diabetes endpoint (blue, 2 instances x 2 workers) from the repository's YAML,
+then
+- bad inputs: hand-made malformed, oversized, slow and unauthenticated requests, one class
+  per row, each with the status it got (the front door must answer 4xx, never 5xx);
+- schemathesis over both of the deployment's swaggers (2.0 and 3.0, as azmlinfsrv serves
+  them) through the front door, with a fixed seed and example count: 5xx responses counted;
+- capacity (closed loop, 8 connections) and a soak at 70 % of it (open loop, fixed rate)
+  for --soak-seconds (20 s by default; pass more for a longer soak): requests lost;
+- kill under load: SIGKILL a gunicorn worker, an instance, then the front door, each while
+  load runs; errors while it was down and the seconds until requests succeed again;
+- a body of --big-gib GiB with and without a key, and the front door's RSS before and after;
+- the RSS of every process (front door, instances and their workers) before and after.
+Prints one table; the latest figures are in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "tests"))
+import serving  # noqa: E402
+
+ROW = serving.ROW
+BODY = json.dumps({"data": [ROW]}).encode()
+MB = 1024 * 1024
+rows: list[tuple[str, str, str, str]] = []  # (section, what, result, target)
+
+
+def row(section: str, what: str, result: Any, target: str = "", ok: bool | None = None) -> None:
+    mark = "" if ok is None else (" ok" if ok else " MISSED")
+    rows.append((section, what, str(result), target + mark))
+
+
+# -- raw HTTP ---------------------------------------------------------------------------------
+def raw_status(port: int, data: bytes, timeout: float = 30, pause: float = 0.0) -> str:
+    """Send `data` (in two halves `pause` seconds apart when set) and return the status."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            if pause:
+                half = len(data) // 2
+                s.sendall(data[:half])
+                time.sleep(pause)
+                data = data[half:]
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            if not head:
+                return "closed"
+            status = head.split(b" ", 2)[1].decode()
+            for line in head.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"ms-azureml-model-error-statuscode":
+                    status += f" (model {v.strip().decode()})"
+            if status == "200" and b"NaN" in head.split(b"\r\n\r\n", 1)[-1]:
+                status += " (body not JSON: NaN)"
+            return status
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def request(
+    method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+) -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    if body or method == "POST":
+        head += f"Content-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+
+def bad_inputs(port: int, key: str) -> int:
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    cases: dict[str, tuple[bytes, float]] = {
+        "no key": (request("POST", "/score", {}, BODY), 0),
+        "wrong key": (request("POST", "/score", {"Authorization": "Bearer nope"}, BODY), 0),
+        "basic auth": (request("POST", "/score", {"Authorization": "Basic eDp5"}, BODY), 0),
+        "not JSON": (request("POST", "/score", auth, b"{not json"), 0),
+        "empty body": (request("POST", "/score", auth, b""), 0),
+        "data: 5": (request("POST", "/score", auth, b'{"data": 5}'), 0),
+        'data: "abc"': (request("POST", "/score", auth, b'{"data": "abc"}'), 0),
+        "400-digit integer": (
+            request("POST", "/score", auth, b'{"data": [[' + b"9" * 400 + b"]]}"),
+            0,
+        ),
+        "1e308 values": (
+            request("POST", "/score", auth, json.dumps({"data": [[1e308] * 10]}).encode()),
+            0,
+        ),
+        "NaN value": (request("POST", "/score", auth, b'{"data": [[NaN,1,1,1,1,1,1,1,1,1]]}'), 0),
+        "nesting 100,000": (request("POST", "/score", auth, b"[" * 100_000 + b"]" * 100_000), 0),
+        "wrong row width": (request("POST", "/score", auth, b'{"data": [[1, 2]]}'), 0),
+        "unknown deployment": (
+            request("POST", "/score", {**auth, "azureml-model-deployment": "nope"}, BODY),
+            0,
+        ),
+        "GET /score": (request("GET", "/score", auth), 0),
+        "unknown path": (request("POST", "/nope", auth, BODY), 0),
+        "control path, no token": (request("POST", "/.amlocal/control/shutdown", {}, b""), 0),
+        "malformed request line": (b"GARBAGE\r\n\r\n", 0),
+        "bad chunked encoding": (
+            b"POST /score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            + f"Authorization: Bearer {key}\r\n\r\nzz\r\n".encode(),
+            0,
+        ),
+        "8 MB of headers": (request("POST", "/score", {**auth, "X-Big": "a" * 8 * MB}, BODY), 0),
+        "Content-Length 1 TB, no body": (
+            b"POST /score HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {key}\r\nContent-Length: {1 << 40}\r\n\r\n".encode(),
+            0,
+        ),
+        "upgrade: websocket": (
+            request("GET", "/score", {**auth, "Connection": "Upgrade", "Upgrade": "websocket"}),
+            0,
+        ),
+        "request then junk": (request("POST", "/score", auth, BODY) + b"\x00\x01junk\r\n\r\n", 0),
+        "slow headers (2 s pause)": (request("POST", "/score", auth, BODY), 2.0),
+    }
+    fives = 0
+    for name, (data, pause) in cases.items():
+        status = raw_status(port, data, pause=pause)
+        is5 = status.startswith("5")
+        fives += is5
+        good = not is5 and "model 5" not in status and "NaN" not in status
+        row("bad input", name, status, "4xx (model 4xx) or 200, never 5xx", good)
+    return fives
+
+
+# -- schemathesis -----------------------------------------------------------------------------
+def schemathesis(
+    port: int, key: str, inst_port: int, token: str, seed: int, examples: int, tmp: Path
+) -> int:
+    fives = 0
+    for version in (2, 3):
+        conn = http.client.HTTPConnection("127.0.0.1", inst_port, timeout=30)
+        conn.request(
+            "GET", f"/swagger.json?version={version}", headers={"x-amlocal-instance": token}
+        )
+        resp = conn.getresponse()
+        spec = json.loads(resp.read())
+        conn.close()
+        spec.pop("host", None)
+        spec.pop("servers", None)
+        spec.pop("schemes", None)
+        path = tmp / f"swagger{version}.json"
+        path.write_text(json.dumps(spec))
+        report = tmp / f"st{version}.ndjson"
+        t0 = time.monotonic()
+        r = subprocess.run(
+            [
+                str(serving.BIN / "st"),
+                "run",
+                str(path),
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "--seed",
+                str(seed),
+                "-n",
+                str(examples),
+                "--checks",
+                "not_a_server_error",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "30",
+                "--report",
+                "ndjson",
+                "--report-ndjson-path",
+                str(report),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp,  # its .schemathesis cache stays out of the repository
+        )
+        statuses = _ndjson_statuses(report)
+        n5 = sum(1 for s in statuses if s >= 500)
+        fives += n5
+        row(
+            "schemathesis",
+            f"swagger {version}.0, seed {seed}, {examples} examples/op",
+            f"{len(statuses)} requests, {n5} x 5xx, exit {r.returncode}, "
+            f"{time.monotonic() - t0:.0f} s",
+            "0 x 5xx",
+            n5 == 0,
+        )
+    return fives
+
+
+def _ndjson_statuses(path: Path) -> list[int]:
+    """Every response status recorded in a schemathesis ndjson report."""
+    out: list[int] = []
+    if not path.exists():
+        return out
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            resp = obj.get("response")
+            if isinstance(resp, dict) and isinstance(resp.get("status_code"), int):
+                out.append(resp["status_code"])
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    for line in path.read_text().splitlines():
+        try:
+            walk(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+# -- load ---------------------------------------------------------------------------------------
+async def _open_loop(port: int, key: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Requests at a fixed rate, whatever the answers' pace (a pool of keep-alive sockets)."""
+    req = request("POST", "/score", _auth(key), BODY).replace(b"Connection: close\r\n", b"")
+    pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    counts = {"sent": 0, "ok": 0, "non200": 0, "errors": 0}
+
+    async def one() -> None:
+        counts["sent"] += 1
+        try:
+            reader, writer = (
+                pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
+            )
+            writer.write(req)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+            await reader.readexactly(length)
+            status = int(head.split(b" ")[1])
+            counts["ok" if status == 200 else "non200"] += 1
+            pool.append((reader, writer))
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            counts["errors"] += 1
+
+    tasks = []
+    start = time.perf_counter()
+    n = int(rate * seconds)
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one()))
+    await asyncio.gather(*tasks)
+    for _, w in pool:
+        w.close()
+    counts["seconds"] = round(time.perf_counter() - start, 1)
+    return counts
+
+
+# -- processes ----------------------------------------------------------------------------------
+def processes(status: dict[str, Any]) -> dict[str, psutil.Process]:
+    procs = {"front door": psutil.Process(status["pid"])}
+    for dep, d in status["deployments"].items():
+        for i, inst in enumerate(d["instances"]):
+            if inst["pid"]:
+                p = psutil.Process(inst["pid"])
+                procs[f"{dep} instance {i}"] = p
+                for j, w in enumerate(p.children(recursive=True)):
+                    procs[f"{dep} instance {i} worker {j}"] = w
+    return procs
+
+
+def rss_mb(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    out = {}
+    for name, p in procs.items():
+        try:
+            out[name] = p.memory_info().rss / MB
+        except psutil.Error:
+            out[name] = float("nan")
+    return out
+
+
+def wait_ok(port: int, key: str, seconds: float = 90) -> float | None:
+    """Seconds until a request succeeds again, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if raw_status(port, request("POST", "/score", _auth(key), BODY), 5) == "200":
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def under_load(port: int, key: str, fault: Any, seconds: float = 6.0) -> tuple[dict, Any]:
+    """Run closed-loop load (4 connections) for `seconds` while `fault()` runs after 1 s."""
+    result: dict[str, Any] = {}
+
+    def go() -> None:
+        result.update(
+            serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 4, seconds)
+        )
+
+    t = threading.Thread(target=go)
+    t.start()
+    time.sleep(1.5)
+    out = fault()
+    t.join()
+    return result, out
+
+
+def big_body(port: int, key: str | None, size: int, chunked: bool = False) -> tuple[str, float]:
+    """Stream `size` bytes of body; the status and how long until it came."""
+    headers = f"Authorization: Bearer {key}\r\n" if key else ""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+    head = f"POST /score HTTP/1.1\r\nHost: x\r\n{headers}{framing}\r\n\r\n".encode()
+    chunk = (b"%x\r\n" % MB + b"0" * MB + b"\r\n") if chunked else b"0" * MB
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(head)
+            sent = 0
+            s.setblocking(False)
+            answer = b""
+            pending = memoryview(chunk)
+            while sent < size:
+                try:
+                    answer += s.recv(65536)
+                    if answer:
+                        break
+                except BlockingIOError:
+                    pass
+                try:
+                    n = s.send(pending)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                    continue
+                except OSError:
+                    break
+                sent += n
+                pending = pending[n:] if n < len(pending) else memoryview(chunk)
+            s.setblocking(True)
+            s.settimeout(60)
+            while b"\r\n" not in answer:
+                more = s.recv(65536)
+                if not more:
+                    break
+                answer += more
+            status = answer.split(b" ", 2)[1].decode() if answer else "closed"
+    except OSError as exc:
+        status = type(exc).__name__
+    return f"{status} after {sent / MB:.0f} MiB", time.monotonic() - t0
+
+
+def slowloris(port: int, key: str) -> None:
+    """Hundreds of held connections: idle ones must not lock a client out; slow senders are
+    cut at the header deadline."""
+    valid = request("POST", "/score", _auth(key), BODY)
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(600)]
+    try:
+        time.sleep(0.5)
+        got = raw_status(port, valid, 10)
+        row("fault", "600 idle connections held, then a request", got, "200", got == "200")
+    finally:
+        for c in idle:
+            c.close()
+    time.sleep(0.5)
+    slow = []
+    for _ in range(550):
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        slow.append(c)
+    try:
+        time.sleep(0.5)
+        during = raw_status(port, valid, 10)
+        rec = wait_ok(port, key, 60)
+        row(
+            "fault",
+            "550 slow-header connections, then requests",
+            f"{during} at once; 200 again after {rec:.1f} s" if rec is not None else during,
+            "503 then recovered at the header deadline",
+            rec is not None,
+        )
+    finally:
+        for c in slow:
+            c.close()
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--soak-seconds", type=float, default=20.0)
+    ap.add_argument("--examples", type=int, default=25, help="schemathesis examples per operation")
+    ap.add_argument("--seed", type=int, default=20)
+    ap.add_argument("--big-gib", type=float, default=1.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="amlocal-reliability-"))
+    home = tmp / "home"
+    os.environ["AMLOCAL_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    import online_support as s
+
+    from amlocal.endpoints import keys as keyfile
+    from amlocal.endpoints import online, paths
+    from amlocal.workspace import Workspace
+
+    ws = Workspace()
+    model, X = s.fit_model()
+    s.register(ws, s.save_model(model, X, tmp / "model"))
+    s.register_score_env(ws)
+    cfg = s.ENDPOINT_DIR
+    sets = [
+        "--set",
+        "instance_count=2",
+        "--set",
+        "request_settings.max_concurrent_requests_per_instance=8",
+    ]
+    t_all = time.monotonic()
+    try:
+        serving.amlocal(home, "online-endpoint", "create", "-f", str(cfg / "endpoint.yml"))
+        serving.amlocal(
+            home, "online-deployment", "create", "-f", str(cfg / "blue.yml"), "--all-traffic", *sets
+        )
+        _, show = serving.amlocal(home, "online-endpoint", "show", "-n", "diabetes")
+        port = int(json.loads(show.stdout)["scoring_uri"].split(":")[2].split("/")[0])
+        keys = keyfile.read(paths.keys_file(home, "diabetes"))
+        key = keys["primaryKey"]
+        status = online.control(ws, "diabetes", "status")
+        start_rss = rss_mb(processes(status))
+
+        fives = bad_inputs(port, key)
+        inst_port = status["deployments"]["blue"]["instances"][0]["port"]
+        direct = raw_status(inst_port, request("POST", "/score", {}, BODY))
+        row("bad input", "instance port, no front door", direct, "401", direct == "401")
+        fives += schemathesis(port, key, inst_port, keys["instance"], args.seed, args.examples, tmp)
+
+        cap = serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 8, 5.0)
+        row(
+            "load",
+            "capacity (closed loop, 8 connections)",
+            f"{cap['rps']:.0f} req/s, {cap['errors']} errors",
+        )
+        rate = 0.7 * cap["rps"]
+        soak = asyncio.run(_open_loop(port, key, rate, args.soak_seconds))
+        lost = soak["sent"] - soak["ok"]
+        row(
+            "load",
+            f"soak at 70 % ({rate:.0f} req/s) for {soak['seconds']} s",
+            f"{soak['sent']} sent, {soak['ok']} ok, {lost} lost",
+            "0 lost",
+            lost == 0,
+        )
+
+        slowloris(port, key)
+
+        # kill under load
+        procs = processes(online.control(ws, "diabetes", "status"))
+        worker = next(p for n, p in procs.items() if "worker" in n)
+
+        def kill_worker() -> float | None:
+            worker.send_signal(signal.SIGKILL)
+            return wait_ok(port, key)
+
+        res, rec = under_load(port, key, kill_worker)
+        row(
+            "fault",
+            "SIGKILL a gunicorn worker",
+            f"{res.get('errors')} errors {res.get('error_kinds')}; recovered in {rec:.1f} s"
+            if rec is not None
+            else "not recovered",
+            "recovered",
+            rec is not None,
+        )
+
+        inst = psutil.Process(
+            online.control(ws, "diabetes", "status")["deployments"]["blue"]["instances"][0]["pid"]
+        )
+
+        def kill_instance() -> float | None:
+            os.killpg(inst.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 90:
+                st = online.control(ws, "diabetes", "status")["deployments"]["blue"]["instances"]
+                if all(i["ready"] for i in st) and inst.pid not in [i["pid"] for i in st]:
+                    return time.monotonic() - t0
+                time.sleep(0.1)
+            return None
+
+        res, rec = under_load(port, key, kill_instance, seconds=8.0)
+        row(
+            "fault",
+            "SIGKILL an instance (process group)",
+            f"{res.get('errors')} errors {res.get('error_kinds')}; restarted and ready in {rec:.1f} s"
+            if rec is not None
+            else "not recovered",
+            "recovered",
+            rec is not None,
+        )
+
+        def kill_front_door() -> float | None:
+            pid = online.control(ws, "diabetes", "status")["pid"]
+            os.kill(pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            serving.amlocal(home, "online-endpoint", "show", "-n", "diabetes")
+            ok = wait_ok(port, key)
+            return None if ok is None else time.monotonic() - t0
+
+        res, rec = under_load(port, key, kill_front_door, seconds=8.0)
+        row(
+            "fault",
+            "SIGKILL the front door, then `show`",
+            f"{res.get('errors')} errors {res.get('error_kinds')}; serving again in {rec:.1f} s"
+            if rec is not None
+            else "not recovered",
+            "recovered",
+            rec is not None,
+        )
+
+        # big bodies and memory
+        status = online.control(ws, "diabetes", "status")
+        front = psutil.Process(status["pid"])
+        before = front.memory_info().rss / MB
+        size = int(args.big_gib * 1024 * MB)
+        for label, k, chunked in (
+            ("no key", None, False),
+            ("valid key", key, False),
+            ("valid key, chunked (no length)", key, True),
+        ):
+            got, took = big_body(port, k, size, chunked)
+            row(
+                "memory",
+                f"{args.big_gib:g} GiB body, {label}",
+                f"{got} in {took:.1f} s",
+                "401 / 413 early",
+            )
+        time.sleep(1.0)
+        after = front.memory_info().rss / MB
+        row(
+            "memory",
+            "front door RSS before -> after the big bodies",
+            f"{before:.0f} -> {after:.0f} MB",
+            "within 50 MB",
+            after - before < 50,
+        )
+        end_rss = rss_mb(processes(status))
+        for name in sorted(set(start_rss) | set(end_rss)):
+            a, b = start_rss.get(name), end_rss.get(name)
+            fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+            row("rss", name, f"{fmt(a)} -> {fmt(b)} MB (start -> end; restarted processes are new)")
+        row("5xx", "from the front door (bad inputs + schemathesis)", fives, "0", fives == 0)
+    finally:
+        serving.amlocal(home, "online-endpoint", "delete", "-n", "diabetes", "--yes")
+    width = max(len(r[1]) for r in rows)
+    print(f"\n{'section':12s} {'what':{width}s}  result  [target]")
+    for sec, what, result, target in rows:
+        print(f"{sec:12s} {what:{width}s}  {result}" + (f"  [{target}]" if target else ""))
+    print(f"\ntotal {time.monotonic() - t_all:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
