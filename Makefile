@@ -122,3 +122,12 @@ invoke: setup
 # signals table. NO_SHIFT=1 sends unshifted rows to green instead: no drift.
 monitor: setup
 	AML="$(AML)" $(BIN)/python scripts/monitor.py $(if $(NO_SHIFT),--no-shift)
+
+# A new project from this repository as it is now (copier; docs/bring-your-own-code.md):
+#   make new-project NAME=churn [DEST=../churn] [TASK=classification] [DATA=f.csv TARGET=col]
+#   [EXAMPLES=digits]. Exit 2, nothing written, on a bad NAME, DATA, TARGET or non-empty DEST.
+.PHONY: new-project
+new-project: setup
+	@test -d newproject || { echo "make new-project: no newproject/ here (a generated project); run it in the template repository" >&2; exit 2; }
+	$(BIN)/python -m newproject --name "$(NAME)" --dest "$(DEST)" --task "$(TASK)" \
+	  --data "$(DATA)" --target "$(TARGET)" --examples "$(EXAMPLES)"

@@ -167,6 +167,8 @@ def answers(project: Project) -> dict[str, Any]:
         "target": project.target,
         "features": [str(c) for c in project.features],
         "sample_rows": [[_number(v) for v in row] for row in rows],
+        # write_data's batch files, or the diabetes batch folder (every row of the data)
+        "batch_rows": min(len(project.frame), BATCH_ROWS) if project.data else len(project.frame),
     }
 
 

@@ -60,8 +60,8 @@ def to_template(source: str, path: str | None) -> str:
     """The source as a Jinja template: literal text in raw blocks, declared names as Jinja."""
     if RAW_END.search(source):
         raise ValueError(f"{path or source!r}: contains a Jinja 'endraw' tag; cannot be templated")
-    pattern = None if path is not None and is_verbatim(path) else _pattern(mapping_for(path))
-    mapping = mapping_for(path)
+    mapping = {} if path is not None and is_verbatim(path) else mapping_for(path)
+    pattern = _pattern(mapping)
     out: list[str] = []
     pos = 0
     for match in pattern.finditer(source) if pattern else ():
