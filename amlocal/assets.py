@@ -184,22 +184,28 @@ def create_component(
     ws: Workspace, path: Path, overrides: list[dict] | None = None
 ) -> dict[str, Any]:
     from amlocal import loader
-    from amlocal.snapshot import materialize, snapshot_digest
+    from amlocal.snapshot import absolute_includes, materialize, snapshot_digest
 
     info = loader.validated(
-        "component", path, overrides, lambda e: {"dict": e._to_dict(), "version": e.version}
+        "component",
+        path,
+        overrides,
+        lambda e: {"dict": e._to_dict(), "version": e.version, "includes": absolute_includes(e)},
+        tag="-inc",
     )
     d = info["dict"]
+    includes = info.get("includes") or []  # merged into the snapshot, as Azure uploads it
+    d.pop("additional_includes", None)
     code = d.get("code")
     identity = text_digest(_stable({k: v for k, v in d.items() if k != "code"}))
     if code and not str(code).startswith(("azureml:", "http")):
         code_path = Path(code) if Path(code).is_absolute() else (path.parent / code)
-        digest = snapshot_digest(code_path.resolve(), ws.store)
+        digest = snapshot_digest(code_path.resolve(), ws.store, includes)
         dest = ws.home / "snapshots" / digest[:32]
         if not dest.exists():
             tmp = dest.with_name(dest.name + ".partial")
             shutil.rmtree(tmp, ignore_errors=True)
-            materialize(code_path.resolve(), tmp)
+            materialize(code_path.resolve(), tmp, includes)
             tmp.rename(dest)
         d["code"] = str(dest)
         identity = text_digest(identity, digest)
@@ -255,7 +261,7 @@ def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
 def registered_model_files(ws: Workspace, name: str, version: str) -> Path:
     """A registered model version's files, downloaded once into the workspace (Azure mounts
     them); concurrent first downloads each use their own partial folder."""
-    dest = ws.home / "models" / name / version
+    dest = ws.under("models", name, version)
     if dest.exists():
         return dest
     from amlocal import tracking

@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return 130
+    except UnicodeDecodeError as exc:  # a YAML file (or one it references) that is not UTF-8
+        where = getattr(args, "file", None) or "an input file"
+        sys.stderr.write(f"ERROR: {where} (or a file it references) is not UTF-8 text: {exc}\n")
+        return 2
     code = 0
     if isinstance(result, tuple):
         result, code = result

@@ -3,11 +3,18 @@
 Records are JSON documents keyed by (kind, name, version). SQLite in WAL mode with
 `BEGIN IMMEDIATE` for read-modify-write gives atomic updates across processes, so two
 jobs (or a job and a `job cancel` from another shell) never corrupt each other.
+
+A store is created whole (schema in a temporary file, then linked into place), so a store
+file that exists but is empty, is not SQLite, or lacks the schema is damage, not a new
+workspace: it is refused with a message naming the file and what to do, instead of being
+silently replaced by an empty one (or failing with a raw sqlite traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -15,6 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from amlocal import names
+from amlocal.errors import AmlocalError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -36,6 +46,37 @@ CREATE TABLE IF NOT EXISTS cache (
 """
 
 
+class StoreDamaged(AmlocalError):
+    """A state database exists but is empty, unreadable or without its schema."""
+
+
+def require_schema(path: Path, table: str, what: str) -> None:
+    """Refuse `path` unless it is an SQLite database holding `table`."""
+    advice = (
+        f"{what} {path} is {{}}; amlocal will not replace it with an empty one. Move it aside "
+        f"(keep a copy if it matters) and run again to start afresh, or `make clean` to "
+        f"remove the whole local workspace."
+    )
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StoreDamaged(advice.format(f"unreadable ({exc.strerror})")) from None
+    if size == 0:
+        raise StoreDamaged(advice.format("empty (0 bytes)"))
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            found = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise StoreDamaged(advice.format(f"not a readable SQLite database ({exc})")) from None
+    if not found:
+        raise StoreDamaged(advice.format(f"missing its '{table}' table"))
+
+
 class Store:
     """JSON records in SQLite, safe for concurrent processes."""
 
@@ -43,7 +84,34 @@ class Store:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn.executescript(_SCHEMA)
+        if not path.exists():
+            self._create()
+        require_schema(path, "records", "the workspace store")
+        try:
+            self._conn.executescript(_SCHEMA)  # tables added since the store was made
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamaged(
+                f"the workspace store {path} cannot be used ({exc}); move it aside or "
+                f"`make clean` to start afresh"
+            ) from None
+
+    def _create(self) -> None:
+        """Build the schema in a private file and link it into place: no other process ever
+        sees a half-made store, and a racing creator's store is kept."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            con = sqlite3.connect(tmp)
+            try:
+                con.executescript(_SCHEMA)
+                con.commit()
+            finally:
+                con.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -83,6 +151,7 @@ class Store:
         version: str = "",
         parent: str | None = None,
     ) -> None:
+        names.record(kind, name, version)
         now = time.time()
         with self.transaction() as c:
             c.execute(
@@ -94,6 +163,7 @@ class Store:
 
     def insert_new(self, kind: str, name: str, data: dict[str, Any], *, version: str = "") -> bool:
         """Insert only if absent; False when the record exists (names and versions are immutable)."""
+        names.record(kind, name, version)
         now = time.time()
         with self.transaction() as c:
             cur = c.execute(

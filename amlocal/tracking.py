@@ -48,6 +48,7 @@ def client(ws: Workspace) -> Any:
     uri = ws.mlflow_tracking_uri
     with _lock:
         if uri not in _clients:
+            _check_local_store(ws, uri)
             from mlflow.tracking import MlflowClient
 
             for noisy in ("mlflow", "mlflow.store.db.utils", "alembic"):
@@ -172,6 +173,16 @@ class _SqliteRuns:
         return {str(v): (loc or src or "") for v, loc, src in rows}
 
 
+def _check_local_store(ws: Workspace, uri: str) -> None:
+    """The workspace's own MLflow store, once it exists, must hold MLflow's schema: an
+    emptied or damaged mlflow.db is refused, not silently made a new empty registry."""
+    db = _sqlite_path(uri)
+    if db is not None and db.exists() and db.resolve() == (ws.home / "mlflow.db").resolve():
+        from amlocal.store import require_schema
+
+        require_schema(db, "experiments", "the MLflow tracking store")
+
+
 def _sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///") or "?" in uri:
         return None
@@ -191,6 +202,7 @@ def _fast(ws: Workspace) -> _SqliteRuns | None:
                 _new_store(ws, db)
             except (OSError, sqlite3.Error) as exc:  # a read-only cache, say: MLflow makes it
                 logging.getLogger(__name__).debug("no store from the template: %s", exc)
+        _check_local_store(ws, uri)
         if db is not None and db.is_file() and _revision(db) == SCHEMA_REVISION:
             direct = _SqliteRuns(db)
         _direct[uri] = direct  # None is retried next time: the store may exist by then
@@ -382,6 +394,12 @@ def end_run(ws: Workspace, run_id: str, status: str) -> None:
     if direct and direct.terminate(run_id, mlflow_status):
         return
     client(ws).set_terminated(run_id, mlflow_status)
+
+
+def run_artifact_dir(ws: Workspace, run_id: str) -> Path | None:
+    """The run's artifact folder when the store is the workspace's own (local) one."""
+    direct = _fast(ws)
+    return direct.artifact_dir(run_id) if direct else None
 
 
 def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:

@@ -16,9 +16,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from amlocal import names
 from amlocal.store import Store
 
 DEFAULT_DATASTORE = "workspaceblobstore"
+# The datastores (and folders) an Azure ML workspace starts with, so a datastore path such as
+# azureml://datastores/workspaceblobstore/paths/azureml resolves before anything has run.
+INITIAL_FOLDERS = (
+    "workspaceblobstore/azureml",
+    "workspacefilestore",
+    "workspaceartifactstore",
+    "workspaceworkingdirectory",
+)
 WORKSPACE_NAME = "local"
 # The ARM prefix of every local resource id (Azure's shape, with "local" placeholders).
 ARM_PREFIX = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
@@ -40,6 +49,9 @@ class Workspace:
     home: Path = field(default_factory=home_dir)
 
     def __post_init__(self) -> None:
+        if not (self.home / "datastores" / INITIAL_FOLDERS[0]).is_dir():
+            for folder in INITIAL_FOLDERS:
+                (self.home / "datastores" / folder).mkdir(parents=True, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
 
     @cached_property
@@ -59,14 +71,18 @@ class Workspace:
     def mlflow_artifact_root(self) -> Path:
         return self.home / "mlartifacts"
 
+    def under(self, *parts: str) -> Path:
+        """A state path under the workspace home; names that would leave it are refused."""
+        return names.under(self.home, *parts)
+
     def datastore_dir(self, datastore: str = DEFAULT_DATASTORE) -> Path:
-        return self.home / "datastores" / datastore
+        return self.under("datastores", datastore)
 
     def job_dir(self, job_name: str) -> Path:
-        return self.home / "jobs" / job_name
+        return self.under("jobs", job_name)
 
     def env_dir(self, digest: str) -> Path:
-        return self.home / "envs" / digest
+        return self.under("envs", digest)
 
     def arm_id(self, path: str = "") -> str:
         """The resource id of the workspace, or of `path` (e.g. "jobs/x") inside it."""

@@ -169,7 +169,7 @@ def test_pipeline_bindings_resolve_with_matching_types() -> None:
             assert scope == "outputs"
             assert spec["outputs"][ref]["type"] == component.outputs[name].type
             checked += 1
-    assert checked == 20  # 18 input and 2 output bindings: none silently skipped
+    assert checked == 22  # 20 input and 2 output bindings: none silently skipped
 
 
 def test_binding_check_catches_a_typo() -> None:

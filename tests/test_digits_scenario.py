@@ -88,7 +88,10 @@ def _pad(img: Image.Image, side: int) -> Image.Image:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("digits") / ".amlocal"
-    env = {**os.environ, "AMLOCAL_HOME": str(home)}
+    # The URL tests serve images from 127.0.0.1 and a file under data/digits: both need the
+    # scoring script's opt-in settings (refused by default), which the instances inherit.
+    reach = {"DIGITS_ALLOW_PRIVATE_URLS": "1", "DIGITS_FILE_ROOT": str(DIGITS)}
+    env = {**os.environ, "AMLOCAL_HOME": str(home), **reach}
     env.pop("MLFLOW_TRACKING_URI", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -101,7 +104,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             timeout=600,
         )
 
-    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
+    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI", *reach)}
     try:
         for args in (
             ("data", "create", "-f", "data/digits.yml"),
@@ -125,6 +128,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             for c in json.loads(cli("job", "list", "--parent-job-name", job["name"]).stdout or "[]")
         }
         os.environ["AMLOCAL_HOME"] = str(home)
+        os.environ.update(reach)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         yield {"home": home, "job": job, "steps": steps, "cli": cli}
     finally:
@@ -248,8 +252,8 @@ def test_bad_input_gets_a_400_naming_the_problem(trained: dict[str, Any], http_r
         "cannot decode image": {"image": base64.b64encode(b"definitely not a png").decode()},
         "not valid base64": {"image": "***"},
         "larger than": {"image": "A" * (3 * 1024 * 1024)},
-        "unreachable": {"url": f"http://127.0.0.1:{closed}/x.png"},
-        "HTTP 404": {"url": f"{http_root}/no/such.png"},
+        "cannot fetch the URL": {"url": f"http://127.0.0.1:{closed}/x.png"},
+        "cannot fetch the URL (": {"url": f"{http_root}/no/such.png"},
         "scheme 'ftp'": {"url": "ftp://example.com/x.png"},
         "exactly one of 'image' or 'url'": {"picture": good},
         "request[1]": [{"image": good}, {"image": "bm9wZQ=="}],

@@ -33,6 +33,11 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     )
     p.set_defaults(func=create)
 
+    p = verbs.add_parser("validate", help="Validate a job YAML file without running it.")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=validate)
+
     p = verbs.add_parser("show", help="Show a job.")
     p.add_argument("-n", "--name", required=True)
     p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
@@ -101,6 +106,13 @@ def create(args: argparse.Namespace) -> Any:
             _web_view(ws, _get(ws, name))
         return public(_get(ws, name))
     return _run_streaming(ws, name)
+
+
+def validate(args: argparse.Namespace) -> Any:
+    from amlocal import loader
+    from amlocal.jobs import dryrun
+
+    return dryrun.validate_job(Workspace(), Path(args.file), loader.parse_set(args.set))
 
 
 def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
@@ -269,7 +281,7 @@ def download(args: argparse.Namespace) -> Any:
             )
         names = [args.output_name]
     elif args.all:
-        names = list(outputs)
+        names = [n for n in outputs if n != "artifacts"]  # the default output: artifacts/
     for n in names:
         src = Path(outputs[n]["local_path"])
         target = dest / "named-outputs" / n

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -42,8 +43,12 @@ def reap_stale(state_dir: Path) -> None:
     """Stop instances a previous daemon left behind (it was SIGKILLed, say)."""
     f = state_dir / "instances.json"
     with contextlib.suppress(OSError, ValueError):
-        for pid in json.loads(f.read_text()):
-            if _ours(pid, LOOPBACK_MODULE):
+        pids = json.loads(f.read_text())
+        if not isinstance(pids, list):  # damaged: nothing to reap, and nothing to fail on
+            f.unlink()
+            return
+        for pid in pids:
+            if isinstance(pid, int) and pid > 0 and _ours(pid, LOOPBACK_MODULE):
                 stop_group(pid)
 
 
@@ -53,8 +58,14 @@ class Daemon:
         self.endpoint = endpoint
         self.dir = paths.endpoint_dir(home, endpoint)
         self.store = Store(home / "store.db")
-        self.keys = keyfile.read(paths.keys_file(home, endpoint))
-        self.door = FrontDoor(Table(), self.keys["control"], self.control)
+        self.keys = keyfile.with_instance_token(paths.keys_file(home, endpoint))
+        # The keys and traffic are loaded before the first request is read: a restarting
+        # front door must not answer a valid key with 401 while its instances start.
+        ep, _ = self._records()
+        self.door = FrontDoor(
+            self._table(ep, {}), self.keys["control"], self.control, self.keys["instance"]
+        )
+        self.door.loaded.clear()
         self.deployments: dict[str, dict[str, Any]] = {}  # name -> {"digest", "state", "error"}
         self.lock = asyncio.Lock()
         self.server: Server | None = None
@@ -87,7 +98,7 @@ class Daemon:
         rt = rec["_runtime"]
         log_dir = paths.deployment_dir(self.home, self.endpoint, name)
         insts = [
-            Instance(name, i, rt, log_dir / f"instance-{i}.log")
+            Instance(name, i, rt, log_dir / f"instance-{i}.log", token=self.keys["instance"])
             for i in range(rt["instance_count"])
         ]
         route = Route(
@@ -114,9 +125,7 @@ class Daemon:
     def _save_pids(self) -> None:
         pids = [i.pid for r in self.door.table.routes.values() for i in r.instances if i.pid]
         pids += [i.pid for r in self._pending for i in r.instances if i.pid]
-        tmp = self.dir / "instances.json.tmp"
-        tmp.write_text(json.dumps(pids))
-        tmp.replace(self.dir / "instances.json")
+        paths.write_state(self.dir / "instances.json", pids)
 
     async def reload(self) -> dict[str, Any]:
         """Bring running deployments in line with the store; wait for new ones to be ready."""
@@ -176,6 +185,8 @@ class Daemon:
         if verb == "status":
             async with self.lock:  # waits for a reload (start-up included) in progress
                 return 200, self.status()
+        if verb == "pid":  # who holds this port: answered at once, even during a reload
+            return 200, {"pid": os.getpid(), "endpoint": self.endpoint}
         if verb == "reload":
             return 200, await self.reload()
         if verb == "shutdown":
@@ -201,7 +212,7 @@ class Daemon:
                         self._spawn_restart(route, inst, f"exited with code {inst.proc.returncode}")
                         continue
                     if not inst.ready:  # refused a request: ready again once a probe passes
-                        if await http_get_ok(inst.port, timeout=1.0):
+                        if await http_get_ok(inst.port, timeout=1.0, token=inst.token):
                             inst.ready = True
                             route.notify()
                         continue
@@ -210,7 +221,7 @@ class Daemon:
                     if now - last_probe.get(id(inst), 0) < s["period"]:
                         continue
                     last_probe[id(inst)] = now
-                    if await http_get_ok(inst.port, timeout=s["timeout"]):
+                    if await http_get_ok(inst.port, timeout=s["timeout"], token=inst.token):
                         inst.failures = 0
                     else:
                         inst.failures += 1
@@ -238,11 +249,18 @@ class Daemon:
 
     # -- main ------------------------------------------------------------------------
     async def serve(self, sock: socket.socket) -> None:
-        self.server = Server(self.door.handle)
+        self.server = Server(self.door.handle, self.door.precheck)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):  # stop gracefully: instances go too
             loop.add_signal_handler(sig, self.server.stop)
-        reload_task = asyncio.ensure_future(self.reload())
+
+        async def first_load() -> None:
+            try:
+                await self.reload()
+            finally:
+                self.door.loaded.set()
+
+        reload_task = asyncio.ensure_future(first_load())
         supervisor = asyncio.ensure_future(self.supervise())
         try:
             await self.server.serve(sock)
@@ -261,12 +279,24 @@ def _stop_all(route: Route) -> None:
         inst.stop()
 
 
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open files to the hard one: every connection and upstream
+    request holds a descriptor, and the default soft limit (often 1024) is what a flood of
+    idle connections exhausts first. Returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def main(argv: list[str]) -> None:
     home, endpoint, port = Path(argv[0]), argv[1], int(argv[2])
     if os.fork() > 0:  # the CLI reaps this parent at once; init adopts the daemon
         os._exit(0)
+    raise_descriptor_limit()
     state_dir = paths.endpoint_dir(home, endpoint)
-    reap_stale(state_dir)
     # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto says TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK
     # (the uvicorn multi-worker bug in serving.md, section 2).
@@ -278,10 +308,12 @@ def main(argv: list[str]) -> None:
         print(f"amlocal: cannot bind 127.0.0.1:{port}: {exc}", flush=True)
         sys.exit(1)
     sock.listen(2048)
-    info = {"pid": os.getpid(), "port": port, "started": time.time()}
-    tmp = state_dir / "daemon.json.tmp"
-    tmp.write_text(json.dumps(info))
-    tmp.replace(state_dir / "daemon.json")
+    # Only the process that holds the port may reap: a second daemon started by mistake (its
+    # daemon.json lost, say) fails to bind above and leaves the live one's instances alone.
+    reap_stale(state_dir)
+    paths.write_state(
+        state_dir / "daemon.json", {"pid": os.getpid(), "port": port, "started": time.time()}
+    )
     print(f"amlocal: endpoint {endpoint} front door on http://127.0.0.1:{port}", flush=True)
     import uvloop
 

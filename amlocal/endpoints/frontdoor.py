@@ -12,6 +12,7 @@ per upstream request keeps the added cost small next to azmlinfsrv's own (servin
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import random
 import re
@@ -24,6 +25,7 @@ from amlocal.endpoints.keys import bearer_ok
 from amlocal.endpoints.listener import Headers, Request, Response
 
 CONTROL_PREFIX = "/.amlocal/control/"
+STARTING_WAIT_S = 120.0
 # Request headers the front door consumes or rewrites instead of passing on.
 _DROP_REQUEST = {
     b"host",
@@ -38,6 +40,7 @@ _DROP_REQUEST = {
     b"x-request-id",
     b"x-ms-client-request-id",
     b"azureml-model-deployment",
+    b"x-amlocal-instance",
 }
 _DROP_RESPONSE = {
     b"connection",
@@ -120,12 +123,36 @@ class FrontDoor:
     """The request handler. `table` is swapped by the daemon; `control` serves
     /.amlocal/control/."""
 
-    def __init__(self, table: Table, control_token: str, control: Control) -> None:
+    def __init__(
+        self, table: Table, control_token: str, control: Control, instance_token: str = ""
+    ) -> None:
         self.table = table
         self._control_token = control_token.encode()
+        # Sent on every request to an instance, which refuses requests without it.
+        self._instance_line = (
+            b"x-amlocal-instance: " + instance_token.encode() if instance_token else b""
+        )
         self._control = control
         self._background: set[asyncio.Task] = set()
         self.mirrored = 0
+        # Set once the deployments are loaded: a request that arrives while the daemon starts
+        # waits for them (a valid key is never answered 401, nor a routed request 404).
+        self.loaded = asyncio.Event()
+        self.loaded.set()  # the daemon clears it until its first reload is done
+
+    def precheck(self, method: str, path: str, headers: dict[bytes, bytes]) -> Response | None:
+        """The key check, done by the listener when the headers arrive: a request without a
+        valid key is answered 401 before its body is read."""
+        if path.startswith(CONTROL_PREFIX):
+            if not hmac.compare_digest(headers.get(b"x-amlocal-control", b""), self._control_token):
+                return _json(401, "Unauthorized", [])
+            return None
+        table = self.table
+        if table.auth_mode == "key" and not bearer_ok(headers.get(b"authorization"), table.keys):
+            return _json(
+                401, "Unauthorized: missing or invalid key", [(b"x-request-id", _request_id())]
+            )
+        return None
 
     async def handle(self, req: Request) -> Response:
         headers = req.headers
@@ -140,6 +167,13 @@ class FrontDoor:
         table = self.table
         if table.auth_mode == "key" and not bearer_ok(headers.get(b"authorization"), table.keys):
             return _json(401, "Unauthorized: missing or invalid key", extra)
+        if not self.loaded.is_set():
+            try:
+                async with asyncio.timeout(STARTING_WAIT_S):
+                    await self.loaded.wait()
+            except TimeoutError:
+                return _json(503, "The endpoint is starting; retry shortly", extra)
+            table = self.table
         named = headers.get(b"azureml-model-deployment")
         if named:
             name = named.decode("latin-1").strip()
@@ -159,7 +193,7 @@ class FrontDoor:
         extra.append((b"azureml-model-deployment", name.encode()))
         if route.inflight >= route.max_inflight:
             return _json(429, "Too many pending requests for this deployment", extra)
-        head = _request_head(req, request_id, client_id)
+        head = _request_head(req, request_id, client_id, self._instance_line)
         if not named and table.mirror is not None:
             mname, pct = table.mirror
             mroute = table.routes.get(mname)
@@ -204,8 +238,6 @@ class FrontDoor:
         task.add_done_callback(self._background.discard)
 
     async def _handle_control(self, req: Request) -> Response:
-        import hmac
-
         token = req.headers.get(b"x-amlocal-control", b"")
         if not hmac.compare_digest(token, self._control_token):
             return _json(401, "Unauthorized", [])
@@ -225,7 +257,9 @@ _V4_MASK = ~(0xF000 << 64 | 0xC000 << 48) & ((1 << 128) - 1)
 _V4_BITS = 0x4000 << 64 | 0x8000 << 48
 
 
-def _request_head(req: Request, request_id: bytes, client_id: bytes | None) -> bytes:
+def _request_head(
+    req: Request, request_id: bytes, client_id: bytes | None, instance_line: bytes = b""
+) -> bytes:
     target = req.path.encode("latin-1")
     if req.query:
         target += b"?" + req.query.encode("latin-1")
@@ -234,6 +268,8 @@ def _request_head(req: Request, request_id: bytes, client_id: bytes | None) -> b
     lines.append(b"x-request-id: " + request_id)
     if client_id:
         lines.append(b"x-ms-client-request-id: " + client_id)
+    if instance_line:
+        lines.append(instance_line)
     lines.append(b"content-length: " + str(len(req.body)).encode())
     lines.append(b"connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -68,18 +68,24 @@ def stop_group(pgid: int, proc: subprocess.Popen | None = None, grace: float = 5
             time.sleep(0.01)
 
 
-async def http_get_ok(port: int, path: str = "/", timeout: float = 2.0) -> bool:
+# The header that proves a request comes from the endpoint's front door (or its probes).
+TOKEN_HEADER = "x-amlocal-instance"
+TOKEN_ENV = "AMLOCAL_INSTANCE_TOKEN"
+
+
+async def http_get_ok(port: int, path: str = "/", timeout: float = 2.0, token: str = "") -> bool:
     """One probe: GET on the instance answered with 200 within `timeout`."""
     try:
-        return await asyncio.wait_for(_get_status(port, path), timeout) == b"200"
+        return await asyncio.wait_for(_get_status(port, path, token), timeout) == b"200"
     except (TimeoutError, OSError):
         return False
 
 
-async def _get_status(port: int, path: str) -> bytes:
+async def _get_status(port: int, path: str, token: str = "") -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        auth = f"{TOKEN_HEADER}: {token}\r\n" if token else ""
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode())
         line = await reader.readline()
         parts = line.split(b" ", 2)
         return parts[1] if len(parts) > 1 else b""
@@ -101,6 +107,7 @@ class Instance:
     restarts: int = 0
     started_at: float = 0.0
     failures: int = field(default=0)
+    token: str = ""  # the endpoint's instance token (keys.json): required on every request
 
     @property
     def pid(self) -> int | None:
@@ -120,6 +127,7 @@ class Instance:
             PYTHONUNBUFFERED="1",
         )
         env.pop("AMLOCAL_CONTROL", None)
+        env[TOKEN_ENV] = self.token
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- amlocal: starting instance {self.index} on port {self.port}\n".encode())
@@ -175,7 +183,7 @@ class Instance:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 return f"instance {self.index} exited with code {code}:\n{tail(self.log_path)}"
-            if await http_get_ok(self.port, timeout=s["timeout"]):
+            if await http_get_ok(self.port, timeout=s["timeout"], token=self.token):
                 successes += 1
                 if successes >= s["success_threshold"]:
                     self.ready = True

@@ -2,7 +2,9 @@
 
 `auth_mode: key` endpoints have a primary and a secondary key that never expire; either one
 is accepted as `Authorization: Bearer <key>`. The same file holds the daemon's control
-token, which only the CLI (same user) can read.
+token, which only the CLI (same user) can read, and the instance token: the header only the
+front door sends, without which an instance refuses a request (Azure's instances cannot be
+reached except through the endpoint; local ports can, by any local user).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import os
 import secrets
 from pathlib import Path
+
+from amlocal.endpoints.paths import write_state
 
 KEY_NAMES = ("primaryKey", "secondaryKey")
 
@@ -25,11 +29,7 @@ def write(path: Path, data: dict[str, str]) -> None:
     """Write atomically with mode 0600 inside a 0700 folder: keys never hit a readable file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    write_state(path, data)
 
 
 def read(path: Path) -> dict[str, str]:
@@ -37,8 +37,22 @@ def read(path: Path) -> dict[str, str]:
 
 
 def create(path: Path) -> dict[str, str]:
-    data = {"primaryKey": new_key(), "secondaryKey": new_key(), "control": new_key()}
+    data = {
+        "primaryKey": new_key(),
+        "secondaryKey": new_key(),
+        "control": new_key(),
+        "instance": new_key(),
+    }
     write(path, data)
+    return data
+
+
+def with_instance_token(path: Path) -> dict[str, str]:
+    """The keys, with an instance token added if the file predates it."""
+    data = read(path)
+    if not data.get("instance"):
+        data["instance"] = new_key()
+        write(path, data)
     return data
 
 

@@ -7,6 +7,14 @@ this Protocol, which measured as ~2 ms added p50 at 16 connections (bench/servin
 What is kept from a full server: keep-alive with an idle timeout, `Connection: close`,
 HTTP/1.0, chunked request bodies, `Expect: 100-continue`, pipelined requests answered in
 order, 400 on a malformed request, and a graceful stop that lets requests in flight finish.
+
+Bounded in memory and time, whoever the client is (issue 20): the `precheck` (the key) runs
+when the headers arrive, so a request without a key is answered 401 before a byte of its
+body is read; bodies over `Limits.max_body` get 413 (from Content-Length, or as soon as a
+chunked body passes it), heads over `max_head` get 431; the head and the body each have a
+deadline (408), an idle connection is closed, and connections beyond `max_connections` get
+503 at once. A refused request's connection is half-closed and drained for a moment
+(lingering close), so the client reads the answer instead of a reset.
 """
 
 from __future__ import annotations
@@ -14,15 +22,48 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
 
 import httptools
 
 KEEP_ALIVE_S = 30.0
+LINGER_S = 2.0
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+@dataclass(slots=True)
+class Limits:
+    """What one client may take. Defaults can be changed with AMLOCAL_* variables (the
+    daemon's environment) or by passing Limits(...) to Server."""
+
+    # Azure documents no per-request body cap for managed online endpoints (only the
+    # 5 MBps bandwidth throttle; docs/local-vs-azure.md); 100 MiB keeps one request from
+    # holding the front door's memory and is far above any scoring payload.
+    max_body: int = field(
+        default_factory=lambda: int(_env_number("AMLOCAL_MAX_REQUEST_BYTES", 100 * 1024 * 1024))
+    )
+    max_head: int = 64 * 1024  # request line + headers (8 KiB is nginx's default per line)
+    head_timeout_s: float = field(
+        default_factory=lambda: _env_number("AMLOCAL_HEADER_TIMEOUT_S", 10.0)
+    )
+    body_timeout_s: float = field(
+        default_factory=lambda: _env_number("AMLOCAL_BODY_TIMEOUT_S", 60.0)
+    )
+    # Azure's documented default: 500 active connections per endpoint (how-to-manage-quotas).
+    max_connections: int = field(
+        default_factory=lambda: int(_env_number("AMLOCAL_MAX_CONNECTIONS", 500))
+    )
 
 
 @dataclass(slots=True)
@@ -37,6 +78,9 @@ class Request:
 Headers = list[tuple[bytes, bytes]]
 Response = tuple[int, Headers, bytes]
 Handler = Callable[[Request], Awaitable[Response]]
+# Called with (method, path, headers) when the headers are complete: a Response refuses the
+# request before its body is read (401 without a valid key), None lets it through.
+Precheck = Callable[[str, str, dict[bytes, bytes]], Response | None]
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _date_cache: tuple[int, bytes] = (0, b"")
@@ -66,60 +110,110 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.parser = httptools.HttpRequestParser(self)
+        self.limits = server.limits
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
         self.headers: dict[bytes, bytes] = {}
+        self.head_size = 0
         self.body: list[bytes] = []
-        self.queue: collections.deque[tuple[Request, bool]] = collections.deque()
+        self.body_size = 0
+        # (request, keep-alive, an answer made before the body was read)
+        self.queue: collections.deque[tuple[Request | None, bool, Response | None]] = (
+            collections.deque()
+        )
         self.busy = False
-        self.idle: asyncio.TimerHandle | None = None
+        self.refused = False  # a request was refused: the rest of the input is discarded
+        self.timer: asyncio.TimerHandle | None = None
 
     # -- transport events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if len(self.server.connections) >= self.limits.max_connections:
+            self.refused = True
+            self.transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
+            self._linger()
+            return
         self.server.connections.add(self)
-        self._arm_idle()
+        self._arm(KEEP_ALIVE_S, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
         self.queue.clear()
-        if self.idle is not None:
-            self.idle.cancel()
+        self._disarm()
+        # The parser holds this protocol (its callbacks) and this protocol holds the parser:
+        # break the cycle so a closed connection and its buffers are freed at once, not at
+        # the next full garbage collection.
+        self.parser = None
+        self.body = []
+        self.headers = {}
 
     def data_received(self, data: bytes) -> None:
+        if self.refused or self.parser is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, b"Protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            self._fail(400, b"Invalid HTTP request: " + str(exc).encode())
+            if not self.refused:
+                self._fail(400, b"Invalid HTTP request: " + str(exc).encode())
 
     # -- parser callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = {}
+        self.head_size = 0
         self.body = []
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
+        self.body_size = 0
+        self._arm(self.limits.head_timeout_s, b"Timed out reading the request headers")
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.lower()] = value
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, n: int) -> None:
+        self.head_size += n
+        if self.head_size > self.limits.max_head and not self.refused:
+            self._refuse(_plain_response(431, b"Request header fields too large"))
 
     def on_headers_complete(self) -> None:
+        if self.refused or self.parser is None:
+            return
+        precheck = self.server.precheck
+        if precheck is not None:
+            path = (httptools.parse_url(self.url).path or b"/").decode("latin-1")
+            refusal = precheck(self.parser.get_method().decode("ascii"), path, self.headers)
+            if refusal is not None:
+                self._refuse(refusal)
+                return
+        length = self.headers.get(b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.limits.max_body:
+            self._refuse(self._too_large())
+            return
+        self._arm(self.limits.body_timeout_s, b"Timed out reading the request body")
         expect = self.headers.get(b"expect")
         if expect is not None and expect.lower() == b"100-continue" and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
+        if self.refused:
+            return
+        self.body_size += len(body)
+        if self.body_size > self.limits.max_body:
+            self._refuse(self._too_large())
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.refused or self.parser is None:
+            return
+        self._disarm()
         url = httptools.parse_url(self.url)
         request = Request(
             method=self.parser.get_method().decode("ascii"),
@@ -128,18 +222,33 @@ class Connection(asyncio.Protocol):
             headers=self.headers,
             body=b"".join(self.body),
         )
-        self.queue.append((request, self.parser.should_keep_alive()))
+        self.body = []  # the joined copy is the only one kept
+        self.headers = {}
+        self.queue.append((request, self.parser.should_keep_alive(), None))
         if not self.busy:
             self._next()
+
+    def _too_large(self) -> Response:
+        return _plain_response(
+            413, f"Request body larger than {self.limits.max_body} bytes".encode()
+        )
 
     # -- handling --------------------------------------------------------------------
     def _next(self) -> None:
         if not self.queue or self.transport is None:
             self.busy = False
-            self._arm_idle()
+            if not self.refused and self.timer is None:
+                self._arm(KEEP_ALIVE_S, None)
             return
         self.busy = True
-        request, keep_alive = self.queue.popleft()
+        request, keep_alive, early = self.queue.popleft()
+        if early is not None:  # refused before its body: answer, then close gently
+            status, headers, body = early
+            self.transport.write(encode_response(status, headers, body, False))
+            self.busy = False
+            self._linger()
+            return
+        assert request is not None
         task = asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
@@ -155,35 +264,83 @@ class Connection(asyncio.Protocol):
             return
         head_only = request.method == "HEAD"
         self.transport.write(encode_response(status, headers, body, keep_alive, head_only))
+        del request, body
         if not keep_alive:
             self.transport.close()
             self.transport = None
             return
         self._next()
 
+    def _refuse(self, response: Response) -> None:
+        """Answer `response` once the requests before it are answered, then stop reading."""
+        self.refused = True
+        self.body = []
+        self._disarm()
+        self.queue.append((None, False, response))
+        if not self.busy:
+            self._next()
+
     def _fail(self, status: int, message: bytes) -> None:
+        """A malformed request: requests already parsed are answered first."""
+        self._refuse(_plain_response(status, message))
+
+    def _linger(self) -> None:
+        """Half-close after a refusal and drain the input for LINGER_S, so the client can
+        read the answer (closing with unread input would reset the connection)."""
+        if self.transport is None:
+            return
+        self.refused = True
+        self._disarm()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_S, self._close)
+
+    def _close(self) -> None:
+        self.timer = None
         if self.transport is not None:
-            self.transport.write(
-                encode_response(status, [(b"content-type", b"text/plain")], message, False)
-            )
             self.transport.close()
             self.transport = None
 
-    def _arm_idle(self) -> None:
-        if self.transport is not None and self.idle is None:
-            self.idle = asyncio.get_running_loop().call_later(KEEP_ALIVE_S, self._expire)
+    def _arm(self, seconds: float, message: bytes | None) -> None:
+        """(Re)start the one timer a connection has: keep-alive idle (message None), or the
+        deadline of the head or body being read (408 with `message`)."""
+        self._disarm()
+        if self.transport is not None:
+            self.timer = asyncio.get_running_loop().call_later(seconds, self._expire, message)
 
-    def _expire(self) -> None:
-        self.idle = None
-        if self.transport is not None and not self.busy:
-            self.transport.close()
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self, message: bytes | None) -> None:
+        self.timer = None
+        if self.transport is None:
+            return
+        if message is None:
+            if not self.busy:
+                self._close()
+        else:
+            self._refuse(_plain_response(408, message))
+
+
+def _plain_response(status: int, message: bytes, extra: Headers | None = None) -> Response:
+    return status, [(b"content-type", b"text/plain"), *(extra or [])], message
+
+
+def _plain(status: int, message: bytes, extra: Headers | None = None) -> bytes:
+    return encode_response(*_plain_response(status, message, extra), False)
 
 
 class Server:
     """Serves `handler` on an already bound, listening socket until `stop()`."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(
+        self, handler: Handler, precheck: Precheck | None = None, limits: Limits | None = None
+    ) -> None:
         self.handler = handler
+        self.precheck = precheck
+        self.limits = limits or Limits()
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False

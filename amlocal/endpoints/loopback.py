@@ -3,13 +3,49 @@
 Run as `python -m amlocal.endpoints.loopback <azmlinfsrv args>`. Only the bind host changes:
 arguments, environment variables, gunicorn and the Flask app are azmlinfsrv's own. The
 process also asks Linux to SIGTERM it when its supervisor dies, so no server outlives the
-endpoint daemon that started it.
+endpoint daemon that started it. With AMLOCAL_INSTANCE_TOKEN set (the daemon sets it), the
+app answers 401 to any request without that token in `x-amlocal-instance`: only the
+endpoint's front door (and its probes) can use the instance, as on Azure, where instances
+are not reachable from outside the endpoint.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import signal
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_REFUSED = b'{"message": "this port serves only its endpoint\'s front door; use the scoring URI"}'
+
+
+def guard(app: Callable, token: str) -> Callable:
+    """WSGI middleware: requests without the instance token get 401, before the app."""
+    expected = token.encode("latin-1")
+
+    def guarded(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        got = environ.get("HTTP_X_AMLOCAL_INSTANCE", "").encode("latin-1")
+        if not hmac.compare_digest(got, expected):
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [_REFUSED]
+        return app(environ, start_response)
+
+    return guarded
+
+
+def _guard_gunicorn_app(token: str) -> None:
+    """Wrap the app gunicorn's workers import (they fork from this process, so the patched
+    loader is theirs too)."""
+    from gunicorn import util
+
+    load = util.import_app
+
+    def import_app(module: str) -> Callable:
+        return guard(load(module), token)
+
+    util.import_app = import_app
 
 
 def _die_with_parent() -> None:
@@ -23,6 +59,9 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     _die_with_parent()
+    token = os.environ.pop("AMLOCAL_INSTANCE_TOKEN", "")  # the scoring script cannot read it
+    if token:
+        _guard_gunicorn_app(token)
     from azureml_inference_server_http import amlserver
 
     amlserver.DEFAULT_HOST = "127.0.0.1"

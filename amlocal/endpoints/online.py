@@ -54,15 +54,11 @@ def deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
 
 # -- the daemon ------------------------------------------------------------------------------
 def _daemon_pid(ws: Workspace, name: str, port: int) -> int | None:
-    """The running daemon's pid, if there is one for this endpoint and port."""
-    try:
-        info = json.loads(paths.daemon_file(ws.home, name).read_text())
-        cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes()
-    except (OSError, ValueError, KeyError):
-        return None
-    if DAEMON_MODULE.encode() not in cmdline or info.get("port") != port:
-        return None
-    return int(info["pid"])
+    """The running daemon's pid, if there is one for this endpoint and port (found by its
+    file, or by its port when the file is lost)."""
+    from amlocal.endpoints import liveness
+
+    return liveness.daemon_pid(ws.home, name, port)
 
 
 def control(ws: Workspace, name: str, verb: str, timeout: float = 600.0) -> dict[str, Any]:
@@ -80,7 +76,7 @@ def control(ws: Workspace, name: str, verb: str, timeout: float = 600.0) -> dict
     return json.loads(body)
 
 
-def ensure_daemon(ws: Workspace, name: str) -> dict[str, Any]:
+def ensure_daemon(ws: Workspace, name: str, _retry: bool = True) -> dict[str, Any]:
     """Start the endpoint's daemon if it is not running (after a reboot, a kill, ...) and
     wait until its deployments are up; returns the daemon's status."""
     rec = get_endpoint(ws, name)
@@ -111,8 +107,16 @@ def ensure_daemon(ws: Workspace, name: str) -> dict[str, Any]:
         try:
             return control(ws, name, "status")
         except (ConnectionRefusedError, ConnectionResetError):
+            if _daemon_pid(ws, name, port) is None and _retry:  # it was stopping: start anew
+                return ensure_daemon(ws, name, _retry=False)
             time.sleep(0.02)
-    return control(ws, name, "status")
+    try:
+        return control(ws, name, "status")
+    except (ConnectionRefusedError, ConnectionResetError):
+        raise AmlocalError(
+            f"endpoint '{name}' is not answering on port {port} (its front door may be "
+            f"stopping); run the command again"
+        ) from None
 
 
 def stop_daemon(ws: Workspace, name: str) -> None:

@@ -1,107 +1,182 @@
-"""Azure ML environments, locally: steps run in the project's venv after a check that it has
-each pinned package; `--isolate-environments` builds one content-hashed venv per environment.
+"""Azure ML environments, locally: a step runs in what its environment declares.
+
+For each step the environment's packages are worked out (`amlocal.environments.spec`: conda
+file, build context, curated specification). When the project venv satisfies them the step
+runs there (no cost); otherwise in a content-hashed venv built once with uv and shared across
+runs and workspaces (`amlocal.environments.build`). A step that may install packages gets an
+overlay venv of its own (`amlocal.environments.overlay`), so no step can change the venv
+amlocal runs from, or a shared built one. A step whose MLflow is not the project's logs
+through a tracking server on the workspace store (`amlocal.environments.tracking_server`).
+
+`--isolate-environments` always builds; `AMLOCAL_ENVIRONMENTS=project` always uses the
+project venv (pins are then only warned about).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from amlocal import assets
+from amlocal.environments import build, curated, overlay, spec
 from amlocal.errors import AmlocalError, InvalidInput
 from amlocal.hashing import text_digest
 from amlocal.workspace import Workspace
 
-_PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+?)\s*==\s*([^\s;#]+)")
+MODE_VAR = "AMLOCAL_ENVIRONMENTS"
+_lock = threading.Lock()
+_satisfied: dict[str, bool] = {}  # identity -> the project venv satisfies it
+_warned: set[str] = set()
 
 
 def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
-    """An environment reference or inline definition as {label, definition, identity}."""
+    """An environment reference or inline definition as {label, definition, identity, spec}.
+
+    `identity` (part of a step's reuse fingerprint) covers the definition and the resolved
+    specification (a build context's requirements.txt content, a curated table row)."""
     if env is None:
         return {"label": "(none)", "definition": None, "identity": "none"}
-    if isinstance(env, dict):
-        definition = env
-        label = env.get("name") or "inline"
-    elif isinstance(env, str) and env.startswith("azureml://registries/"):
-        # Curated/registry environments can't be reproduced offline: name them and move on.
-        return {"label": env, "definition": None, "identity": env, "curated": True}
-    elif isinstance(env, str) and env.startswith("azureml:"):
+    left_out: tuple[str, ...] = ()
+    if isinstance(env, str) and curated.parse(env) is not None:
         try:
-            record = assets.get(ws, "environment", env)
-        except AmlocalError as exc:
-            raise InvalidInput(f"{where}: environment {env}: {exc}") from None
-        definition = record
-        label = f"{record['name']}:{record['version']}"
+            found = curated.lookup(env)
+        except curated.UnknownCuratedEnvironment as exc:
+            return {
+                "label": env,
+                "definition": None,
+                "identity": env,
+                "curated": True,
+                "why": str(exc),
+            }
+        assert found is not None
+        body: dict[str, Any] = {"curated": found.name, "conda_file": found.conda_file()}
+        label = env
+        resolved = spec.from_conda(body["conda_file"], f"curated {found.name} ({found.source})")
+        left_out = found.azure_only
+    elif isinstance(env, str) and env.startswith("azureml://registries/"):
+        # Another registry's environments can't be reproduced offline: name them and move on.
+        return {"label": env, "definition": None, "identity": env, "curated": True}
     else:
-        raise InvalidInput(f"{where}: environment '{env}' is not a reference or definition")
-    body = {k: definition.get(k) for k in ("image", "conda_file", "build", "inference_config")}
-    identity = text_digest(json.dumps(body, sort_keys=True, default=str))
-    return {"label": label, "definition": body, "identity": identity}
+        if isinstance(env, dict):
+            definition = env
+            label = env.get("name") or "inline"
+        elif isinstance(env, str) and env.startswith("azureml:"):
+            try:
+                definition = assets.get(ws, "environment", env)
+            except AmlocalError as exc:
+                raise InvalidInput(f"{where}: environment {env}: {exc}") from None
+            label = f"{definition['name']}:{definition['version']}"
+        else:
+            raise InvalidInput(f"{where}: environment '{env}' is not a reference or definition")
+        body = {k: definition.get(k) for k in ("image", "conda_file", "build", "inference_config")}
+        resolved = spec.of_definition(body)
+    doc = {
+        "python": resolved.python,
+        "requirements": list(resolved.requirements),
+        "left_out": [*resolved.left_out, *left_out],
+        "origin": resolved.origin,
+    }
+    identity = text_digest(json.dumps([body, resolved.digest()], sort_keys=True, default=str))
+    return {"label": label, "definition": body, "identity": identity, "spec": doc}
+
+
+def mode(isolate: bool) -> str:
+    """ "isolate" (always build), "project" (never) or "resolve" (build what the project venv
+    does not satisfy)."""
+    if isolate:
+        return "isolate"
+    if os.environ.get(MODE_VAR, "").strip().lower() == "project":
+        return "project"
+    return "resolve"
+
+
+def _spec(env: dict[str, Any]) -> spec.Spec | None:
+    doc = env.get("spec")
+    if not doc:
+        return None
+    return spec.Spec(
+        doc["python"], tuple(doc["requirements"]), tuple(doc["left_out"]), doc["origin"]
+    )
 
 
 def pins(definition: dict[str, Any] | None) -> dict[str, str]:
-    """`pkg==version` pins from an environment's conda file (pip section and conda deps)."""
-    conda = (definition or {}).get("conda_file") or {}
-    if isinstance(conda, str):
-        import yaml
-
-        conda = yaml.safe_load(conda) or {}
+    """`pkg==version` pins of an environment definition (its conda file's pip section and
+    conda packages)."""
     out: dict[str, str] = {}
-    for dep in conda.get("dependencies") or []:
-        items = dep.get("pip", []) if isinstance(dep, dict) else []
-        for item in items:
-            if m := _PIN.match(str(item)):
-                out[_norm(m.group(1))] = m.group(2)
+    for req in spec.of_definition(definition).requirements:
+        name, sep, version = req.partition("==")
+        if sep and version and not version.endswith("*"):
+            out[spec.normalize(name.split("[")[0])] = version.split(";")[0].strip()
     return out
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
-
-
 def mismatches(definition: dict[str, Any] | None) -> list[str]:
-    """Each pinned package the current interpreter lacks or has at another version."""
-    from importlib import metadata
-
-    problems = []
-    for name, want in sorted(pins(definition).items()):
-        try:
-            have = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            problems.append(f"{name}=={want} is not installed")
-            continue
-        if have != want:
-            problems.append(f"{name}=={want} is pinned but {have} is installed")
-    return problems
+    """What the project venv lacks of a definition, to warn about when steps run there anyway
+    (AMLOCAL_ENVIRONMENTS=project); in the other modes such a step gets its own venv."""
+    if mode(False) != "project":
+        return []
+    return spec.unmet(spec.of_definition(definition))
 
 
 def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
-    """The bin folder whose `python` runs the step."""
-    if not isolate or not env.get("definition"):
-        return Path(sys.executable).parent
-    target = ws.env_dir(env["identity"][:16])
-    marker = target / ".amlocal-ready"
-    if not marker.exists():
-        _build_venv(target, pins(env["definition"]))
-        marker.write_text(env["label"])
-    return target / "bin"
+    """The bin folder whose `python` runs the step: the project venv's, or a built venv's.
+    A build failure raises AmlocalError with uv's message and the environment's name."""
+    project = Path(sys.executable).parent
+    wanted = _spec(env)
+    how = mode(isolate)
+    if wanted is None or how == "project":
+        return project
+    if how == "resolve":
+        with _lock:
+            ok = _satisfied.get(env["identity"])
+        if ok is None:
+            ok = not spec.unmet(wanted)
+            with _lock:
+                _satisfied[env["identity"]] = ok
+        if ok:
+            return project
+    built = build.ensure(wanted, env["label"])
+    with _lock:
+        first = built.root.name not in _warned
+        _warned.add(built.root.name)
+    if first and built.warning:
+        sys.stderr.write(f"WARNING: environment {env['label']}: {built.warning}\n")
+    return built.bin_dir
 
 
-def _build_venv(target: Path, pinned: dict[str, str]) -> None:
-    """One venv per environment content hash, built once and reused across runs."""
-    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
-    reqs = [f"{n}=={v}" for n, v in sorted(pinned.items())]
-    if reqs:
-        r = subprocess.run(
-            [str(target / "bin" / "python"), "-m", "pip", "install", "-q", *reqs],
-            capture_output=True,
-            text=True,
-            env={**os.environ},
-        )
-        if r.returncode != 0:
-            raise AmlocalError(f"building environment venv {target} failed:\n{r.stderr[-2000:]}")
+def prepare_step(
+    ws: Workspace, bin_dir: Path, command: str, cwd: Path, env: dict[str, str]
+) -> Path:
+    """Last touches on a step process about to start in `cwd` with variables `env` (changed in
+    place): an overlay venv when it may install packages, and the workspace's tracking server
+    when its MLflow is not the project's. Returns the bin folder it runs from."""
+    installs = overlay.needed(command, cwd)
+    base = bin_dir
+    if installs:
+        bin_dir = overlay.create(bin_dir, cwd.parent / "venv")
+        env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    store = env.get("MLFLOW_TRACKING_URI", "")
+    if store.startswith("sqlite:") and (
+        _foreign_mlflow(base) or (installs and overlay.mentions_mlflow_install(command))
+    ):
+        from amlocal.environments import tracking_server
+
+        env["MLFLOW_TRACKING_URI"] = tracking_server.uri(store, ws.home)
+        no_proxy = [p for p in env.get("NO_PROXY", "").split(",") if p]
+        env["NO_PROXY"] = env["no_proxy"] = ",".join([*no_proxy, "127.0.0.1", "localhost"])
+    return bin_dir
+
+
+def _foreign_mlflow(bin_dir: Path) -> bool:
+    """A built venv whose MLflow is not the one amlocal runs (None: not a built venv)."""
+    built = build.load(bin_dir.parent)
+    if built is None or built.mlflow is None:
+        return False
+    from importlib import metadata
+
+    return built.mlflow != metadata.version("mlflow")

@@ -21,7 +21,7 @@ from typing import Any
 
 from amlocal import assets
 from amlocal.errors import AmlocalError, InvalidInput
-from amlocal.jobs import environments, reuse, warm
+from amlocal.jobs import artifacts, environments, reuse, warm
 from amlocal.jobs import run as steprun
 from amlocal.jobs.plan import dependencies, topo_order
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
@@ -114,6 +114,7 @@ def submit(
     if ws.store.get("job", name) is not None:
         raise InvalidInput(f"a job named '{name}' already exists; job names are unique")
     base = Path(plan["base_dir"])
+    plan["experiment_name"] = plan.get("experiment_name") or Path.cwd().name
     _resolve_component_refs(ws, plan)
     steps = plan["steps"] if plan["kind"] == "pipeline" else {"__job__": plan["step"]}
     env_labels: dict[str, str] = {}
@@ -283,7 +284,7 @@ class Execution:
                 self.plan["experiment_name"],
                 job,
                 parent_run_id=parent_run_id,
-                tags=self._run_tags(job),
+                tags=self._run_tags(job) | (self._job_tags() if job == self.name else {}),
             )
 
     def end_mlflow_run(self, run_id: str, status: str) -> None:
@@ -302,8 +303,8 @@ class Execution:
     def find_reusable(self, step: dict[str, Any], key: str, job: str) -> dict[str, Any] | None:
         """The earlier step job to reuse for fingerprint `key` (recorded as reused), or None."""
         deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
-        if not deterministic or self.force_rerun:
-            return None
+        if not deterministic or self.force_rerun or self.plan["kind"] != "pipeline":
+            return None  # Azure reuses pipeline steps only
         hit = reuse.lookup(self.ws.store, key)
         if hit is None or hit["name"] == job:
             return None
@@ -324,7 +325,7 @@ class Execution:
     def remember(self, step: dict[str, Any], key: str, job: str) -> None:
         """Record a successful step job as reusable under fingerprint `key`."""
         deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
-        if deterministic and not self.force_rerun:
+        if deterministic and not self.force_rerun and self.plan["kind"] == "pipeline":
             reuse.remember(self.ws.store, key, job)
 
     # status helpers
@@ -352,7 +353,14 @@ class Execution:
             tags["mlflow.source.git.commit"] = self.record["_git_commit"]
         return tags
 
-    def _mlflow_run(self, run_name: str) -> str | None:
+    def _job_tags(self) -> dict[str, str]:
+        """The job's YAML `tags` and `description` on its own MLflow run, as Azure sets them."""
+        tags = {str(k): str(v) for k, v in (self.record.get("tags") or {}).items()}
+        if self.record.get("description"):
+            tags["mlflow.note.content"] = str(self.record["description"])
+        return tags
+
+    def _mlflow_run(self, job: str, run_name: str | None = None) -> str | None:
         """Create the MLflow run for a job that really executes (not for reused steps); the
         pipeline's own run is created with its first executing step."""
         from amlocal import tracking
@@ -363,7 +371,8 @@ class Execution:
                     self.ws,
                     self.plan["experiment_name"],
                     self.name,
-                    tags=self._run_tags(self.name, **{"azureml.runType": "pipeline"}),
+                    tags=self._run_tags(self.name, **{"azureml.runType": "pipeline"})
+                    | self._job_tags(),
                 )
                 self._set(
                     self.name,
@@ -375,9 +384,9 @@ class Execution:
             return tracking.start_run(
                 self.ws,
                 self.plan["experiment_name"],
-                run_name,
+                run_name or job,
                 parent_run_id=self.parent_run,
-                tags=self._run_tags(run_name),
+                tags=self._run_tags(job) | (self._job_tags() if job == self.name else {}),
             )
 
     def run(self) -> str:
@@ -615,7 +624,8 @@ class Execution:
             "environment": env["label"],
         }
         deterministic = step["component"].get("is_deterministic", True) is not False
-        if deterministic and not self.force_rerun:
+        reusable = deterministic and not self.force_rerun and not standalone
+        if reusable:
             hit = reuse.lookup(self.ws.store, r.fingerprint)
             if hit is not None and hit["name"] != job:
                 props = {"azureml.isreused": "true", "azureml.reusedrunid": hit["name"]}
@@ -635,7 +645,8 @@ class Execution:
                 )
                 return "Completed", hit["outputs"]
         self._warn_env(env)
-        run_id = self._mlflow_run(job if not standalone else self.name)
+        run_id = self._mlflow_run(job, self.record["display_name"] if standalone else None)
+        artifacts_in_run = artifacts.bind(self.ws, r, run_id)
         mlflow_env = self._mlflow_env(job, run_id)
         bin_dir = environments.python_bin_dir(self.ws, env, bool(self.record.get("_isolate")))
         proc = steprun.StepProcess(self.ws, r, mlflow_env, bin_dir)
@@ -663,17 +674,23 @@ class Execution:
             status, error = "Failed", f"command exited with code {code}"
         else:
             status, error = "Completed", None
-        if status == "Completed" and deterministic and not self.force_rerun:
-            reuse.remember(self.ws.store, r.fingerprint, job)
         if run_id:
             from amlocal import tracking
 
             with self.mlflow_lock:
                 outdir = proc.cwd / "outputs"
-                if any(outdir.iterdir()):
+                if any(outdir.iterdir()) and not artifacts_in_run:
                     tracking.log_outputs_dir(self.ws, run_id, str(outdir))
                 tracking.end_run(self.ws, run_id, status)
-        fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "exit_code": code}
+        artifacts.collect(r, proc.cwd, proc.log_path)
+        if status == "Completed" and reusable:
+            reuse.remember(self.ws.store, r.fingerprint, job)
+        fields: dict[str, Any] = {
+            "status": status,
+            "end_time": now_iso(),
+            "exit_code": code,
+            "outputs": r.outputs,
+        }
         if error:
             fields["error"] = {"message": error, "log_tail": steprun.log_tail(proc.log_path)}
         self._set(job, **fields)

@@ -147,9 +147,8 @@ def run(
             if "parent_output" in o and key in outs.get(name, {}):
                 node_outputs[o["parent_output"]] = outs[name][key]
     fields: dict[str, Any] = {"status": status, "end_time": _now(), "outputs": node_outputs}
-    failed = [n for n, s in done.items() if s not in ("Completed",)]
     if status != "Completed":
-        fields["error"] = {"message": f"nested job(s) not completed: {', '.join(failed)}"}
+        fields["error"] = failure_cause(ws, job, done)
     execution.update_job(job, **fields)
     return status, node_outputs
 
@@ -214,3 +213,34 @@ def _target(o: dict[str, Any], node_outputs: dict[str, dict[str, Any]]) -> dict[
         decl = node_outputs.get(o["parent_output"]) or {}
         return {"type": decl.get("type", "uri_folder"), "mode": o.get("mode")}
     return o
+
+
+def failure_cause(ws: Any, job: str, done: dict[str, str]) -> dict[str, Any]:
+    """A pipeline node's error: its first failed nested job's cause, followed down deeper
+    nodes to the leaf step, with that step's exit code and log tail, as a top-level failed
+    step reports them."""
+    from amlocal.jobs.run import log_tail
+
+    for name, status in done.items():
+        if status != "Failed":
+            continue
+        child = ws.store.get("job", f"{job}_{name}") or {}
+        error = child.get("error") or {}
+        inner = error.get("failed_step")  # the child is itself a pipeline node
+        path = f"{name}/{inner}" if inner else name
+        reason = error.get("reason") or error.get("message") or "failed"
+        cause: dict[str, Any] = {
+            "message": f"nested job '{path}' failed: {reason}",
+            "failed_step": path,
+            "failed_job": error.get("failed_job") or child.get("name"),
+            "reason": reason,
+        }
+        exit_code = error.get("exit_code", child.get("exit_code"))
+        if exit_code is not None:
+            cause["exit_code"] = exit_code
+        tail = error.get("log_tail") or (log_tail(Path(child["_log"])) if child.get("_log") else "")
+        if tail:
+            cause["log_tail"] = tail
+        return cause
+    others = [n for n, s in done.items() if s != "Completed"]
+    return {"message": f"nested job(s) not completed: {', '.join(others)}"}

@@ -15,7 +15,7 @@ from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
 from amlocal.workspace import Workspace
 
-PLAN_VERSION = "4"
+PLAN_VERSION = "5"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
 STEP_KINDS = {"command", "parallel", "sweep", "pipeline"}
 
@@ -82,10 +82,7 @@ def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
         "source": str(path.resolve()),
         "base_dir": str(base),
         "spec": spec,
-        "experiment_name": spec.get("experiment_name") or base.name,
-        "display_name": spec.get("display_name"),
-        "description": spec.get("description"),
-        "tags": spec.get("tags") or {},
+        **job_metadata(entity, spec),
     }
     if kind == "pipeline":
         settings = spec.get("settings") or {}
@@ -94,11 +91,17 @@ def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
         plan["inputs"] = {
             k: _pipeline_input(v, raw_inputs.get(k), base) for k, v in (entity.inputs or {}).items()
         }
-        plan["outputs"] = {k: _output_decl(v) for k, v in (spec.get("outputs") or {}).items()}
+        raw_outputs = spec.get("outputs") or {}
+        plan["outputs"] = {  # `x:` with no body is kept by the entity, dropped by _to_dict()
+            k: _output_decl(raw_outputs.get(k)) for k in [*(entity.outputs or {}), *raw_outputs]
+        }
         plan["steps"] = {
             name: _step(name, node, base, where=f"{path}: jobs.{name}")
             for name, node in (spec.get("jobs") or {}).items()
         }
+        resolve_includes(
+            entity.jobs, {n: {"component": s["component"]} for n, s in plan["steps"].items()}
+        )
         _check_bindings(plan, path)
     elif kind in ("command", "sweep", "parallel"):
         step = _step(spec.get("name") or "job", spec, base, where=str(path), standalone=True)
@@ -106,6 +109,32 @@ def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
     else:
         raise InvalidInput(f"{path}: type '{kind}' jobs are not supported by amlocal")
     return plan
+
+
+def job_metadata(entity: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """experiment_name, display_name, description, tags: a command job's `_to_dict()` drops
+    them, the entity keeps them. No experiment_name: the submitter's directory (set at
+    submission, as azure-ai-ml defaults it)."""
+    return {
+        key: getattr(entity, key, None) or spec.get(key)
+        for key in ("experiment_name", "display_name", "description")
+    } | {"tags": dict(getattr(entity, "tags", None) or spec.get("tags") or {})}
+
+
+def resolve_includes(nodes: Any, dumped: dict[str, Any]) -> None:
+    """Each component's `additional_includes` made absolute (they are relative to its own
+    YAML, which `_to_dict()` forgets), through nested pipeline components too."""
+    from amlocal.snapshot import absolute_includes
+
+    for name, node in (nodes or {}).items():
+        component = getattr(node, "component", None)
+        target = (dumped.get(name) or {}).get("component")
+        if component is None or isinstance(component, str) or not isinstance(target, dict):
+            continue
+        if includes := absolute_includes(component):
+            target["additional_includes"] = includes
+        if getattr(component, "jobs", None):
+            resolve_includes(component.jobs, target.get("jobs") or {})
 
 
 def _pipeline_input(value: Any, raw: Any, base: Path) -> dict[str, Any]:

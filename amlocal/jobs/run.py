@@ -18,11 +18,11 @@ from typing import Any
 from amlocal import assets
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
+from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import reuse
 from amlocal.jobs.plan import DATA_TYPES
 from amlocal.jobs.warm import ARM_AFTER_S, ForkedStep, ForkServer, warm_argv
-from amlocal.snapshot import materialize, snapshot_digest
+from amlocal.snapshot import materialize, snapshot_digest, snapshot_digest_includes
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
 
 LOG_NAME = "user_logs/std_log.txt"
@@ -46,6 +46,7 @@ class Resolved:
     timeout: float | None
     command: str = ""
     fingerprint: str = ""
+    includes: list[str] = field(default_factory=list)  # additional_includes, absolute
     warnings: list[str] = field(default_factory=list)
 
 
@@ -254,7 +255,12 @@ def resolve(
         {k: v["local_path"] for k, v in outputs.items()},
         where=f"step '{step['name']}': command",
     )
-    code_digest = snapshot_digest(code_path, ws.store) if code_path else None
+    r.includes = [str(p) for p in component.get("additional_includes") or []]
+    code_digest = (
+        snapshot_digest(code_path, ws.store, r.includes)
+        if code_path
+        else snapshot_digest_includes(r.includes, ws.store)
+    )
     r.fingerprint = reuse.fingerprint(
         component,
         code_digest,
@@ -289,8 +295,8 @@ class StepProcess:
         self.log_path = jd / LOG_NAME
         if self.cwd.exists():
             shutil.rmtree(self.cwd)
-        if r.code:
-            materialize(r.code, self.cwd)
+        if r.code or r.includes:
+            materialize(r.code, self.cwd, r.includes)
         else:
             self.cwd.mkdir(parents=True)
         (self.cwd / "outputs").mkdir(exist_ok=True)
@@ -311,6 +317,7 @@ class StepProcess:
             env[f"AZURE_ML_OUTPUT_{name}"] = out["local_path"]
         env.update(env_vars)
         env.update(r.environment_variables)
+        self.bin_dir = environments.prepare_step(ws, bin_dir, r.command, self.cwd, env)
         self.env = env
         self.proc: subprocess.Popen[bytes] | ForkedStep | None = None
         self.timed_out = False

@@ -87,7 +87,10 @@ def failure_report(ws: Workspace, job: dict[str, Any]) -> str:
                 f"--- last lines of {child['_log']}:\n{tail}"
             )
         elif child.get("status") == "Failed" and child is not job and child.get("error"):
-            parts.append(f"--- {child.get('step_name')} failed: {child['error'].get('message')}")
+            err = child["error"]
+            parts.append(f"--- {child.get('step_name')} failed: {err.get('message')}")
+            if err.get("log_tail"):  # a pipeline node: its failing leaf step's log
+                parts.append(f"--- last lines of {err.get('failed_job')}'s log:\n{err['log_tail']}")
     if not parts and job.get("error"):
         parts.append(f"--- {job['error'].get('message')}")
     return "\n".join(parts)

@@ -2,7 +2,8 @@
 
 Requests (JSON):
 - `{"image": "<base64 PNG/JPEG/BMP/GIF/WebP>"}` (a `data:image/...;base64,` prefix is fine)
-- `{"url": "https://..."}` (http, https or file; size-limited, with a timeout)
+- `{"url": "https://..."}` (http or https on a public address, size-limited, all fetches of
+  a request within DIGITS_URL_TIMEOUT_S; `file://` only under DIGITS_FILE_ROOT when set)
 - a JSON list of such objects, for several images at once
 - `{"data": [<base64 string or object as above>, ...]}`: the `data` convention of the other
   endpoints, answered with just the labels (`[7, 3]`): what the blue/green smoke test checks.
@@ -21,10 +22,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
+import ipaddress
 import json
 import logging
 import os
-import urllib.error
+import socket
+import ssl
+import stat
+import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -43,15 +49,25 @@ def _limit(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
 # Limits (override with environment variables on the deployment).
 MAX_REQUEST_BYTES = int(_limit("DIGITS_MAX_REQUEST_BYTES", 8 * 1024 * 1024))
 MAX_IMAGE_BYTES = int(_limit("DIGITS_MAX_IMAGE_BYTES", 2 * 1024 * 1024))
 MAX_IMAGES = int(_limit("DIGITS_MAX_IMAGES", 64))
+# The total time all URL fetches of one request may take (connect, redirects, body): keep it
+# below the deployment's request_timeout_ms, so no fetch outlives the request it serves.
 URL_TIMEOUT_S = _limit("DIGITS_URL_TIMEOUT_S", 5.0)
-URL_SCHEMES = ("http", "https", "file")
-# When set, file:// URLs must point inside this folder (a server should not read any file
-# a caller names); unset, any readable file is allowed (local development).
-FILE_ROOT = os.environ.get("DIGITS_FILE_ROOT")
+MAX_REDIRECTS = 5
+# file:// URLs are off unless DIGITS_FILE_ROOT names the one folder they may read (regular
+# files only): a server must not read any file a caller names (/dev/zero, a FIFO, keys).
+FILE_ROOT = os.environ.get("DIGITS_FILE_ROOT") or None
+URL_SCHEMES = ("http", "https", "file") if FILE_ROOT else ("http", "https")
+# Loopback, private, link-local and other non-public addresses are refused unless allowed:
+# a caller must not reach services on the server's host or network through it.
+ALLOW_PRIVATE_URLS = _flag("DIGITS_ALLOW_PRIVATE_URLS")
 
 model: Any = None
 classes: list[Any] = []
@@ -106,51 +122,156 @@ def decode_base64(text: Any, where: str) -> bytes:
         raise BadRequest(f"{where}: 'image' is not valid base64") from None
 
 
-def fetch_url(url: Any, where: str) -> bytes:
-    """Download at most MAX_IMAGE_BYTES within URL_TIMEOUT_S."""
+class Deadline:
+    """The time left for a request's URL fetches (one budget shared by all its images)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left
+
+
+def fetch_url(url: Any, where: str, deadline: Deadline | None = None) -> bytes:
+    """At most MAX_IMAGE_BYTES from an http(s) URL on a public address (every redirect
+    re-checked) within the request's deadline, or a file under FILE_ROOT.
+
+    Network failures of every kind get the same message, so answers tell nothing about
+    which hosts or ports exist.
+    """
     if not isinstance(url, str) or not url:
         raise BadRequest(f"{where}: 'url' must be a non-empty string")
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in URL_SCHEMES:
-        raise BadRequest(f"{where}: URL scheme '{scheme}' is not one of {', '.join(URL_SCHEMES)}")
+    scheme = _scheme(url, where)
     if scheme == "file":
         return _read_file_url(url, where)
+    deadline = deadline or Deadline(URL_TIMEOUT_S)
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as resp:  # noqa: S310
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_IMAGE_BYTES:
-                raise BadRequest(f"{where}: {url} is {length} bytes; limit {MAX_IMAGE_BYTES}")
-            data = resp.read(MAX_IMAGE_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise BadRequest(f"{where}: fetching {url} returned HTTP {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise BadRequest(f"{where}: URL {url} is unreachable ({reason})") from None
+        for _ in range(MAX_REDIRECTS + 1):
+            status, location, data = _get(url, deadline)
+            if location is None:
+                break
+            url = urllib.parse.urljoin(url, location)
+            if _scheme(url, where) == "file":
+                raise BadRequest(f"{where}: a redirect to a file URL is not followed")
+        else:
+            raise _Unfetchable("too many redirects")
+    except BadRequest:
+        raise
+    except (_Unfetchable, OSError, TimeoutError, ValueError, http.client.HTTPException):
+        raise BadRequest(
+            f"{where}: cannot fetch the URL (unreachable, not a public address, not answered "
+            f"with 200 within {URL_TIMEOUT_S:g} s, or larger than {MAX_IMAGE_BYTES} bytes)"
+        ) from None
+    return data
+
+
+class _Unfetchable(Exception):
+    pass
+
+
+def _scheme(url: str, where: str) -> str:
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in URL_SCHEMES:
+        hint = "" if FILE_ROOT or scheme != "file" else " (file URLs need DIGITS_FILE_ROOT)"
+        raise BadRequest(
+            f"{where}: URL scheme '{scheme}' is not one of {', '.join(URL_SCHEMES)}{hint}"
+        )
+    return scheme
+
+
+def _public_address(host: str, port: int, deadline: Deadline) -> str:
+    """The first address of `host`; all of them must be public unless private ones are allowed
+    (checked before connecting, and the connection goes to the checked address)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    deadline.left()
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise _Unfetchable("no address")
+    if not ALLOW_PRIVATE_URLS:
+        for a in addresses:
+            if not ipaddress.ip_address(a.split("%")[0]).is_global:
+                raise _Unfetchable("not a public address")
+    return addresses[0]
+
+
+def _get(url: str, deadline: Deadline) -> tuple[int, str | None, bytes]:
+    """One GET: (status, redirect location or None, body); the socket's timeout is the time
+    left before every connect and read, so a slow sender cannot stretch the request."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise _Unfetchable("no host")
+    https = parts.scheme.lower() == "https"
+    port = parts.port or (443 if https else 80)
+    address = _public_address(host, port, deadline)
+    sock = socket.create_connection((address, port), timeout=deadline.left())
+    try:
+        if https:
+            context = ssl.create_default_context()
+            sock = context.wrap_socket(sock, server_hostname=host)
+        conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
+        conn.sock = sock
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", target, headers={"Host": parts.netloc, "Connection": "close"})
+        resp = conn.getresponse()
+        if resp.status in (301, 302, 303, 307, 308):
+            location = resp.getheader("Location")
+            if not location:
+                raise _Unfetchable("redirect without a location")
+            return resp.status, location, b""
+        if resp.status != 200:
+            raise _Unfetchable(f"HTTP {resp.status}")
+        length = resp.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > MAX_IMAGE_BYTES:
+            raise _Unfetchable("too large")
+        chunks, size = [], 0
+        while True:
+            sock.settimeout(deadline.left())
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_IMAGE_BYTES:
+                raise _Unfetchable("too large")
+        return 200, None, b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def _read_file_url(url: str, where: str) -> bytes:
+    """A regular file under FILE_ROOT, read to at most the limit + 1 byte. Opened without
+    blocking (a FIFO with no writer must not hang the worker) and checked with fstat on the
+    open descriptor (devices, FIFOs and /proc report size 0 or lie)."""
+    assert FILE_ROOT is not None
+    path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
+    if not path.is_relative_to(Path(FILE_ROOT).resolve()):
+        raise BadRequest(f"{where}: file URLs must be under DIGITS_FILE_ROOT")
+    denied = BadRequest(f"{where}: cannot read {url}: not a readable regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        raise denied from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise denied
+        data = f.read(MAX_IMAGE_BYTES + 1) or b""
     if len(data) > MAX_IMAGE_BYTES:
         raise BadRequest(f"{where}: {url} is larger than {MAX_IMAGE_BYTES} bytes")
     return data
 
 
-def _read_file_url(url: str, where: str) -> bytes:
-    path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).resolve()
-    if FILE_ROOT and not path.is_relative_to(Path(FILE_ROOT).resolve()):
-        raise BadRequest(f"{where}: file URLs must be under {FILE_ROOT}")
-    try:
-        if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise BadRequest(f"{where}: {url} is larger than {MAX_IMAGE_BYTES} bytes")
-        return path.read_bytes()
-    except OSError as exc:
-        raise BadRequest(f"{where}: cannot read {url} ({exc.strerror or exc})") from None
-
-
-def image_bytes(item: Any, where: str) -> bytes:
+def image_bytes(item: Any, where: str, deadline: Deadline | None = None) -> bytes:
     if isinstance(item, str):  # a bare base64 string (the `data` form)
         return decode_base64(item, where)
     if not isinstance(item, dict) or ("image" in item) == ("url" in item):
         raise BadRequest(f"{where}: expected an object with exactly one of 'image' or 'url'")
     if "image" in item:
         return decode_base64(item["image"], where)
-    return fetch_url(item["url"], where)
+    return fetch_url(item["url"], where, deadline)
 
 
 # -- predicting -------------------------------------------------------------------------------
@@ -160,10 +281,11 @@ def predict(items: list[Any], where: str) -> list[dict[str, Any]]:
     if len(items) > MAX_IMAGES:
         raise BadRequest(f"{where}: {len(items)} images; at most {MAX_IMAGES} per request")
     rows = []
+    deadline = Deadline(URL_TIMEOUT_S)
     for i, item in enumerate(items):
         at = f"{where}[{i}]" if len(items) > 1 or where != "request" else where
         try:
-            rows.append(features_from_bytes(image_bytes(item, at)))
+            rows.append(features_from_bytes(image_bytes(item, at, deadline)))
         except ImageError as exc:
             raise BadRequest(f"{at}: {exc}") from None
     proba = model.predict_proba(np.vstack(rows))
@@ -213,6 +335,8 @@ def run(request: Any) -> Any:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         return _error(f"the body is not valid JSON ({exc})")
+    except RecursionError:
+        return _error("the body is nested too deeply")
     try:
         return AMLResponse(answer(body), 200, json_str=True)
     except BadRequest as exc:

@@ -14,8 +14,17 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
+
+TASKS = ("regression", "classification")
 
 # Explicit requirements instead of MLflow's inference, which imports the model in a
 # subprocess (~8 s per save). Keep equal to pyproject.toml (tests/test_diabetes_train.py).
@@ -52,14 +61,26 @@ def load_split(prepared_dir: Path, file_name: str) -> tuple[pd.DataFrame, pd.Ser
     return frame[metadata["features"]].astype("float64"), frame[metadata["target"]]
 
 
-def fit(x: pd.DataFrame, y: pd.Series, alpha: float, fit_intercept: bool = True) -> Ridge:
-    """Ridge on raw (unscaled) features.
+def fit(
+    x: pd.DataFrame,
+    y: pd.Series,
+    alpha: float,
+    fit_intercept: bool = True,
+    task: str = "regression",
+) -> BaseEstimator:
+    """Ridge (regression) or L2 logistic regression, C = 1/alpha (classification), on raw
+    (unscaled) features.
 
     Fitted on a DataFrame on purpose: the model remembers `feature_names_in_`, so scoring with
     the same named columns is warning-free and a request with wrong columns fails loudly.
     """
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if task == "classification":
+        c = 1.0 / alpha if alpha > 0 else 1e12
+        return LogisticRegression(C=c, fit_intercept=fit_intercept, max_iter=5000).fit(x, y)
+    if task != "regression":
+        raise ValueError(f"unknown task {task!r}: one of {', '.join(TASKS)}")
     return Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(x, y)
 
 
@@ -72,7 +93,22 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     }
 
 
-def save_model(model: Ridge, x_example: pd.DataFrame, output_dir: Path) -> None:
+def classification_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """accuracy (primary, higher is better) and macro F1; same definitions as evaluate_lib."""
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    }
+
+
+def task_metrics(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
+    """The task's training metrics (logged as train_<name>)."""
+    if task == "classification":
+        return classification_metrics(y_true, y_pred)
+    return regression_metrics(y_true, y_pred)
+
+
+def save_model(model: BaseEstimator, x_example: pd.DataFrame, output_dir: Path) -> None:
     """Save as an MLflow model with a signature and an input example.
 
     output_dir may exist (the platform creates output folders) but must be empty.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -229,13 +230,22 @@ def test_environment_pins_checked_and_isolated_venv(project: Project) -> None:
         environment: azureml:pinned@latest
         """,
     )
+    # By default the environment is built; a build failure fails the step with uv's own
+    # message and the environment named (no silent fallback to the project venv).
+    project.create("job.yml", "--name", "unbuildable", check=False)
+    shown = project.json("job", "show", "-n", "unbuildable")
+    assert shown["status"] == "Failed"
+    assert "environment pinned:1: building its venv failed" in shown["error"]["message"]
+    assert "numpy==0.0.1" in shown["error"]["message"]
+    # AMLOCAL_ENVIRONMENTS=project: today's fast path, a mismatch is named, not silent.
+    project.env["AMLOCAL_ENVIRONMENTS"] = "project"
     job, r = project.create("job.yml")
-    assert "numpy==0.0.1 is pinned but" in r.stderr  # a mismatch is named, not silent
-    assert ".amlocal/envs" not in r.stderr
-    # Isolated: a venv per environment content hash (here no pip install can succeed
-    # offline for numpy==0.0.1, so use an environment without pins).
+    del project.env["AMLOCAL_ENVIRONMENTS"]
+    assert job["status"] == "Completed"
+    assert "numpy==0.0.1 is declared but" in r.stderr
+    # Isolated: a venv per environment content hash even when the project venv would do.
     project.write("conda.yml", "name: bare\ndependencies:\n  - python=3.11\n")
     project.run("environment", "create", "-f", "pinned.yml")
     job, r = project.create("job.yml", "--isolate-environments")
     assert job["status"] == "Completed"
-    assert f"prefix {project.home}/envs/" in r.stderr
+    assert "prefix /" in r.stderr and f"prefix {sys.prefix}\n" not in r.stderr

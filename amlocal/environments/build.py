@@ -1,0 +1,238 @@
+"""Content-hashed venvs built with uv, once per user (shared across runs and workspaces).
+
+A venv lives in `<cache>/envs/<hash>/`, where the hash covers the resolved specification and
+the interpreter it runs on; `amlocal-env.json` is written last, so a venv without it is an
+interrupted build and is rebuilt. Builders of the same venv (two steps, two workspaces) take
+a file lock; a finished venv is used without any lock or uv call.
+
+Packages install from wheels (Azure's images get binaries from conda): a declared version
+with no wheel for this machine's Python is moved to the nearest series that has one, and said
+so. A failure fails the step with uv's own message and the environment named.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlocal.environments.spec import Spec, normalize
+from amlocal.errors import AmlocalError
+from amlocal.hashing import text_digest
+
+META = "amlocal-env.json"
+FORMAT = 1  # bump when the layout or build rules change
+_UV_TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished venv: where its interpreter is and what could not be matched."""
+
+    root: Path
+    python_version: str
+    warning: str  # "" when everything declared was matched
+    mlflow: str | None  # the MLflow version inside (None: no MLflow)
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+
+def cache_root() -> Path:
+    from amlocal.loader import cache_dir
+
+    return cache_dir() / "envs"
+
+
+def uv() -> str:
+    """uv from the venv amlocal runs in (pinned in pyproject), else from PATH."""
+    here = Path(sys.executable).parent / "uv"
+    found = str(here) if here.exists() else shutil.which("uv")
+    if not found:
+        raise AmlocalError("building environments needs uv (`pip install uv`); it was not found")
+    return found
+
+
+def find_python(version: str | None) -> tuple[Path, str]:
+    """(interpreter, X.Y.Z) for a declared `python=X.Y`: one of this machine's interpreters of
+    that minor version (PATH, pyenv), else the one amlocal runs on."""
+    own = Path(os.path.realpath(sys.executable))
+    own_version = platform.python_version()
+    if not version or version == ".".join(own_version.split(".")[:2]):
+        return own, own_version
+    if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 8:
+        return own, own_version  # uv builds venvs for 3.8 and later
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    candidates += sorted(
+        glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}"), reverse=True
+    )
+    candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
+    for c in candidates:
+        if c and "/shims/" not in c and os.access(c, os.X_OK):
+            real = Path(os.path.realpath(c))
+            m = re.search(r"/versions/(\d+\.\d+\.\d+)/", str(real))
+            return real, m.group(1) if m else version
+    return own, own_version
+
+
+def key(spec: Spec, interpreter: Path, python_version: str) -> str:
+    doc = [
+        FORMAT,
+        spec.digest(),
+        str(interpreter),
+        python_version,
+        sys.platform,
+        platform.machine(),
+    ]
+    return text_digest(json.dumps(doc))[:24]
+
+
+def load(root: Path) -> Built | None:
+    """The finished venv at `root`, or None."""
+    try:
+        meta = json.loads((root / META).read_text())
+    except (OSError, ValueError):
+        return None
+    return Built(root, meta["python"], meta.get("warning", ""), meta.get("mlflow"))
+
+
+def ensure(spec: Spec, label: str) -> Built:
+    """The venv for `spec`, built now if it is not built yet."""
+    interpreter, pyver = find_python(spec.python)
+    root = cache_root() / key(spec, interpreter, pyver)
+    done = load(root)
+    if done is not None:
+        return done
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = load(root)  # another builder finished while we waited
+        if done is not None:
+            return done
+        sys.stderr.write(f"building environment {label} ({root})\n")
+        shutil.rmtree(root, ignore_errors=True)
+        _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
+        notes = _install(label, root, list(spec.requirements), pyver)
+        if spec.python and not pyver.startswith(spec.python):
+            notes.insert(0, f"python={spec.python} -> {pyver} (not on this machine)")
+        if spec.left_out:
+            notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
+        warning = "; ".join(notes)
+        meta = {"python": pyver, "warning": warning, "mlflow": _version(root, "mlflow")}
+        meta["mlflow"] = meta["mlflow"] or _version(root, "mlflow-skinny")
+        meta.update(label=label, requirements=list(spec.requirements))
+        tmp = root / f"{META}.tmp"
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(root / META)
+    built = load(root)
+    assert built is not None
+    return built
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("UV_NO_PROGRESS", "1")
+    return env
+
+
+def _run(label: str, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    r = _try(argv, stdin)
+    if r.returncode != 0:
+        msg = (r.stderr or r.stdout).strip()[-4000:]
+        raise AmlocalError(
+            f"environment {label}: building its venv failed (uv {argv[1]} {argv[2]}):\n{msg}"
+        )
+    return r
+
+
+def _try(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, env=_env(), timeout=_UV_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(argv, 1, "", f"uv timed out after {exc.timeout:g} s")
+
+
+def _install(label: str, root: Path, reqs: list[str], pyver: str) -> list[str]:
+    """Install `reqs` into the venv at `root` from wheels; returns what was changed."""
+    if not reqs:
+        return []
+    python = str(root / "bin" / "python")
+    install = [uv(), "pip", "install", "--python", python, "-r", "-"]
+    first = _try([*install, "--no-build"], "\n".join(reqs))
+    if first.returncode == 0:
+        return []
+    moved: list[tuple[str, str]] = []  # (declared, package name)
+    build_ok: set[str] = set()
+    relaxed: list[str] = []
+    compile_ = [uv(), "pip", "compile", "--python", python, "--no-deps", "--no-header", "-"]
+    for req in reqs:
+        probe = _try([*compile_, "--no-build"], req)
+        if probe.returncode == 0 or "building from source is disabled" not in probe.stderr:
+            relaxed.append(req)  # fine, or wrong in a way uv's final message will name
+            continue
+        name, floor = _floor(req)
+        if name and floor:
+            low = _try([*compile_, "--no-build", "--resolution", "lowest"], f"{name}>={floor}")
+            found = _pinned(low.stdout, name) if low.returncode == 0 else None
+            if found:
+                series = ".".join(found.split(".")[:3])
+                relaxed.append(
+                    f"{name}~={series}" if series.count(".") >= 2 else f"{name}>={series}"
+                )
+                moved.append((req, name))
+                continue
+        relaxed.append(req)
+        if name:
+            build_ok.add(normalize(name))
+    if build_ok:
+        others = [_floor(r)[0] for r in relaxed]
+        flags = [f"--no-build-package={n}" for n in others if n and normalize(n) not in build_ok]
+    else:
+        flags = ["--no-build"]
+    _run(label, [*install, *flags], "\n".join(relaxed))
+    return [f"{req} -> {n} {_version(root, n)} (no wheel for Python {pyver})" for req, n in moved]
+
+
+def _floor(req: str) -> tuple[str | None, str | None]:
+    """(name, lowest version the requirement allows) for `==`, `~=`, `>=` and `==X.*`."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        r = Requirement(req)
+    except InvalidRequirement:
+        return None, None
+    for s in r.specifier:
+        if s.operator in ("==", "~=", ">=", "==="):
+            return r.name, s.version.rstrip(".*")
+    return r.name, None
+
+
+def _pinned(compiled: str, name: str) -> str | None:
+    for line in compiled.splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        if m and normalize(m.group(1)) == normalize(name):
+            return m.group(2)
+    return None
+
+
+def _version(root: Path, name: str) -> str | None:
+    """The version of a distribution installed in the venv at `root` (from its dist-info)."""
+    want = normalize(name)
+    for info in root.glob("lib/python*/site-packages/*.dist-info"):
+        dist, _, ver = info.name.removesuffix(".dist-info").rpartition("-")
+        if normalize(dist) == want:
+            return ver
+    return None

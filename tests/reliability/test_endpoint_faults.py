@@ -1,0 +1,154 @@
+"""A real endpoint under faults (issue 20, items 2, 5, 7, 9 and 10), on 127.0.0.1: instances
+refuse requests that skip the front door; a body without a key is refused before it is read
+and leaves no memory behind; a lost daemon.json does not stop the live instances; a damaged
+instances.json does not stop the front door from starting; a restarting front door never
+answers a valid key with 401."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+from online_support import (
+    ENDPOINT_DIR,
+    cli,
+    descendants_alive,
+    fit_model,
+    register,
+    register_score_env,
+    save_model,
+)
+
+ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
+BODY = json.dumps({"data": [ROW]}).encode()
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("faults")
+    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["AMLOCAL_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    from amlocal.workspace import Workspace
+
+    ws = Workspace()
+    model, X = fit_model()
+    register(ws, save_model(model, X, home / "model-src"))
+    register_score_env(ws)
+    try:
+        cli("online-endpoint", "create", "-f", str(ENDPOINT_DIR / "endpoint.yml"))
+        cli("online-deployment", "create", "-f", str(ENDPOINT_DIR / "blue.yml"), "--all-traffic")
+        show = cli("online-endpoint", "show", "-n", "diabetes")
+        keys = cli("online-endpoint", "get-credentials", "-n", "diabetes")
+        port = int(show["scoring_uri"].split(":")[2].split("/")[0])
+        yield {"home": home, "port": port, "key": keys["primaryKey"], "ws": ws}
+    finally:
+        cli("online-endpoint", "delete", "-n", "diabetes", "--yes", ok=False)
+        leftovers = descendants_alive(str(home))
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        assert leftovers == []
+
+
+def post(port: int, key: str | None, body: bytes = BODY, timeout: float = 30) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        conn.request("POST", "/score", body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def daemon_status(endpoint: dict) -> dict:
+    from amlocal.endpoints import online
+
+    return online.control(endpoint["ws"], "diabetes", "status")
+
+
+def test_instances_answer_only_their_front_door(endpoint: dict) -> None:
+    assert post(endpoint["port"], endpoint["key"]) == 200
+    inst = daemon_status(endpoint)["deployments"]["blue"]["instances"][0]
+    for method, path in (("POST", "/score"), ("GET", "/"), ("GET", "/swagger.json")):
+        conn = http.client.HTTPConnection("127.0.0.1", inst["port"], timeout=10)
+        conn.request(method, path, body=BODY if method == "POST" else None)
+        assert conn.getresponse().status == 401, (method, path)
+        conn.close()
+    assert post(endpoint["port"], endpoint["key"]) == 200  # probes still pass: still ready
+    assert daemon_status(endpoint)["deployments"]["blue"]["instances"][0]["ready"]
+
+
+def test_a_big_body_without_a_key_is_refused_unread(endpoint: dict) -> None:
+    front = psutil.Process(daemon_status(endpoint)["pid"])
+    before = front.memory_info().rss
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", endpoint["port"]), timeout=10) as s:
+            s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n")
+            s.sendall(b"\0" * (4 * 1024 * 1024))  # some of the body, as a client would
+            assert s.recv(65536).startswith(b"HTTP/1.1 401 ")
+    assert front.memory_info().rss - before < 50 * 1024 * 1024
+
+
+def test_a_lost_daemon_file_keeps_the_live_front_door(endpoint: dict) -> None:
+    from amlocal.endpoints import paths
+
+    status = daemon_status(endpoint)
+    paths.daemon_file(endpoint["home"], "diabetes").unlink()
+    started = time.monotonic()
+    show = cli("online-endpoint", "show", "-n", "diabetes")
+    assert show["provisioning_state"] == "Succeeded"
+    assert time.monotonic() - started < 20
+    after = daemon_status(endpoint)
+    assert after["pid"] == status["pid"]
+    assert (
+        after["deployments"]["blue"]["instances"][0]["pid"]
+        == (status["deployments"]["blue"]["instances"][0]["pid"])
+    )
+    assert post(endpoint["port"], endpoint["key"]) == 200
+
+
+def test_a_restarting_front_door_never_401s_a_valid_key(endpoint: dict) -> None:
+    from amlocal.endpoints import paths
+
+    pid = daemon_status(endpoint)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (paths.endpoint_dir(endpoint["home"], "diabetes") / "instances.json").write_text("5")
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        end = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < end and len(statuses) < 2000:
+            try:
+                statuses.append(post(endpoint["port"], endpoint["key"], timeout=60))
+            except OSError:  # nothing listening yet
+                time.sleep(0.02)
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        show = cli("online-endpoint", "show", "-n", "diabetes")  # starts the front door
+        assert show["provisioning_state"] == "Succeeded"
+        deadline = time.monotonic() + 30
+        while 200 not in statuses and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        t.join()
+    assert 200 in statuses and 401 not in statuses, sorted(set(statuses))

@@ -1,0 +1,187 @@
+"""The front door's listener bounds what one client can hold (issue 20, items 2, 3 and 9):
+the key is checked when the headers arrive (401 before any body byte is read), bodies and
+heads are capped (413, 431), slow senders meet deadlines (408), connections are capped
+(503), closed connections are freed without waiting for the garbage collector, and a
+request followed by junk still gets its own answer before the 400."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import resource
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from amlocal.endpoints import daemon
+from amlocal.endpoints.listener import Limits, Request, Response, Server
+
+KEY = b"Bearer good"
+
+
+async def echo(req: Request) -> Response:
+    return 200, [(b"content-type", b"text/plain")], b"got %d" % len(req.body)
+
+
+def precheck(method: str, path: str, headers: dict[bytes, bytes]) -> Response | None:
+    if headers.get(b"authorization") != KEY:
+        return 401, [(b"content-type", b"text/plain")], b"no key"
+    return None
+
+
+class Running:
+    def __init__(self, limits: Limits) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.server = Server(echo, precheck, limits)
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(self.sock, 2.0),)
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.stop)
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+LIMITS = dict(max_body=1024 * 1024, max_head=8192, head_timeout_s=0.5, body_timeout_s=0.5)
+
+
+@pytest.fixture
+def srv() -> Iterator[Running]:
+    r = Running(Limits(max_connections=4, **LIMITS))
+    yield r
+    r.stop()
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def read_all(s: socket.socket) -> bytes:
+    chunks = []
+    try:
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def test_no_key_is_answered_401_before_the_body_is_sent(srv: Running) -> None:
+    with connect(srv.port) as s:
+        s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n")
+        assert read_all(s).startswith(b"HTTP/1.1 401 ")  # not one body byte was sent
+
+
+def test_bodies_over_the_limit_get_413_unread(srv: Running) -> None:
+    with connect(srv.port) as s:
+        s.sendall(
+            b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 2000000\r\n\r\n"
+        )
+        assert read_all(s).startswith(b"HTTP/1.1 413 ")
+    with connect(srv.port) as s:  # chunked: refused as soon as the running total passes it
+        s.sendall(
+            b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n" % 65536 + b"z" * 65536 + b"\r\n"
+        with contextlib.suppress(OSError):  # the server may stop reading after its 413
+            for _ in range(40):
+                s.sendall(chunk)
+        assert read_all(s).startswith(b"HTTP/1.1 413 ")
+    with connect(srv.port) as s:  # within the limit: served
+        s.sendall(
+            b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        )
+        assert read_all(s).endswith(b"got 5")
+
+
+def test_huge_headers_get_431(srv: Running) -> None:
+    with connect(srv.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        assert read_all(s).startswith(b"HTTP/1.1 431 ")
+
+
+def test_slow_senders_meet_the_head_and_body_deadlines(srv: Running) -> None:
+    with connect(srv.port) as s:  # headers trickle in, never complete
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        answer = b""
+        for _ in range(20):
+            try:
+                s.sendall(b"X-A: b\r\n")
+            except OSError:
+                break
+            s.settimeout(0.2)
+            try:
+                answer += s.recv(65536)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert time.monotonic() - started < 4
+    with connect(srv.port) as s:  # a body that never arrives
+        s.sendall(b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 10\r\n\r\nab")
+        assert read_all(s).startswith(b"HTTP/1.1 408 ")
+
+
+def test_connections_beyond_the_cap_get_503(srv: Running) -> None:
+    held = [connect(srv.port) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        with connect(srv.port) as s:
+            assert read_all(s).startswith(b"HTTP/1.1 503 ")
+    finally:
+        for h in held:
+            h.close()
+
+
+def test_a_request_followed_by_junk_keeps_its_answer(srv: Running) -> None:
+    with connect(srv.port) as s:
+        s.sendall(
+            b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 2\r\n\r\nok\x00\x01junk\r\n\r\n"
+        )
+        data = read_all(s)
+    assert data.startswith(b"HTTP/1.1 200 ") and b"got 2" in data, data
+    assert b"HTTP/1.1 400 " in data
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
+    r = Running(Limits(**LIMITS))
+    gc.disable()
+    try:
+        with connect(r.port) as s:
+            s.sendall(
+                b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 500000\r\n\r\n"
+                + b"q" * 500000
+            )
+            s.recv(65536)
+            conn = weakref.ref(next(iter(r.server.connections)))
+        deadline = time.monotonic() + 5
+        while r.server.connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        assert conn() is None, "the connection (and its buffers) is kept until a full GC"
+    finally:
+        gc.enable()
+        r.stop()
+
+
+def test_the_daemon_raises_its_descriptor_limit_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        got = daemon.raise_descriptor_limit()
+        assert got == (hard if hard != resource.RLIM_INFINITY else got) and got > 256
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
