@@ -96,6 +96,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check amlocal tests bench src
 	$(BIN)/ruff format --check amlocal tests bench src
+	$(BIN)/mypy
 	$(BIN)/actionlint
 	$(BIN)/shellcheck -x scripts/*.sh
 

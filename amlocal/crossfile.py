@@ -13,52 +13,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding: `file: key: message`. Warnings are printed but do not fail the run."""
-
-    path: Path
-    key: str
-    message: str
-    severity: str = "error"
-
-    def render(self, root: Path) -> str:
-        shown = _relative(self.path, root)
-        tag = "" if self.severity == "error" else "warning: "
-        return (
-            f"{shown}: {self.key}: {tag}{self.message}"
-            if self.key
-            else f"{shown}: {tag}{self.message}"
-        )
-
-
-@dataclass
-class Doc:
-    """An Azure ML YAML file: its path, `az ml` kind, `$schema` stem and parsed content."""
-
-    path: Path
-    kind: str
-    schema: str
-    raw: dict[str, Any] = field(repr=False)
-
-    @property
-    def display(self) -> str:
-        return _relative(self.path, Path.cwd())
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
+from amlocal.yamldocs import DEFAULT_DIRS, Doc, Problem, discover, read_docs, schema_kind
 
 # -- pipeline bindings -----------------------------------------------------------------------
 BINDING = re.compile(
@@ -221,8 +182,6 @@ def _siblings(directory: Path, kind: str, cache: dict[Path, list[Doc]]) -> list[
     """Azure ML docs of one kind in a folder (read from disk, so a single-file run still
     sees the endpoint beside a deployment)."""
     if directory not in cache:
-        from amlocal.validate import schema_kind
-
         docs = []
         for f in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
             try:
@@ -436,8 +395,6 @@ def cross_check(docs: list[Doc], root: Path, everything: list[Doc] | None = None
 
 
 def _default_docs(root: Path, seen: set[Path]) -> list[Doc]:
-    from amlocal.validate import DEFAULT_DIRS, discover, read_docs
-
     files = [
         f
         for f in discover([root / d for d in DEFAULT_DIRS if (root / d).is_dir()])

@@ -37,7 +37,7 @@ def tree_digest(root: Path, files: list[Path] | None = None, store: Store | None
 
 
 def _walk(root: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, _dirs, names in os.walk(root):
         out.extend(Path(dirpath) / n for n in names)
     return out

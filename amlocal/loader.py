@@ -26,7 +26,7 @@ _LOADERS = {
 }
 
 
-def _quiet() -> None:
+def quiet_sdk_notices() -> None:
     """azure-ai-ml prints 'experimental class' notices on import; az ml hides them too."""
     warnings.filterwarnings("ignore")
     logging.getLogger("azure").setLevel(logging.ERROR)
@@ -55,10 +55,11 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
-    _quiet()
+    quiet_sdk_notices()
     import azure.ai.ml as aml
     from azure.ai.ml.entities import _load_functions as lf
 
+    fn: Any
     try:
         if kind == "batch-deployment":
             import yaml

@@ -19,74 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from amlocal.crossfile import Doc, Problem, cross_check
+from amlocal.crossfile import cross_check
+from amlocal.yamldocs import DEFAULT_DIRS, Doc, Problem, discover, read_docs
 
-# The folders `make validate` checks when no path is given.
-DEFAULT_DIRS = ("components", "pipelines", "endpoints", "environments", "data", "compute")
-
-# `$schema` file stem -> amlocal.loader kind (the `az ml` group whose `create -f` reads it).
-SCHEMA_KINDS: dict[str, str] = {
-    "commandComponent": "component",
-    "parallelComponent": "component",
-    "pipelineComponent": "component",
-    "sparkComponent": "component",
-    "pipelineJob": "job",
-    "commandJob": "job",
-    "sweepJob": "job",
-    "sparkJob": "job",
-    "data": "data",
-    "environment": "environment",
-    "model": "model",
-    "amlCompute": "compute",
-    "computeInstance": "compute",
-    "managedOnlineEndpoint": "online-endpoint",
-    "kubernetesOnlineEndpoint": "online-endpoint",
-    "managedOnlineDeployment": "online-deployment",
-    "kubernetesOnlineDeployment": "online-deployment",
-    "batchEndpoint": "batch-endpoint",
-    "batchDeployment": "batch-deployment",
-    "modelBatchDeployment": "batch-deployment",
-    "pipelineComponentBatchDeployment": "batch-deployment",
-}
-SCHEMA_HOST = "azuremlschemas.azureedge.net"
-SCHEMA_STEM = re.compile(r"/([A-Za-z]+)\.schema\.json$")
 # Endpoints and deployments are ARM tracked resources: their REST body carries a location.
 # Any valid region works for the offline conversion; `az ml` uses the workspace's.
 LOCATION = "eastus"
-
-
-# -- discovery -----------------------------------------------------------------------------
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Every .yml/.yaml under the given files and folders, sorted, hidden folders skipped."""
-    found: set[Path] = set()
-    for path in paths:
-        if path.is_file():
-            found.add(path)
-        elif path.is_dir():
-            for f in path.rglob("*"):
-                rel = f.relative_to(path)
-                if f.suffix in (".yml", ".yaml") and f.is_file():
-                    if not any(part.startswith(".") for part in rel.parts):
-                        found.add(f)
-    return sorted(found)
-
-
-def schema_kind(raw: Any) -> tuple[str | None, str | None]:
-    """(kind, schema stem) of a parsed YAML; kind None means not an Azure ML file."""
-    if not isinstance(raw, dict) or "$schema" not in raw:
-        return None, None
-    schema = str(raw["$schema"])
-    if SCHEMA_HOST not in schema:
-        return None, None
-    match = SCHEMA_STEM.search(schema)
-    stem = match.group(1) if match else schema
-    return SCHEMA_KINDS.get(stem), stem
 
 
 # -- azure-ai-ml: load, validate, convert ----------------------------------------------------
@@ -183,31 +126,6 @@ def check_with_azure_ai_ml(doc: Doc) -> list[Problem]:
 
 
 # -- driver --------------------------------------------------------------------------------
-def read_docs(files: list[Path]) -> tuple[list[Doc], list[Path], list[Problem]]:
-    """Parse every file: Azure ML docs, skipped files, and YAML/`$schema` errors."""
-    import yaml
-
-    docs: list[Doc] = []
-    skipped: list[Path] = []
-    problems: list[Problem] = []
-    for path in files:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else ""
-            problems.append(Problem(path, where, f"not valid YAML: {exc}".splitlines()[0]))
-            continue
-        kind, stem = schema_kind(raw)
-        if stem is None:
-            skipped.append(path)
-        elif kind is None:
-            problems.append(Problem(path, "$schema", f"unsupported Azure ML schema {stem!r}"))
-        else:
-            docs.append(Doc(path=path, kind=kind, schema=stem, raw=raw))
-    return docs, skipped, problems
-
-
 def run(paths: list[Path], root: Path, verbose: bool = False) -> tuple[list[Problem], str]:
     """All problems in `paths` and the one-line summary."""
     files = discover(paths)
@@ -239,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"validate: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    from amlocal.loader import _quiet
+    from amlocal.loader import quiet_sdk_notices
 
-    _quiet()
+    quiet_sdk_notices()
     problems, summary = run(paths, root, args.verbose)
     for problem in sorted(problems, key=lambda p: (p.severity != "error", str(p.path), p.key)):
         print(problem.render(root), file=sys.stderr if problem.severity == "error" else sys.stdout)

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.errors import InvalidInput, NotFound
+from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
-
-TERMINAL = {"Completed", "Failed", "Canceled"}
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:

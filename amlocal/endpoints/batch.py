@@ -275,7 +275,7 @@ def _pipeline_runtime(ws: Workspace, d: dict[str, Any], file: Path) -> dict[str,
     steps = {}
     for sname, node in (component.get("jobs") or {}).items():
         _snapshot_code(ws, node)
-        steps[sname] = planlib._step(sname, node, base, where=f"{file}: component.jobs.{sname}")
+        steps[sname] = planlib.make_step(sname, node, base, where=f"{file}: component.jobs.{sname}")
     return {
         "kind": "pipeline",
         "inputs": component.get("inputs") or {},

@@ -20,7 +20,7 @@ def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> 
     import yaml
 
     from amlocal.jobs import plan as planlib
-    from amlocal.jobs.pipeline import step_environment
+    from amlocal.jobs.records import step_environment
 
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
@@ -34,12 +34,14 @@ def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> 
     steps = job_plan["steps"] if job_plan["kind"] == "pipeline" else {"": job_plan["step"]}
     for name, step in steps.items():
         where = f"{path}: jobs.{name}" if name else str(path)
-        refs = [("component", step.get("component_ref"), "component")]
+        refs: list[tuple[str, object, str]] = [
+            ("component", step.get("component_ref"), "component")
+        ]
         refs.append(("environment", step_environment(step), "environment"))
         for key, ref, kind in refs:
             if _registered(ref):
                 try:
-                    assets.get(ws, kind, ref)
+                    assets.get(ws, kind, str(ref))
                 except AmlocalError as exc:
                     shown = f"{where}.{key}" if name else f"{where}: {key}"
                     raise InvalidInput(f"{shown}: {exc}") from None

@@ -18,13 +18,19 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
 from amlocal.jobs import parallel as P
-from amlocal.jobs.run import LOG_NAME, resolve_io
+from amlocal.jobs import reuse
+from amlocal.jobs.run import IO, LOG_NAME, resolve_io
+from amlocal.jobs.status import Status
+from amlocal.jobs.status import now_iso as _now
+
+if TYPE_CHECKING:
+    from amlocal.jobs.context import StepCall, StepContext, StepResult
+    from amlocal.jobs.types import Outputs, Step
 from amlocal.snapshot import materialize, snapshot_digest
 
 # Keys of a parallel node that may override its component's (azure-ai-ml dumps both).
@@ -43,11 +49,7 @@ NODE_KEYS = (
 )
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def effective_component(step: dict[str, Any]) -> dict[str, Any]:
+def effective_component(step: Step) -> dict[str, Any]:
     """The component with the node's own settings on top (a node may set mini_batch_size,
     retry_settings... over a parallel component loaded from a file)."""
     component = dict(step.get("component") or {})
@@ -76,15 +78,9 @@ def _output_name(expr: Any) -> str | None:
     return m.group(1).split(".", 1)[1]
 
 
-def run(
-    execution: Any,
-    job: str,
-    step: dict[str, Any],
-    bound: dict[str, Any],
-    targets: dict[str, dict[str, Any]],
-) -> tuple[str, dict[str, Any]]:
+def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run one parallel step to a terminal status; see amlocal.jobs.kinds for the contract."""
-    ws = execution.ws
+    ws, job, step = ctx.ws, call.job, call.step
     where = f"step '{step['name']}'"
     component = effective_component(step)
     batch = step.get("batch")  # set for batch-endpoint invocations
@@ -92,47 +88,31 @@ def run(
         ws,
         job,
         step,
-        bound,
-        targets,
-        base=execution.base,
-        datastore=execution.datastore,
+        call.bound,
+        call.targets,
+        base=ctx.base,
+        datastore=ctx.datastore,
         component=component,
         digest_data=not batch,  # batch invocations are never reused: don't hash their input
     )
     data_name = _input_name(component.get("input_data"), where)
     if data_name not in io.input_values or io.input_values[data_name] is None:
         raise InvalidInput(f"{where}: input_data names input '{data_name}', which has no value")
-    data_path = Path(str(io.input_values[data_name]))
     task = component.get("task") or {}
-    outputs_local = {k: v["local_path"] for k, v in io.outputs.items()}
     args = ex.render(
         str(task.get("program_arguments") or ""),
         io.input_values,
-        outputs_local,
+        {k: v["local_path"] for k, v in io.outputs.items()},
         where=f"{where}: task.program_arguments",
     )
     if batch:
-        code = Path(batch["code_dir"])
-        out_name = batch.get("output_name", "score")
+        code, out_name = Path(batch["code_dir"]), batch.get("output_name", "score")
     else:
-        if not task.get("code") or str(task["code"]).startswith(("azureml:", "http")):
-            raise InvalidInput(f"{where}: task.code must be a local folder")
-        code = Path(str(task["code"]))
-        if not code.is_absolute():
-            code = (execution.base / code).resolve()
-        if not code.is_dir():
-            raise InvalidInput(f"{where}: task.code {code} is not a folder")
-        out_name = _output_name(task.get("append_row_to"))
-        if task.get("append_row_to") and out_name not in io.outputs:
-            raise InvalidInput(
-                f"{where}: task.append_row_to must be ${{{{outputs.<name>}}}} of a declared "
-                f"output, got {task.get('append_row_to')!r}"
-            )
+        code, out_name = _task_code(ctx.base, task, io, where)
     env = step["env"]
-    code_digest = snapshot_digest(code, ws.store)
     key = reuse.fingerprint(
         component,
-        code_digest,
+        snapshot_digest(code, ws.store),
         env["identity"],
         io.input_identity,
         io.output_identity,
@@ -143,90 +123,158 @@ def run(
         },
     )
     shown = {"inputs": io.input_meta, "outputs": io.outputs, "environment": env["label"]}
-    hit = execution.find_reusable(step, key, job)
+    hit = ctx.reuse(step, key, job, shown)
     if hit is not None:
-        execution.update_job(job, **shown)
-        return "Completed", hit["outputs"]
-
-    jd = ws.job_dir(job)
-    log_path = jd / LOG_NAME
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_dir = jd / "logs"
-    if batch:
-        work = code  # deployment create already snapshotted it; it never changes
+        return Status.COMPLETED, hit["outputs"]
+    run_id = None if batch else ctx.mlflow.start(job)
+    ctx.warn_environment(env)
+    python = str(ctx.python_bin_dir(env) / "python")
+    env_vars = ctx.mlflow.env(job, run_id) if run_id else {"AZUREML_RUN_ID": job}
+    if batch:  # deployment create already snapshotted the code; it never changes
+        spec = _batch_spec(batch, code, env_vars, python)
     else:
-        work = jd / "wd"
+        work = ws.job_dir(job) / "wd"
         shutil.rmtree(work, ignore_errors=True)
         materialize(code, work)
-    run_id = None if batch else execution.mlflow_run(job)
-    execution.warn_environment(env)
-    bin_dir = environments.python_bin_dir(ws, env, bool(execution.record.get("_isolate")))
-    env_vars = execution.step_env_vars(job, run_id) if run_id else {"AZUREML_RUN_ID": job}
-    if batch:
-        env_vars["AZUREML_MODEL_DIR"] = batch["model_dir"]
-        env_vars.update(batch.get("environment_variables") or {})
-        spec = P.ParallelSpec.for_batch_deployment(
-            batch["settings"],
-            code_dir=work,
-            entry_script=batch["entry_script"],
-            environment_variables=env_vars,
-            python=str(bin_dir / "python"),
+        spec = _job_spec(step, component, work, args, env_vars, python)
+    data_path = Path(str(io.input_values[data_name]))
+    kind = "batch scoring" if batch else "parallel step"
+    run = _Run(ctx, call, io.outputs, out_name, run_id, shown)
+    status = run.execute(spec, data_path, kind)
+    if status == Status.COMPLETED:
+        ctx.remember(step, key, job)
+    return status, (io.outputs if run.ran else {})
+
+
+def _task_code(base: Path, task: dict[str, Any], io: IO, where: str) -> tuple[Path, str | None]:
+    """A parallel node's `task.code` folder and the output `append_row_to` names."""
+    if not task.get("code") or str(task["code"]).startswith(("azureml:", "http")):
+        raise InvalidInput(f"{where}: task.code must be a local folder")
+    code = Path(str(task["code"]))
+    if not code.is_absolute():
+        code = (base / code).resolve()
+    if not code.is_dir():
+        raise InvalidInput(f"{where}: task.code {code} is not a folder")
+    out_name = _output_name(task.get("append_row_to"))
+    if task.get("append_row_to") and out_name not in io.outputs:
+        raise InvalidInput(
+            f"{where}: task.append_row_to must be ${{{{outputs.<name>}}}} of a declared "
+            f"output, got {task.get('append_row_to')!r}"
         )
-        spec.program_arguments = batch.get("program_arguments") or []
-    else:
-        spec = P.ParallelSpec.for_parallel_job(
-            component, code_dir=work, program_arguments=args, python=str(bin_dir / "python")
-        )
-        spec.environment_variables = {**env_vars, **spec.environment_variables}
-        spec.environment_variables.update(
-            {str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()}
-        )
-    out_dir = Path(io.outputs[out_name]["local_path"]) if out_name in io.outputs else jd / "out"
-    for o in io.outputs.values():
-        Path(o["local_path"]).mkdir(parents=True, exist_ok=True)
-    props = {"mlflow.runId": run_id} if run_id else {}
-    execution.update_job(
-        job, status="Running", start_time=_now(), properties=props, _log=str(log_path), **shown
+    return code, out_name
+
+
+def _batch_spec(
+    batch: dict[str, Any], code: Path, env_vars: dict[str, str], python: str
+) -> P.ParallelSpec:
+    """A model batch deployment's run: its settings, model folder and scoring script."""
+    env_vars["AZUREML_MODEL_DIR"] = batch["model_dir"]
+    env_vars.update(batch.get("environment_variables") or {})
+    spec = P.ParallelSpec.for_batch_deployment(
+        batch["settings"],
+        code_dir=code,
+        entry_script=batch["entry_script"],
+        environment_variables=env_vars,
+        python=python,
     )
-    if execution.cancel.is_set():
-        execution.update_job(job, status="Canceled", end_time=_now())
-        return "Canceled", {}
-    with log_path.open("a", buffering=1) as log:
+    spec.program_arguments = batch.get("program_arguments") or []
+    return spec
 
-        def write(line: str) -> None:
-            log.write(f"{dt.datetime.now():%Y-%m-%d %H:%M:%S} {line}\n")
 
-        write(
-            f"{'batch scoring' if batch else 'parallel step'} {job}: input {data_path}, "
-            f"entry script {spec.entry_script}, mini_batch_size {spec.mini_batch_size}, "
-            f"output_action {spec.output_action}"
+def _job_spec(
+    step: Step,
+    component: dict[str, Any],
+    work: Path,
+    args: str,
+    env_vars: dict[str, str],
+    python: str,
+) -> P.ParallelSpec:
+    """A parallel node's run: the component's settings, the node's variables on top."""
+    spec = P.ParallelSpec.for_parallel_job(
+        component, code_dir=work, program_arguments=args, python=python
+    )
+    spec.environment_variables = {**env_vars, **spec.environment_variables}
+    spec.environment_variables.update(
+        {str(k): str(v) for k, v in (step.get("environment_variables") or {}).items()}
+    )
+    return spec
+
+
+class _Run:
+    """The execution tail both kinds of parallel run share: the job record, the log, the
+    executor, the MLflow run's end."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        call: StepCall,
+        outputs: Outputs,
+        out_name: str | None,
+        run_id: str | None,
+        shown: dict[str, object],
+    ) -> None:
+        self.ctx, self.job = ctx, call.job
+        self.outputs, self.run_id, self.shown = outputs, run_id, shown
+        jd = ctx.ws.job_dir(call.job)
+        self.log_path, self.log_dir = jd / LOG_NAME, jd / "logs"
+        self.out_dir = Path(outputs[out_name]["local_path"]) if out_name in outputs else jd / "out"
+        self.ran = True  # False: the executor refused the input (InvalidInput)
+
+    def execute(self, spec: P.ParallelSpec, data_path: Path, kind: str) -> str:
+        ctx, job = self.ctx, self.job
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        for o in self.outputs.values():
+            Path(o["local_path"]).mkdir(parents=True, exist_ok=True)
+        props = {"mlflow.runId": self.run_id} if self.run_id else {}
+        ctx.update_job(
+            job,
+            status=Status.RUNNING,
+            start_time=_now(),
+            properties=props,
+            _log=str(self.log_path),
+            **self.shown,
         )
-        try:
-            batches = P.plan(data_path, spec.mini_batch_size)
-            summary = P.execute(spec, batches, out_dir, log_dir, log=write, cancel=execution.cancel)
-        except InvalidInput as exc:
-            write(f"ERROR: {exc}")
-            execution.update_job(job, status="Failed", end_time=_now(), error={"message": str(exc)})
-            if run_id:
-                execution.end_mlflow_run(run_id, "Failed")
-            return "Failed", {}
-    status = summary.status
-    fields: dict[str, Any] = {
-        "status": status,
-        "end_time": _now(),
-        "properties": {
-            **props,
-            "azureml.parallel.mini_batches": str(summary.mini_batches),
-            "azureml.parallel.mini_batches_failed": str(summary.mini_batches_failed),
-            "azureml.parallel.items_failed": str(summary.items_failed),
-            "azureml.parallel.rows": str(summary.rows),
-        },
-    }
-    if summary.error:
-        fields["error"] = {"message": summary.error}
-    execution.update_job(job, **fields)
-    if run_id:
-        execution.end_mlflow_run(run_id, status)
-    if status == "Completed":
-        execution.remember(step, key, job)
-    return status, io.outputs
+        if ctx.cancel.is_set():
+            ctx.update_job(job, status=Status.CANCELED, end_time=_now())
+            self.ran = False
+            return Status.CANCELED
+        with self.log_path.open("a", buffering=1) as log:
+
+            def write(line: str) -> None:
+                log.write(f"{dt.datetime.now():%Y-%m-%d %H:%M:%S} {line}\n")
+
+            write(
+                f"{kind} {job}: input {data_path}, entry script {spec.entry_script}, "
+                f"mini_batch_size {spec.mini_batch_size}, output_action {spec.output_action}"
+            )
+            try:
+                batches = P.plan(data_path, spec.mini_batch_size)
+                summary = P.execute(
+                    spec, batches, self.out_dir, self.log_dir, log=write, cancel=ctx.cancel
+                )
+            except InvalidInput as exc:
+                write(f"ERROR: {exc}")
+                ctx.update_job(
+                    job, status=Status.FAILED, end_time=_now(), error={"message": str(exc)}
+                )
+                self.ran = False
+                if self.run_id:
+                    ctx.mlflow.end(self.run_id, Status.FAILED)
+                return Status.FAILED
+        fields: dict[str, object] = {
+            "status": summary.status,
+            "end_time": _now(),
+            "properties": {
+                **props,
+                "azureml.parallel.mini_batches": str(summary.mini_batches),
+                "azureml.parallel.mini_batches_failed": str(summary.mini_batches_failed),
+                "azureml.parallel.items_failed": str(summary.items_failed),
+                "azureml.parallel.rows": str(summary.rows),
+            },
+        }
+        if summary.error:
+            fields["error"] = {"message": summary.error}
+        ctx.update_job(job, **fields)
+        if self.run_id:
+            ctx.mlflow.end(self.run_id, summary.status)
+        return summary.status

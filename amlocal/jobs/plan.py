@@ -8,12 +8,16 @@ files it references) plus the `--set` overrides, so a rerun never imports azure-
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
 from amlocal.workspace import Workspace
+
+if TYPE_CHECKING:
+    from amlocal.jobs.types import Binding, OutputDecl, Plan, Step
 
 PLAN_VERSION = "5"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
@@ -57,11 +61,11 @@ def _file_refs(node: Any) -> list[str]:
     return refs
 
 
-def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> Plan:
     """The validated plan for a job YAML, from the validation cache or from azure-ai-ml."""
     from amlocal import loader
 
-    return loader.validated(
+    plan: Plan = loader.validated(
         "job",
         path,
         overrides,
@@ -69,6 +73,7 @@ def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dic
         files=source_files(path),
         tag=f"-plan{PLAN_VERSION}",
     )
+    return plan
 
 
 # -- building from azure-ai-ml entities ---------------------------------------------------
@@ -96,7 +101,7 @@ def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
             k: _output_decl(raw_outputs.get(k)) for k in [*(entity.outputs or {}), *raw_outputs]
         }
         plan["steps"] = {
-            name: _step(name, node, base, where=f"{path}: jobs.{name}")
+            name: make_step(name, node, base, where=f"{path}: jobs.{name}")
             for name, node in (spec.get("jobs") or {}).items()
         }
         resolve_includes(
@@ -104,7 +109,7 @@ def plan_from_entity(entity: Any, path: Path) -> dict[str, Any]:
         )
         _check_bindings(plan, path)
     elif kind in ("command", "sweep", "parallel"):
-        step = _step(spec.get("name") or "job", spec, base, where=str(path), standalone=True)
+        step = make_step(spec.get("name") or "job", spec, base, where=str(path), standalone=True)
         plan["step"] = step
     else:
         raise InvalidInput(f"{path}: type '{kind}' jobs are not supported by amlocal")
@@ -171,13 +176,13 @@ def _local_or_uri(p: str, base: Path) -> str:
     return str(q if q.is_absolute() else (base / q).resolve())
 
 
-def _output_decl(v: Any) -> dict[str, Any]:
+def _output_decl(v: Any) -> OutputDecl:
     if isinstance(v, dict):
         return {"type": v.get("type", "uri_folder"), "path": v.get("path"), "mode": v.get("mode")}
     return {"type": "uri_folder", "path": None, "mode": None}
 
 
-def _binding(v: Any, base: Path) -> dict[str, Any]:
+def _binding(v: Any, base: Path) -> Binding:
     """One step input as a binding: parent input, step output, data, or literal."""
     mode = None
     if isinstance(v, dict) and isinstance(v.get("path"), str) and v["path"].startswith("${{"):
@@ -202,9 +207,9 @@ def _binding(v: Any, base: Path) -> dict[str, Any]:
     return {"literal": v}
 
 
-def _step(
+def make_step(
     name: str, node: dict[str, Any], base: Path, *, where: str, standalone: bool = False
-) -> dict[str, Any]:
+) -> Step:
     kind = node.get("type", "command")
     if kind not in STEP_KINDS:
         raise InvalidInput(f"{where}: step type '{kind}' is not supported by amlocal")
@@ -214,7 +219,7 @@ def _step(
     else:
         comp_ref = None
     component = component or {}
-    step: dict[str, Any] = {
+    step: Step = {
         "name": name,
         "kind": kind,
         "display_name": node.get("display_name") or name,
@@ -293,11 +298,11 @@ def _check_bindings(plan: dict[str, Any], path: Path) -> None:
         raise InvalidInput(f"{path}: the step bindings form a cycle")
 
 
-def dependencies(step: dict[str, Any]) -> set[str]:
+def dependencies(step: Step) -> set[str]:
     return {b["step_output"][0] for b in step["inputs"].values() if "step_output" in b}
 
 
-def topo_order(steps: dict[str, dict[str, Any]]) -> list[str]:
+def topo_order(steps: Mapping[str, Step]) -> list[str]:
     deps = {n: dependencies(s) for n, s in steps.items()}
     order: list[str] = []
     ready = [n for n in steps if not deps[n]]

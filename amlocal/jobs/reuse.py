@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from amlocal.hashing import text_digest
-from amlocal.store import Store
+from amlocal.jobs.status import Status, now_iso
+
+if TYPE_CHECKING:
+    from amlocal.jobs.types import JobRecord, Step
+    from amlocal.store import Store
 
 # Keys of a component that change what it computes (name/version/display text do not).
 _SPEC_KEYS = (
@@ -61,19 +65,58 @@ def fingerprint(
     return text_digest(json.dumps(doc, sort_keys=True, default=str))
 
 
-def lookup(store: Store, key: str) -> dict[str, Any] | None:
+def enabled(step: Step, *, force_rerun: bool, pipeline: bool = True) -> bool:
+    """Reuse applies to the steps of a pipeline (Azure reuses pipeline steps only) whose
+    component is deterministic (the default), unless the pipeline forces a rerun."""
+    deterministic = (step.get("component") or {}).get("is_deterministic", True) is not False
+    return pipeline and deterministic and not force_rerun
+
+
+def reusable(
+    store: Store, step: Step, key: str, job: str, *, force_rerun: bool, pipeline: bool = True
+) -> JobRecord | None:
+    """The earlier job that stands for `job` (fingerprint `key`), or None: run it."""
+    if not enabled(step, force_rerun=force_rerun, pipeline=pipeline):
+        return None
+    hit = lookup(store, key)
+    if hit is None or hit.get("name") == job:
+        return None
+    return hit
+
+
+def reused_fields(hit: JobRecord) -> dict[str, object]:
+    """What a reused job's record shows: completed at once, with the earlier job's outputs,
+    log and MLflow run (`azureml.isreused`, `azureml.reusedrunid` as Azure ML sets them)."""
+    props = {"azureml.isreused": "true", "azureml.reusedrunid": hit.get("name", "")}
+    if hit.get("properties", {}).get("mlflow.runId"):
+        props["mlflow.runId"] = hit["properties"]["mlflow.runId"]
+    now = now_iso()
+    fields: dict[str, object] = {
+        "status": Status.COMPLETED,
+        "properties": props,
+        "outputs": hit.get("outputs"),
+        "start_time": now,
+        "end_time": now,
+        "_log": hit.get("_log"),
+    }
+    if "command" in hit:
+        fields["command"] = hit["command"]
+    return fields
+
+
+def lookup(store: Store, key: str) -> JobRecord | None:
     """The earlier successful step job with this fingerprint, if its outputs still exist."""
     name = store.cache_get(f"reuse:{key}")
     if not name:
         return None
     record = store.get("job", name)
-    if not record or record.get("status") != "Completed":
+    if not record or record.get("status") != Status.COMPLETED:
         return None
     for out in (record.get("outputs") or {}).values():
         p = out.get("local_path")
         if p and not Path(p).exists():  # outputs deleted since: run again
             return None
-    return record
+    return cast("JobRecord", record)
 
 
 def remember(store: Store, key: str, job_name: str) -> None:

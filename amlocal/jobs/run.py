@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amlocal import assets
+from amlocal import assets, procs
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
 from amlocal.jobs import environments, reuse
@@ -25,29 +25,11 @@ from amlocal.jobs.warm import ARM_AFTER_S, ForkedStep, ForkServer, warm_argv
 from amlocal.snapshot import materialize, snapshot_digest, snapshot_digest_includes
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
 
+if TYPE_CHECKING:
+    from amlocal.jobs.types import Binding, OutputDecl, Outputs, Step
+
 LOG_NAME = "user_logs/std_log.txt"
 MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
-
-
-@dataclass
-class Resolved:
-    """A step with every binding turned into values and paths."""
-
-    job_name: str
-    component: dict[str, Any]
-    input_values: dict[str, Any]  # what ${{inputs.x}} renders to (None: no value)
-    input_meta: dict[str, dict[str, Any]]  # shown in job records
-    input_identity: dict[str, Any]  # literals and data digests, for reuse
-    outputs: dict[str, dict[str, Any]]  # name -> {type, mode, local_path, uri}
-    output_identity: dict[str, Any]
-    code: Path | None
-    env: dict[str, Any]
-    environment_variables: dict[str, str]
-    timeout: float | None
-    command: str = ""
-    fingerprint: str = ""
-    includes: list[str] = field(default_factory=list)  # additional_includes, absolute
-    warnings: list[str] = field(default_factory=list)
 
 
 def coerce(value: Any, decl: dict[str, Any] | None) -> Any:
@@ -134,16 +116,41 @@ class IO:
     input_values: dict[str, Any]  # what ${{inputs.x}} renders to (None: no value)
     input_meta: dict[str, Any]  # shown in job records
     input_identity: dict[str, Any]  # literals and data digests, for reuse
-    outputs: dict[str, dict[str, Any]]  # name -> {type, mode, local_path, uri}
+    outputs: Outputs  # name -> {type, mode, local_path, uri}
     output_identity: dict[str, Any]
+
+
+@dataclass
+class Resolved:
+    """A command step with every binding turned into values and paths."""
+
+    job_name: str
+    component: dict[str, Any]
+    io: IO
+    code: Path | None
+    env: dict[str, Any]
+    environment_variables: dict[str, str]
+    timeout: float | None
+    command: str = ""
+    fingerprint: str = ""
+    includes: list[str] = field(default_factory=list)  # additional_includes, absolute
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> Outputs:
+        return self.io.outputs
+
+    @property
+    def input_values(self) -> dict[str, Any]:
+        return self.io.input_values
 
 
 def resolve_io(
     ws: Workspace,
     job_name: str,
-    step: dict[str, Any],
-    bound: dict[str, Any],
-    out_targets: dict[str, dict[str, Any]],
+    step: Step,
+    bound: Mapping[str, Binding],
+    out_targets: Mapping[str, OutputDecl],
     *,
     base: Path,
     datastore: str = DEFAULT_DATASTORE,
@@ -194,7 +201,7 @@ def resolve_io(
             raise InvalidInput(
                 f"step '{step['name']}': input '{name}' is not declared by its component"
             )
-    outputs: dict[str, dict[str, Any]] = {}
+    outputs: Outputs = {}
     out_identity: dict[str, Any] = {}
     for name, decl in (component.get("outputs") or {}).items():
         chosen = {k: v for k, v in (out_targets.get(name) or {}).items() if v is not None}
@@ -217,9 +224,9 @@ def resolve_io(
 def resolve(
     ws: Workspace,
     job_name: str,
-    step: dict[str, Any],
-    bound: dict[str, Any],
-    out_targets: dict[str, dict[str, Any]],
+    step: Step,
+    bound: Mapping[str, Binding],
+    out_targets: Mapping[str, OutputDecl],
     *,
     base: Path,
     datastore: str = DEFAULT_DATASTORE,
@@ -228,8 +235,6 @@ def resolve(
     """Resolve a command step: its I/O, rendered command and reuse fingerprint."""
     component = step["component"]
     io = resolve_io(ws, job_name, step, bound, out_targets, base=base, datastore=datastore)
-    values, meta, identity = io.input_values, io.input_meta, io.input_identity
-    outputs, out_identity = io.outputs, io.output_identity
     code = component.get("code")
     code_path = Path(code) if code else None
     limits = step.get("limits") or {}
@@ -237,11 +242,7 @@ def resolve(
     r = Resolved(
         job_name=job_name,
         component=component,
-        input_values=values,
-        input_meta=meta,
-        input_identity=identity,
-        outputs=outputs,
-        output_identity=out_identity,
+        io=io,
         code=code_path,
         env=env,
         environment_variables={
@@ -251,8 +252,8 @@ def resolve(
     )
     r.command = ex.render(
         component.get("command") or "",
-        values,
-        {k: v["local_path"] for k, v in outputs.items()},
+        io.input_values,
+        {k: v["local_path"] for k, v in io.outputs.items()},
         where=f"step '{step['name']}': command",
     )
     r.includes = [str(p) for p in component.get("additional_includes") or []]
@@ -265,8 +266,8 @@ def resolve(
         component,
         code_digest,
         env["identity"],
-        identity,
-        out_identity,
+        io.input_identity,
+        io.output_identity,
         {
             "environment_variables": r.environment_variables,
             "limits": limits,
@@ -302,7 +303,7 @@ class StepProcess:
         (self.cwd / "outputs").mkdir(exist_ok=True)
         (self.cwd / "logs").mkdir(exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        for out in r.outputs.values():
+        for out in r.io.outputs.values():
             p = Path(out["local_path"])
             if out["type"] == "uri_file":
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -310,10 +311,10 @@ class StepProcess:
                 p.mkdir(parents=True, exist_ok=True)
         self.bin_dir = bin_dir
         env = base_env(bin_dir)
-        for name, value in r.input_values.items():
+        for name, value in r.io.input_values.items():
             if value is not None:
                 env[f"AZURE_ML_INPUT_{name}"] = ex.format_value(value)
-        for name, out in r.outputs.items():
+        for name, out in r.io.outputs.items():
             env[f"AZURE_ML_OUTPUT_{name}"] = out["local_path"]
         env.update(env_vars)
         env.update(r.environment_variables)
@@ -376,20 +377,7 @@ class StepProcess:
         """SIGTERM the whole process group, SIGKILL after a grace period."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        try:  # children that outlived the leader
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        procs.stop_group(self.proc.pid, self.proc, procs.GENTLE)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlocal.jobs.run import log_tail
+from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
 
-TERMINAL = {"Completed", "Failed", "Canceled"}
 _ICON = {
     "Completed": "ok",
     "Failed": "FAILED",

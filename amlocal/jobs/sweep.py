@@ -16,6 +16,7 @@ the documentation leaves open):
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import random as _random
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from amlocal.errors import InvalidInput
+from amlocal.jobs.plan import DATA_TYPES
 
 DISTRIBUTIONS = {
     "choice",
@@ -173,7 +175,7 @@ class BayesianSampler(Sampler):
         self.space = space
         direction = "maximize" if goal == "maximize" else "minimize"
         sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        self.study = optuna.create_study(direction=direction, sampler=sampler)
+        self.study = optuna.create_study(direction=direction, sampler=sampler)  # type: ignore[arg-type]
         self.pending: list[tuple[dict[str, Any], Any]] = []
         self.dists: dict[str, Any] = {}
         for name, d in space.items():
@@ -214,7 +216,7 @@ def make_sampler(algorithm: Any, space: dict[str, Any], goal: str) -> Sampler:
     spec = algorithm if isinstance(algorithm, dict) else {"type": algorithm or "random"}
     kind = str(spec.get("type") or "random").lower()
     check_space(space, kind)
-    seed = spec.get("seed")
+    seed = int(spec["seed"]) if spec.get("seed") is not None else None
     if kind == "random":
         return RandomSampler(space, seed, spec.get("rule") or "random")
     if kind == "grid":
@@ -342,8 +344,8 @@ class Policy:
     def _bandit(
         self, mine: float, others: Sequence[TrialState], goal: str, interval: int
     ) -> str | None:
-        scores = [best_of(t.values[:interval], goal) for t in others]
-        scores = [s for s in scores if s is not None]
+        found = [best_of(t.values[:interval], goal) for t in others]
+        scores = [s for s in found if s is not None]
         if not scores:
             return None
         best = max(scores) if goal == "maximize" else min(scores)
@@ -405,3 +407,32 @@ class Policy:
 class _Scored:
     trial: TrialState
     score: float | None
+
+
+# -- the trial ----------------------------------------------------------------------------
+def trial_component(spec: dict[str, Any], standalone: bool) -> dict[str, Any]:
+    """The trial as a command component. In a pipeline `trial:` is a component with declared
+    inputs (the search space binds to inputs of the same name); a standalone sweep's trial is
+    a bare command whose inputs and outputs are the job's own."""
+    trial = spec.get("trial")
+    if not isinstance(trial, dict):
+        raise InvalidInput(f"sweep: trial must be a command component, got {trial!r}")
+    comp = copy.deepcopy(trial)
+    if standalone or not comp.get("inputs"):
+        decls: dict[str, Any] = {}
+        for k, v in (spec.get("inputs") or {}).items():
+            if isinstance(v, dict) and (v.get("type") in DATA_TYPES or "path" in v):
+                decls[k] = {"type": v.get("type", "uri_folder"), "mode": v.get("mode")}
+            else:
+                decls[k] = {"optional": True}
+        comp["inputs"] = {**decls, **(comp.get("inputs") or {})}
+    if standalone or not comp.get("outputs"):
+        outs = {k: _out_decl(v) for k, v in (spec.get("outputs") or {}).items()}
+        comp["outputs"] = {**outs, **(comp.get("outputs") or {})}
+    return comp
+
+
+def _out_decl(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return {"type": v.get("type") or "uri_folder", "mode": v.get("mode")}
+    return {"type": "uri_folder"}

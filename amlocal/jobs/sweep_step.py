@@ -8,7 +8,6 @@ sweep's run. The decisions (what to sample, whom to stop, who is best) are in `s
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -16,14 +15,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
+from amlocal.jobs import reuse
 from amlocal.jobs import run as steprun
 from amlocal.jobs import sweep as sw
-from amlocal.jobs.plan import DATA_TYPES
+from amlocal.jobs.records import child_record
+from amlocal.jobs.status import Status
+from amlocal.jobs.status import now_iso as _now
+
+if TYPE_CHECKING:
+    from amlocal.jobs.context import StepCall, StepContext, StepResult
+    from amlocal.jobs.types import Binding, Step
 from amlocal.snapshot import snapshot_digest
 
 # How often running trials' metrics are read from MLflow to apply early termination: often
@@ -53,63 +58,24 @@ class Live:
     stop_reason: str | None = None
 
 
-def trial_component(spec: dict[str, Any], standalone: bool) -> dict[str, Any]:
-    """The trial as a command component. In a pipeline `trial:` is a component with declared
-    inputs (the search space binds to inputs of the same name); a standalone sweep's trial is
-    a bare command whose inputs and outputs are the job's own."""
-    trial = spec.get("trial")
-    if not isinstance(trial, dict):
-        raise InvalidInput(f"sweep: trial must be a command component, got {trial!r}")
-    comp = copy.deepcopy(trial)
-    if standalone or not comp.get("inputs"):
-        decls: dict[str, Any] = {}
-        for k, v in (spec.get("inputs") or {}).items():
-            if isinstance(v, dict) and (v.get("type") in DATA_TYPES or "path" in v):
-                decls[k] = {"type": v.get("type", "uri_folder"), "mode": v.get("mode")}
-            else:
-                decls[k] = {"optional": True}
-        comp["inputs"] = {**decls, **(comp.get("inputs") or {})}
-    if standalone or not comp.get("outputs"):
-        outs = {k: _out_decl(v) for k, v in (spec.get("outputs") or {}).items()}
-        comp["outputs"] = {**outs, **(comp.get("outputs") or {})}
-    return comp
-
-
-def _out_decl(v: Any) -> dict[str, Any]:
-    if isinstance(v, dict):
-        return {"type": v.get("type") or "uri_folder", "mode": v.get("mode")}
-    return {"type": "uri_folder"}
-
-
-def run(
-    execution: Any,
-    job: str,
-    step: dict[str, Any],
-    bound: dict[str, Any],
-    targets: dict[str, dict[str, Any]],
-) -> tuple[str, dict[str, Any]]:
-    return SweepRun(execution, job, step, bound, targets).execute()
+def run(ctx: StepContext, call: StepCall) -> StepResult:
+    """Run a sweep to a terminal status; see amlocal.jobs.kinds for the contract."""
+    return SweepRun(ctx, call).execute()
 
 
 class SweepRun:
     """One sweep job from start to terminal status."""
 
-    def __init__(
-        self,
-        execution: Any,
-        job: str,
-        step: dict[str, Any],
-        bound: dict[str, Any],
-        targets: dict[str, dict[str, Any]],
-    ) -> None:
-        self.ex, self.ws, self.job, self.step = execution, execution.ws, job, step
+    def __init__(self, ctx: StepContext, call: StepCall) -> None:
+        self.ex, self.ws, self.job, self.step = ctx, ctx.ws, call.job, call.step
+        step = call.step
         self.spec = step["spec"]
-        self.standalone = execution.plan["kind"] != "pipeline"
-        self.comp = trial_component(self.spec, self.standalone)
-        self.bound = bound
-        self.targets = targets
+        self.standalone = ctx.standalone
+        self.comp = sw.trial_component(self.spec, self.standalone)
+        self.bound = call.bound
+        self.targets = call.targets
         objective = self.spec.get("objective") or {}
-        self.metric = objective.get("primary_metric")
+        self.metric = str(objective.get("primary_metric") or "")
         self.goal = str(objective.get("goal") or "maximize").lower()
         if not self.metric:
             raise InvalidInput(f"step '{step['name']}': objective.primary_metric is required")
@@ -132,13 +98,15 @@ class SweepRun:
         self.trials: list[sw.TrialState] = []
         self.live: dict[str, Live] = {}
         self.run_id: str | None = None
-        self.log_path = self.ws.job_dir(job) / steprun.LOG_NAME
+        self.log_path = self.ws.job_dir(self.job) / steprun.LOG_NAME
         self.stop_reason: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def execute(self) -> tuple[str, dict[str, Any]]:
+    def execute(self) -> StepResult:
         ex_, job = self.ex, self.job
-        placeholders = {k: {"literal": None} for k in self.space if k in self.comp["inputs"]}
+        placeholders: dict[str, Binding] = {
+            k: {"literal": None} for k in self.space if k in self.comp["inputs"]
+        }
         io = steprun.resolve_io(
             self.ws,
             job,
@@ -159,11 +127,11 @@ class SweepRun:
                 )
         env = self.step["env"]
         key = self._fingerprint(io, env)
-        if key and ex_.find_reusable(self.step, key, job):
-            return "Completed", (self.ws.store.get("job", job) or {}).get("outputs") or {}
+        if key and ex_.reuse(self.step, key, job, {}):
+            return Status.COMPLETED, (self.ws.store.get("job", job) or {}).get("outputs") or {}
         ex_.warn_environment(env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.run_id = ex_.mlflow_run(job)
+        self.run_id = ex_.mlflow.start(job)
         shown = {
             "inputs": io.input_meta,
             "environment": env["label"],
@@ -172,7 +140,7 @@ class SweepRun:
         }
         props = {"mlflow.runId": self.run_id} if self.run_id else {}
         ex_.update_job(
-            job, status="Running", start_time=_now(), properties=props, _log=str(self.log_path)
+            job, status=Status.RUNNING, start_time=_now(), properties=props, _log=str(self.log_path)
         )
         ex_.update_job(job, **shown)
         self._log(
@@ -194,7 +162,7 @@ class SweepRun:
         if not sw.is_deterministic(self.algorithm):
             return None
         trial = {k: v for k, v in self.comp.items() if k != "code"}
-        component = {"type": "sweep", "trial": trial}
+        component: dict[str, Any] = {"type": "sweep", "trial": trial}
         component.update({k: self.spec.get(k) for k in _SWEEP_KEYS})
         code = self.comp.get("code")
         digest = snapshot_digest(Path(code), self.ws.store) if code else None
@@ -246,26 +214,19 @@ class SweepRun:
         for k, v in params.items():
             if k in self.comp["inputs"]:
                 bound[k] = {"literal": v}
-        trial_step = {**self.step, "name": name, "component": self.comp}
-        self.ws.store.put(
-            "job",
+        trial_step: Step = {**self.step, "name": name, "component": self.comp}
+        record = child_record(
             name,
-            {
-                "name": name,
-                "display_name": name,
-                "type": "command",
-                "status": "Starting",
-                "parent_job_name": self.job,
-                "experiment_name": self.ex.plan["experiment_name"],
-                "parameters": params,
-                "properties": {},
-                "inputs": {},
-                "outputs": {},
-                "environment": env["label"],
-                "creation_context": {"created_at": _now()},
-            },
             parent=self.job,
+            kind="command",
+            display_name=name,
+            experiment_name=self.ex.experiment_name,
+            environment=env["label"],
+            status=Status.STARTING,
+            parameters=params,
+            creation_context={"created_at": _now()},
         )
+        self.ws.store.put("job", name, dict(record), parent=self.job)
         try:
             io = steprun.resolve_io(
                 self.ws,
@@ -285,20 +246,16 @@ class SweepRun:
                 where=f"{self.step['name']}: trial.command",
             )
         except InvalidInput as exc:
-            state.status = "Failed"
-            self._update(name, status="Failed", end_time=_now(), error={"message": str(exc)})
+            state.status = Status.FAILED
+            self._update(name, status=Status.FAILED, end_time=_now(), error={"message": str(exc)})
             self._log(f"{name}: failed before starting: {exc}")
-            self.sampler.tell(params, None, "Failed")
+            self.sampler.tell(params, None, Status.FAILED)
             return
         code = self.comp.get("code")
         r = steprun.Resolved(
             job_name=name,
             component=self.comp,
-            input_values=io.input_values,
-            input_meta=io.input_meta,
-            input_identity=io.input_identity,
-            outputs=io.outputs,
-            output_identity=io.output_identity,
+            io=io,
             code=Path(code) if code else None,
             env=env,
             environment_variables={
@@ -307,20 +264,17 @@ class SweepRun:
             timeout=self.trial_timeout,
             command=command,
         )
-        run_id = self.ex.mlflow_run(name, parent_run_id=self.run_id) if self.run_id else None
+        run_id = self.ex.mlflow.start(name, parent_run_id=self.run_id) if self.run_id else None
         if run_id:
-            from amlocal import tracking
-
-            with self.ex.mlflow_lock:
-                c = tracking.client(self.ws)
+            with self.ex.mlflow.client() as c:
                 c.set_tag(run_id, "hyperparameters", json.dumps(params, default=str))
                 c.set_tag(run_id, "azureml.runType", "sweep_trial")
-        bin_dir = environments.python_bin_dir(self.ws, env, bool(self.ex.record.get("_isolate")))
-        proc = steprun.StepProcess(self.ws, r, self.ex.step_env_vars(name, run_id), bin_dir)
+        bin_dir = self.ex.python_bin_dir(env)
+        proc = steprun.StepProcess(self.ws, r, self.ex.mlflow.env(name, run_id), bin_dir)
         lv = Live(state=state, run_id=run_id, proc=proc, resolved=r)
         self._update(
             name,
-            status="Running",
+            status=Status.RUNNING,
             start_time=_now(),
             command=command,
             inputs=io.input_meta,
@@ -331,7 +285,7 @@ class SweepRun:
         self._log(f"{name}: started with {json.dumps(params, default=str)}")
         lv.thread = threading.Thread(target=self._run_trial, args=(lv,), daemon=True)
         self.live[name] = lv
-        self.ex.procs[name] = proc
+        self.ex.track(name, proc)
         proc.start()
         lv.thread.start()
 
@@ -339,7 +293,7 @@ class SweepRun:
         try:
             lv.exit_code = lv.proc.wait(lv.stop)
         finally:
-            self.ex.procs.pop(lv.state.name, None)
+            self.ex.untrack(lv.state.name)
 
     def _poll(self) -> None:
         """Read running trials' primary metric and apply the early-termination policy."""
@@ -368,10 +322,8 @@ class SweepRun:
         """The primary metric's logged values in order: one value = one interval."""
         if not run_id:
             return []
-        from amlocal import tracking
-
-        with self.ex.mlflow_lock:
-            history = tracking.client(self.ws).get_metric_history(run_id, self.metric)
+        with self.ex.mlflow.client() as c:
+            history = c.get_metric_history(run_id, self.metric)
         history = sorted(history, key=lambda m: (m.step, m.timestamp))
         return [float(m.value) for m in history]
 
@@ -381,28 +333,22 @@ class SweepRun:
         code = lv.exit_code
         error: str | None = None
         if lv.proc.timed_out:
-            st.status, error = "Canceled", f"limits.trial_timeout ({self.trial_timeout:g} s)"
+            st.status, error = Status.CANCELED, f"limits.trial_timeout ({self.trial_timeout:g} s)"
         elif lv.stop_reason:
-            st.status, error = "Canceled", lv.stop_reason
+            st.status, error = Status.CANCELED, lv.stop_reason
             if code == 0:  # finished on its own just as it was stopped
-                st.status, error, st.early_terminated = "Completed", None, False
+                st.status, error, st.early_terminated = Status.COMPLETED, None, False
         elif lv.stop.is_set() and code != 0:
-            st.status, error = "Canceled", self.stop_reason or "canceled"
+            st.status, error = Status.CANCELED, self.stop_reason or "canceled"
         elif code != 0:
-            st.status, error = "Failed", f"command exited with code {code}"
+            st.status, error = Status.FAILED, f"command exited with code {code}"
         elif sw.best_of(st.values, self.goal) is None:
-            st.status = "Failed"
+            st.status = Status.FAILED
             error = f"the trial logged no value for the primary metric '{self.metric}'"
         else:
-            st.status = "Completed"
+            st.status = Status.COMPLETED
         if lv.run_id:
-            from amlocal import tracking
-
-            with self.ex.mlflow_lock:
-                outdir = lv.proc.cwd / "outputs"
-                if outdir.is_dir() and any(outdir.iterdir()):
-                    tracking.log_outputs_dir(self.ws, lv.run_id, str(outdir))
-                tracking.end_run(self.ws, lv.run_id, st.status)
+            self.ex.mlflow.end(lv.run_id, st.status, lv.proc.cwd / "outputs")
         best = sw.best_of(st.values, self.goal)
         fields: dict[str, Any] = {
             "status": st.status,
@@ -435,12 +381,12 @@ class SweepRun:
                     _copy(Path(src["local_path"]), Path(target["local_path"]))
                     outputs[out_name] = target
         if self.ex.user_canceled or (self.ex.cancel.is_set() and self.stop_reason == "canceled"):
-            status, error = "Canceled", "canceled"
+            status, error = Status.CANCELED, "canceled"
         elif best is None:
-            status = "Failed"
+            status = Status.FAILED
             error = f"no trial completed with a value for '{self.metric}'"
         else:
-            status, error = "Completed", None
+            status, error = Status.COMPLETED, None
         score = sw.best_of(best.values, self.goal) if best else None
         if best is not None:
             props = {**props, "best_child_run_id": best.name, "score": str(score)}
@@ -448,10 +394,7 @@ class SweepRun:
             props = {**props, "azureml.sweepStopReason": self.stop_reason}
         if self.run_id:
             self._log_sweep_run(best, score)
-            from amlocal import tracking
-
-            with self.ex.mlflow_lock:
-                tracking.end_run(self.ws, self.run_id, status)
+            self.ex.mlflow.end(self.run_id, status)
         fields: dict[str, Any] = {
             "status": status,
             "end_time": _now(),
@@ -464,7 +407,7 @@ class SweepRun:
             fields["error"] = {"message": error}
         self.ex.update_job(self.job, **fields)
         self._log(f"sweep {self.job}: {status}; best trial {best.name if best else 'none'}")
-        if status == "Completed" and key:
+        if status == Status.COMPLETED and key:
             self.ex.remember(self.step, key, self.job)
         return status, outputs
 
@@ -481,19 +424,19 @@ class SweepRun:
     def _log_sweep_run(self, best: sw.TrialState | None, score: float | None) -> None:
         """The best value on the sweep's own run, and the comparison plot (metric by trial and
         by hyperparameter), so `make ui` shows the sweep at a glance."""
-        from amlocal import tracking
-
+        run_id = self.run_id
+        if run_id is None:
+            return
         try:
             from amlocal.sweep_plot import comparison_figure, used_params
 
             used = used_params(self.ws, self.trials)  # a trial uses what its run logged
             fig = comparison_figure(self.trials, self.metric, self.goal, used)
-            with self.ex.mlflow_lock:
-                c = tracking.client(self.ws)
+            with self.ex.mlflow.client() as c:
                 if best is not None and score is not None:
-                    c.log_metric(self.run_id, self.metric, score)
-                    c.set_tag(self.run_id, "best_child_run_id", best.name)
-                c.log_figure(self.run_id, fig, "sweep_comparison.png")
+                    c.log_metric(run_id, self.metric, score)
+                    c.set_tag(run_id, "best_child_run_id", best.name)
+                c.log_figure(run_id, fig, "sweep_comparison.png")
         except Exception as exc:  # a plot must never fail the sweep
             self._log(f"warning: could not log the sweep comparison plot: {exc}")
 
@@ -524,9 +467,3 @@ def _copy(src: Path, dst: Path) -> None:
     else:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
-
-
-def _now() -> str:
-    from amlocal.jobs.pipeline import now_iso
-
-    return now_iso()

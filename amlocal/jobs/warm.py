@@ -30,6 +30,8 @@ import sys
 import threading
 from pathlib import Path
 
+from amlocal import procs
+
 DEFAULT_PRELOAD = "mlflow,mlflow.store.tracking.sqlalchemy_store,sklearn"
 ARM_AFTER_S = 0.5
 
@@ -201,10 +203,7 @@ class ForkServer:
             self._dead = True
             self._got_pid.notify_all()
             for pid, step in self._steps.items():
-                try:
-                    os.killpg(pid, 9)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                procs.stop_group(pid)
                 step._exited(-9)
             self._steps.clear()
 
@@ -237,8 +236,5 @@ class ForkServer:
             proc, self._dead = self.proc, True
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
+        procs.stop_group(proc.pid)
         proc.wait()
