@@ -18,9 +18,10 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run one command job to a terminal status; see amlocal.jobs.kinds for the contract."""
     job, step = call.job, call.step
     env = step["env"]
-    r = steprun.resolve(
-        ctx.ws, job, step, call.bound, call.targets, base=ctx.base, datastore=ctx.datastore, env=env
+    io = steprun.resolve_io(
+        ctx.ws, job, step, call.bound, call.targets, base=ctx.base, datastore=ctx.datastore
     )
+    r = steprun.resolve(ctx.ws, job, step, io, env)
     hit = ctx.reuse(
         step, r.fingerprint, job, {"inputs": r.io.input_meta, "environment": env["label"]}
     )

@@ -150,7 +150,7 @@ class PipelineScope:
     def output_target(self, decl: OutputDecl) -> OutputDecl:
         if "parent_output" not in decl:
             return decl
-        target = OutputDecl(**(self.outputs.get(decl["parent_output"]) or {}))
+        target: OutputDecl = {**(self.outputs.get(decl["parent_output"]) or {})}
         if decl.get("mode"):
             target["mode"] = decl["mode"]
         return target

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amlocal import loader
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
+from amlocal.snapshot import absolute_includes
 from amlocal.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -63,8 +65,6 @@ def _file_refs(node: Any) -> list[str]:
 
 def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> Plan:
     """The validated plan for a job YAML, from the validation cache or from azure-ai-ml."""
-    from amlocal import loader
-
     plan: Plan = loader.validated(
         "job",
         path,
@@ -129,8 +129,6 @@ def job_metadata(entity: Any, spec: dict[str, Any]) -> dict[str, Any]:
 def resolve_includes(nodes: Any, dumped: dict[str, Any]) -> None:
     """Each component's `additional_includes` made absolute (they are relative to its own
     YAML, which `_to_dict()` forgets), through nested pipeline components too."""
-    from amlocal.snapshot import absolute_includes
-
     for name, node in (nodes or {}).items():
         component = getattr(node, "component", None)
         target = (dumped.get(name) or {}).get("component")

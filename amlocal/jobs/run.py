@@ -221,20 +221,10 @@ def resolve_io(
     return IO(values, meta, identity, outputs, out_identity)
 
 
-def resolve(
-    ws: Workspace,
-    job_name: str,
-    step: Step,
-    bound: Mapping[str, Binding],
-    out_targets: Mapping[str, OutputDecl],
-    *,
-    base: Path,
-    datastore: str = DEFAULT_DATASTORE,
-    env: dict[str, Any],
-) -> Resolved:
-    """Resolve a command step: its I/O, rendered command and reuse fingerprint."""
+def resolve(ws: Workspace, job_name: str, step: Step, io: IO, env: dict[str, Any]) -> Resolved:
+    """A command step from its resolved I/O (`resolve_io`): the rendered command and the
+    reuse fingerprint."""
     component = step["component"]
-    io = resolve_io(ws, job_name, step, bound, out_targets, base=base, datastore=datastore)
     code = component.get("code")
     code_path = Path(code) if code else None
     limits = step.get("limits") or {}

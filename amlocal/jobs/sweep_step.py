@@ -393,7 +393,7 @@ class SweepRun:
         if self.stop_reason and self.stop_reason != "canceled":
             props = {**props, "azureml.sweepStopReason": self.stop_reason}
         if self.run_id:
-            self._log_sweep_run(best, score)
+            self._log_sweep_run(self.run_id, best, score)
             self.ex.mlflow.end(self.run_id, status)
         fields: dict[str, Any] = {
             "status": status,
@@ -421,12 +421,9 @@ class SweepRun:
             "early_terminated": t.early_terminated,
         }
 
-    def _log_sweep_run(self, best: sw.TrialState | None, score: float | None) -> None:
+    def _log_sweep_run(self, run_id: str, best: sw.TrialState | None, score: float | None) -> None:
         """The best value on the sweep's own run, and the comparison plot (metric by trial and
         by hyperparameter), so `make ui` shows the sweep at a glance."""
-        run_id = self.run_id
-        if run_id is None:
-            return
         try:
             from amlocal.sweep_plot import comparison_figure, used_params
 

@@ -152,3 +152,15 @@ def test_scopes_bind_parent_inputs_their_own_way(tmp_path: Path) -> None:
         "type": "uri_file",
         "mode": "upload",
     }
+
+
+def test_a_step_output_bound_to_the_pipelines_output_takes_its_declaration() -> None:
+    top = PipelineScope("p", {}, {"report": {"type": "uri_file", "path": None, "mode": None}})
+    assert top.output_target({"parent_output": "report", "mode": "upload"}) == {
+        "type": "uri_file",
+        "path": None,
+        "mode": "upload",
+    }
+    assert top.output_target({"parent_output": "report"})["mode"] is None
+    own = {"type": "uri_folder", "path": None, "mode": None}
+    assert top.output_target(own) is own
