@@ -36,7 +36,7 @@ $(VENV)/.installed: pyproject.toml
 	@start=$$(date +%s); set -e; \
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "make setup: Python >= 3.11 is needed ($(PYTHON) is $$($(PYTHON) -V 2>&1)); try PYTHON=python3.11" >&2; exit 2; }; \
-	echo "make setup: creating $(VENV) and installing about 160 packages (about 1 GB)"; \
+	echo "make setup: creating $(VENV) and installing about 160 packages (about 0.8 GB)"; \
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	if [ "$(UV)" = yes ] && $(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION); then \
 	  $(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'; \
