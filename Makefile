@@ -24,6 +24,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
+.PHONY: monitor
 .PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
@@ -129,3 +130,9 @@ endpoint: assets
 	$(AML) online-endpoint show -n $(ENDPOINT) --query scoring_uri $(AML_FLAGS)
 invoke: setup
 	$(AML) online-endpoint invoke -n $(ENDPOINT) -r endpoints/online/diabetes/sample-request.json $(AML_FLAGS)
+
+# Production data and a model monitor (after make train): shifted rows to the diabetes
+# endpoint's blue slot, then schedules/monitor-diabetes.yml runs at once and prints its
+# signals table. NO_SHIFT=1 sends unshifted rows to green instead: no drift.
+monitor: setup
+	AML="$(AML)" $(BIN)/python scripts/monitor.py $(if $(NO_SHIFT),--no-shift)

@@ -27,6 +27,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "online-deployment": ("amlocal.commands.online", "Online deployments."),
     "batch-endpoint": ("amlocal.commands.batch", "Batch endpoints."),
     "batch-deployment": ("amlocal.commands.batch", "Batch deployments."),
+    "schedule": ("amlocal.commands.schedule", "Schedules: jobs and model monitors on a trigger."),
 }
 
 

@@ -13,7 +13,15 @@ from typing import Any
 import yaml
 
 # The folders `make validate` checks when no path is given.
-DEFAULT_DIRS = ("components", "pipelines", "endpoints", "environments", "data", "compute")
+DEFAULT_DIRS = (
+    "components",
+    "pipelines",
+    "endpoints",
+    "environments",
+    "data",
+    "compute",
+    "schedules",
+)
 
 # `$schema` file stem -> amlocal.loader kind (the `az ml` group whose `create -f` reads it).
 SCHEMA_KINDS: dict[str, str] = {
@@ -38,6 +46,7 @@ SCHEMA_KINDS: dict[str, str] = {
     "batchDeployment": "batch-deployment",
     "modelBatchDeployment": "batch-deployment",
     "pipelineComponentBatchDeployment": "batch-deployment",
+    "schedule": "schedule",
 }
 SCHEMA_HOST = "azuremlschemas.azureedge.net"
 SCHEMA_STEM = re.compile(r"/([A-Za-z]+)\.schema\.json$")

@@ -5,7 +5,10 @@
 
 Targets (issue 4): endpoint >= 0.85x direct azmlinfsrv throughput at 16 connections, <= 1 ms
 added p50, >= 6x `mlflow models serve`; a deployment Succeeded within 5 s of `create`;
-`amlocal online-endpoint invoke` under 0.6 s for the whole process. The three servers are
+`amlocal online-endpoint invoke` under 0.6 s for the whole process; data collection (issue
+19: score.py's Collector writing model inputs/outputs through the agent) costs <= 10% of the
+endpoint's throughput at 16 connections (endpoint `diabetes-dc`, the same blue/green
+deployments with collection on, against `diabetes` with it off). The servers are
 measured in interleaved rounds (endpoint, azmlinfsrv, mlflow, endpoint, ...) and each
 figure is the median over rounds, so a slow spell on a shared box hits all three alike.
 """
@@ -175,6 +178,12 @@ def main() -> None:
         cfg = s.ENDPOINT_DIR
         amlocal(home, "online-endpoint", "create", "-f", str(cfg / "endpoint.yml"))
         overrides = ["--set", "request_settings.max_concurrent_requests_per_instance=8"]
+        collect = [  # the repository's deployments collect; the baseline endpoint does not
+            "--set",
+            'data_collector.collections.model_inputs.enabled="False"',
+            "--set",
+            'data_collector.collections.model_outputs.enabled="False"',
+        ]
         results["create_s"], _ = amlocal(
             home,
             "online-deployment",
@@ -183,11 +192,36 @@ def main() -> None:
             str(cfg / "blue.yml"),
             "--all-traffic",
             *overrides,
+            *collect,
         )
-        amlocal(home, "online-deployment", "create", "-f", str(cfg / "green.yml"), *overrides)
+        amlocal(
+            home, "online-deployment", "create", "-f", str(cfg / "green.yml"), *overrides, *collect
+        )
         amlocal(
             home, "online-endpoint", "update", "-n", "diabetes", "--traffic", "blue=90 green=10"
         )
+        # The same endpoint with data collection on (the YAML as shipped).
+        amlocal(
+            home, "online-endpoint", "create", "-f", str(cfg / "endpoint.yml"), "-n", "diabetes-dc"
+        )
+        for dep in ("blue", "green"):
+            amlocal(
+                home,
+                "online-deployment",
+                "create",
+                "-f",
+                str(cfg / f"{dep}.yml"),
+                "--endpoint-name",
+                "diabetes-dc",
+                *overrides,
+            )
+        amlocal(
+            home, "online-endpoint", "update", "-n", "diabetes-dc", "--traffic", "blue=90 green=10"
+        )
+        _, show = amlocal(home, "online-endpoint", "show", "-n", "diabetes-dc")
+        dc_port = int(json.loads(show.stdout)["scoring_uri"].split(":")[2].split("/")[0])
+        _, cred = amlocal(home, "online-endpoint", "get-credentials", "-n", "diabetes-dc")
+        dc_key = json.loads(cred.stdout)["primaryKey"]
         _, show = amlocal(home, "online-endpoint", "show", "-n", "diabetes")
         port = int(json.loads(show.stdout)["scoring_uri"].split(":")[2].split("/")[0])
         _, cred = amlocal(home, "online-endpoint", "get-credentials", "-n", "diabetes")
@@ -260,6 +294,7 @@ def main() -> None:
             "endpoint": (port, "/score", auth, body),
             "azmlinfsrv": (direct, "/score", {}, body),
             "mlflow": (mlf, "/invocations", {}, mbody),
+            "collecting": (dc_port, "/score", {"Authorization": f"Bearer {dc_key}"}, body),
         }
         for conns in (16, 1):
             rounds: dict[str, list[dict]] = {name: [] for name in targets}
@@ -280,10 +315,11 @@ def main() -> None:
     finally:
         for p in procs:
             stop(p)
-        try:
-            amlocal(home, "online-endpoint", "delete", "-n", "diabetes", "--yes")
-        except RuntimeError as exc:
-            print(exc, file=sys.stderr)
+        for name in ("diabetes", "diabetes-dc"):
+            try:
+                amlocal(home, "online-endpoint", "delete", "-n", name, "--yes")
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
     e16, d16, m16 = results["endpoint_c16"], results["azmlinfsrv_c16"], results["mlflow_c16"]
     e1, d1 = results["endpoint_c1"], results["azmlinfsrv_c1"]
     summary = {
@@ -293,9 +329,12 @@ def main() -> None:
         "throughput_vs_mlflow_c16": e16["rps"] / m16["rps"],
         "deployment_create_s": results["create_s"],
         "invoke_process_s": results["invoke_process_s"],
+        "collecting_throughput_vs_endpoint_c16": results["collecting_c16"]["rps"] / e16["rps"],
     }
+    collected = sorted((home / "datastores").rglob("*.jsonl"))
+    summary["collected_records"] = sum(len(f.read_bytes().splitlines()) for f in collected)
     results["summary"] = summary
-    for name in ("endpoint", "azmlinfsrv", "mlflow"):
+    for name in ("endpoint", "collecting", "azmlinfsrv", "mlflow"):
         for c in (16, 1):
             r = results[f"{name}_c{c}"]
             print(
@@ -308,9 +347,11 @@ def main() -> None:
         "throughput_vs_mlflow_c16": ">= 6",
         "deployment_create_s": "create returns Succeeded; <= 5 s",
         "invoke_process_s": "< 0.6",
+        "collecting_throughput_vs_endpoint_c16": ">= 0.90",
+        "collected_records": "inputs + outputs of every request to diabetes-dc",
     }
     for k, v in summary.items():
-        print(f"{k:30s} {v:8.3f}   target {targets[k]}")
+        print(f"{k:38s} {v:10.3f}   target {targets[k]}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

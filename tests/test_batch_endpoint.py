@@ -49,7 +49,7 @@ model: azureml:diabetes-model@latest
 code_configuration:
   code: ./hang
   scoring_script: hang.py
-environment: azureml:diabetes-score:2
+environment: azureml:diabetes-score:3
 compute: azureml:cpu-cluster
 settings:
   mini_batch_size: 1

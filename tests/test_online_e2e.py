@@ -369,7 +369,7 @@ name: {name}
 endpoint_name: slow
 model: azureml:diabetes-model:1
 code_configuration: {{code: ./code, scoring_script: score.py}}
-environment: azureml:diabetes-score:2
+environment: azureml:diabetes-score:3
 instance_type: Standard_DS3_v2
 instance_count: 1
 request_settings: {{request_timeout_ms: 1000, max_concurrent_requests_per_instance: 1}}

@@ -512,7 +512,7 @@ def test_azure_setup_creates_everything_once(tmp_path: Path) -> None:
     assert {"group/rg", "workspace/ws", "compute/cpu-cluster", "identity/id-ws-github"} <= set(res)
     assert {
         "environment/diabetes-train:1",
-        "environment/diabetes-score:2",
+        "environment/diabetes-score:3",
         "data/diabetes:1",
     } <= set(res)
     subjects = sorted(v["subject"] for k, v in res.items() if k.startswith("fic/"))

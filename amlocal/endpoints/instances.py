@@ -107,6 +107,7 @@ class Instance:
     restarts: int = 0
     started_at: float = 0.0
     failures: int = field(default=0)
+    agent: Any = None  # amlocal.endpoints.collector.Agent, with data_collector
     token: str = ""  # the endpoint's instance token (keys.json): required on every request
 
     @property
@@ -127,6 +128,14 @@ class Instance:
             PYTHONUNBUFFERED="1",
         )
         env.pop("AMLOCAL_CONTROL", None)
+        if rt.get("data_collector"):  # its agent first: the Collector finds it through env
+            from amlocal.endpoints.collector import Agent
+
+            self.agent = Agent(
+                rt["data_collector"], f"{self.deployment}-{self.index}", self.log_path
+            )
+            self.agent.start()
+            env.update(self.agent.env())
         env[TOKEN_ENV] = self.token
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -169,6 +178,8 @@ class Instance:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None
+        if self.agent is not None:
+            self.agent.stop()
 
     async def wait_ready(self) -> str | None:
         """Probe until the readiness probe passes: None, or why the instance failed.

@@ -59,6 +59,17 @@ def _die_with_parent() -> None:
 
 def main() -> None:
     _die_with_parent()
+    if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
+        from amlocal.endpoints.collector import keep_alive_transport
+
+        keep_alive_transport()
+    if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
+        from gunicorn import util
+
+        from amlocal.endpoints.payload_logging import wrap
+
+        import_app = util.import_app
+        util.import_app = lambda module: wrap(import_app(module))
     token = os.environ.pop("AMLOCAL_INSTANCE_TOKEN", "")  # the scoring script cannot read it
     if token:
         _guard_gunicorn_app(token)

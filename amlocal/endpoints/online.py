@@ -439,6 +439,16 @@ def build_deployment(
         "liveness_probe": _probe(entity.liveness_probe),
         "readiness_probe": _probe(entity.readiness_probe),
     }
+    if d.get("data_collector"):  # an agent beside each instance (amlocal.endpoints.collector)
+        from amlocal.endpoints.collector import runtime_spec
+
+        runtime["data_collector"] = runtime_spec(
+            ws.home,
+            entity.endpoint_name,
+            entity.name,
+            ws.arm_id(f"onlineEndpoints/{entity.endpoint_name}/deployments/{entity.name}"),
+            d["data_collector"],
+        )
     runtime["digest"] = text_digest(json.dumps(runtime, sort_keys=True), str(time.time()))
     d.update(
         name=entity.name,

@@ -32,11 +32,14 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     run_id = ctx.mlflow.start(job, run_name=ctx.mlflow.display_name if ctx.standalone else None)
     artifacts_in_run = artifacts.bind(ctx.ws, r, run_id)
     proc = steprun.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
+    props = {"mlflow.runId": run_id} if run_id else {}
+    if ctx.standalone:  # keep what submit recorded (git commit, the firing schedule's name)
+        props = {**((ctx.ws.store.get("job", job) or {}).get("properties") or {}), **props}
     ctx.update_job(
         job,
         status=Status.RUNNING,
         start_time=now_iso(),
-        properties={"mlflow.runId": run_id} if run_id else {},
+        properties=props,
         _log=str(proc.log_path),
         inputs=r.io.input_meta,
         outputs=r.io.outputs,

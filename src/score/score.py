@@ -10,6 +10,11 @@ Contract: `init()` once per worker, `run(data)` per request, served by azmlinfsr
   sklearn "X does not have valid feature names" warning on every call.
 - The model is read from the MLflow model folder with cloudpickle directly, so workers do
   not import mlflow (about 2.5 s) and a deployment becomes ready quickly.
+- Production data: with `data_collector.collections.model_inputs/model_outputs` enabled in
+  the deployment YAML, the inputs and predictions of each request are logged with
+  azureml-ai-monitoring's Collector (sharing one correlation id), for model monitoring.
+  Collection is best effort: its errors are counted and logged, never raised to the caller,
+  and without a data_collector no DataFrame is built at all.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ SAMPLE_ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 
 model: Any = None
 columns: list[str] = COLUMNS
+inputs_collector: Any = None
+outputs_collector: Any = None
+collect_errors = 0
 
 
 def find_mlflow_model(root: Path) -> Path:
@@ -79,6 +87,46 @@ def init() -> None:
     # run() on the same thread, which is where sklearn keeps this setting.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     logger.info("Loaded model from %s expecting columns %s", model_path, columns)
+    global inputs_collector, outputs_collector
+    inputs_collector = _collector("model_inputs")
+    outputs_collector = _collector("model_outputs")
+
+
+def _collector(name: str) -> Any:
+    """A Collector for `name`, or None when the deployment does not collect it."""
+    try:
+        from azureml.ai.monitoring import Collector
+    except ImportError:
+        return None
+    problems: list[Exception] = []
+
+    def on_error(exc: Exception) -> None:  # never raises: collection is best effort
+        if collector is None:  # the constructor reports "not enabled" at once
+            problems.append(exc)
+        else:
+            _collect_failed(exc)
+
+    collector = None
+    collector = Collector(name=name, on_error=on_error)
+    return None if problems else collector
+
+
+def _collect_failed(exc: Exception) -> None:
+    global collect_errors
+    collect_errors += 1
+    if collect_errors == 1 or collect_errors % 1000 == 0:
+        logger.warning("data collection dropped %d payload(s): %s", collect_errors, exc)
+
+
+def _collect(x: np.ndarray, y: np.ndarray) -> None:
+    import pandas as pd
+
+    try:
+        context = inputs_collector.collect(pd.DataFrame(x, columns=columns))
+        if outputs_collector is not None:
+            outputs_collector.collect(pd.DataFrame({"predicted": y}), context)
+    except Exception as exc:  # noqa: BLE001 - collection never fails a scoring request
+        _collect_failed(exc)
 
 
 def _bad_request(message: str) -> AMLResponse:
@@ -118,7 +166,10 @@ def run(data: Any) -> Any:
     x = to_matrix(data)
     if isinstance(x, str):
         return _bad_request(x)
-    return model.predict(x).tolist()
+    y = model.predict(x)
+    if inputs_collector is not None:
+        _collect(x, y)
+    return y.tolist()
 
 
 if __name__ == "__main__":  # local smoke test: python score.py <model-dir>

@@ -1,0 +1,418 @@
+"""The data-collector agent: what `azureml-ai-monitoring`'s Collector talks to beside the model.
+
+How the real library finds its agent (azureml/ai/monitoring/config/config.py, worker/sender.py):
+`AZUREML_MDC_CONFIG_PATH` names a JSON file `{"collections": {<name>: {"enabled": true,
+"sampleRatePercentage": N}}}`; payloads are POSTed to
+`http://$AZUREML_MDC_HOST:$AZUREML_MDC_PORT/modeldata/log` with CloudEvents-style headers
+(`ce-type: azureml.inference.<collection>`, `ce-time`, `ce-x-request-id` = the correlation id,
+`trace-id` = the payload id, ...) and the DataFrame as JSON records in the body.
+
+amlocal runs one agent process per instance of a deployment that has `data_collector:`
+(`python -m amlocal.endpoints.collector <spec.json> <instance>`), and it writes each payload
+as one JSON line where Azure writes it:
+`<default datastore>/modelDataCollector/<endpoint>/<deployment>/<collection>/YYYY/MM/DD/HH/<instance>.jsonl`
+(the last folders follow `rolling_rate`). The records carry Azure's fields (specversion, id,
+source, type, datacontenttype, time, data, correlationid, xrequestid, modelversion,
+collectdatatype, agent, contentrange). Each collection is registered as a `uri_folder` data
+asset `<endpoint>-<deployment>-<collection>` (or the name in `collections.<c>.data`).
+Source: https://learn.microsoft.com/azure/machine-learning/how-to-collect-production-data
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PAYLOAD_COLLECTIONS = ("request", "response")
+MAX_BODY = 4 * 1024 * 1024  # Azure logs payloads up to 4 MB inline
+_COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ROLL = {"minute": 5, "hour": 4, "day": 3, "month": 2, "year": 1}  # path parts kept
+
+
+def _truthy(v: Any) -> bool:
+    return str(v).strip().lower() in ("true", "1", "yes")
+
+
+def runtime_spec(
+    home: Path, endpoint: str, deployment: str, arm_id: str, dc: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What an instance needs to run its agent, from the deployment's `data_collector:`."""
+    from amlocal.errors import InvalidInput
+
+    rate = dc.get("sampling_rate")
+    rate = 1.0 if rate is None else float(rate)
+    if not 0.0 <= rate <= 1.0:
+        raise InvalidInput("data_collector.sampling_rate: expected a number between 0 and 1")
+    rolling = str(dc.get("rolling_rate") or "hour").lower()
+    if rolling not in _ROLL:
+        raise InvalidInput(f"data_collector.rolling_rate: expected one of {list(_ROLL)}")
+    collections: dict[str, Any] = {}
+    for name, c in (dc.get("collections") or {}).items():
+        if not _COLLECTION.match(str(name)):
+            raise InvalidInput(f"data_collector.collections: bad collection name {name!r}")
+        c = c or {}
+        if not _truthy(c.get("enabled", "false")):
+            continue
+        data = c.get("data") or {}
+        data = {"name": data} if isinstance(data, str) else data
+        collections[str(name).lower()] = {
+            "sampleRatePercentage": round(rate * 100, 4),
+            "asset": data.get("name") or f"{endpoint}-{deployment}-{name}",
+            "asset_version": str(data.get("version") or 1),
+            "asset_path": data.get("path"),
+        }
+    if not collections:
+        return None
+    headers = (dc.get("request_logging") or {}).get("capture_headers") or []
+    return {
+        "home": str(home),
+        "endpoint": endpoint,
+        "deployment": deployment,
+        "source": arm_id,
+        "rolling_rate": rolling,
+        "collections": collections,
+        "capture_headers": [str(h).lower() for h in headers],
+    }
+
+
+def collection_dir(home: Path, spec: dict[str, Any], collection: str) -> Path:
+    from amlocal.workspace import Workspace
+
+    path = spec["collections"][collection].get("asset_path")
+    if path:
+        from amlocal.assets import resolve_path
+
+        local = resolve_path(Workspace(home), str(path), home)
+        if local is not None:
+            return local
+    return (
+        Workspace(home).datastore_dir()
+        / "modelDataCollector"
+        / spec["endpoint"]
+        / spec["deployment"]
+        / collection
+    )
+
+
+def register_assets(spec: dict[str, Any]) -> None:
+    """Each collection as a uri_folder data asset, as Azure registers them."""
+    from amlocal.workspace import DEFAULT_DATASTORE, Workspace
+
+    ws = Workspace(Path(spec["home"]))
+    for name, c in spec["collections"].items():
+        d = collection_dir(ws.home, spec, name)
+        d.mkdir(parents=True, exist_ok=True)
+        rel = d.relative_to(ws.datastore_dir()) if d.is_relative_to(ws.datastore_dir()) else None
+        uri = c.get("asset_path") or (
+            f"azureml://datastores/{DEFAULT_DATASTORE}/paths/{rel}" if rel else str(d)
+        )
+        record = {
+            "name": c["asset"],
+            "version": c["asset_version"],
+            "type": "uri_folder",
+            "path": uri,
+            "description": f"Data collected from {spec['endpoint']}/{spec['deployment']} ({name})",
+            "tags": {},
+            "id": "azureml:" + ws.arm_id(f"data/{c['asset']}/versions/{c['asset_version']}"),
+            "_identity": uri,
+        }
+        ws.store.insert_new("data", c["asset"], record, version=c["asset_version"])
+
+
+# -- the instance side -------------------------------------------------------------------
+class Agent:
+    """The agent process of one instance; `env()` is what the instance needs to find it."""
+
+    def __init__(self, spec: dict[str, Any], instance: str, log_path: Path) -> None:
+        self.spec = spec
+        self.instance = instance
+        self.log_path = log_path
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.config = log_path.parent / f"{instance}.mdc.json"
+
+    def start(self) -> None:
+        with socket.socket() as s:  # a free loopback port (instances.py imports us)
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "runMode": "cloud",
+            "collections": {
+                n: {"enabled": True, "sampleRatePercentage": c["sampleRatePercentage"]}
+                for n, c in self.spec["collections"].items()
+            },
+        }
+        tmp = self.config.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg))
+        tmp.replace(self.config)
+        spec_file = self.log_path.parent / f"{self.instance}.agent.json"
+        spec_file.write_text(
+            json.dumps({**self.spec, "port": self.port, "instance": self.instance})
+        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "amlocal.endpoints.collector", str(spec_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def env(self) -> dict[str, str]:
+        payload = {
+            n: c["sampleRatePercentage"]
+            for n, c in self.spec["collections"].items()
+            if n in PAYLOAD_COLLECTIONS
+        }
+        env = {
+            "AZUREML_MDC_CONFIG_PATH": str(self.config),
+            "AZUREML_MDC_HOST": "127.0.0.1",
+            "AZUREML_MDC_PORT": str(self.port),
+        }
+        if payload:
+            env["AMLOCAL_MDC_PAYLOAD"] = json.dumps(
+                {"collections": payload, "capture_headers": self.spec["capture_headers"]}
+            )
+        return env
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=3)
+        self.proc = None
+
+
+def keep_alive_transport() -> None:
+    """Let the Collector's sender reuse one HTTP connection per thread.
+
+    azureml-ai-monitoring posts every payload with `requests.post`, a new session and TCP
+    connection each time (~1 ms of CPU in the scoring worker, per collect call). Only its
+    transport (`MdcSender._post_request`) is replaced: payloads, headers, queue, sampling and
+    error handling stay the library's. Connections time out after 2 s, so a hung agent makes
+    the library drop payloads (its queue fills) instead of blocking its sender forever.
+    """
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    import requests
+    from azureml.ai.monitoring.worker import sender
+
+    local = threading.local()
+
+    def post(self: Any, url: str, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        u = urlsplit(url)
+        for attempt in range(2):
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(
+                    u.hostname or "127.0.0.1", u.port, timeout=2
+                )
+            # bytes, so head and body leave in one segment (no Nagle/delayed-ACK stall)
+            body = payload.encode("utf-8") if isinstance(payload, str) else payload
+            try:
+                conn.request("POST", u.path, body=body, headers=headers or {})
+                resp = conn.getresponse()
+                return resp.status, resp.read().decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                local.conn = None
+                if attempt:
+                    raise requests.exceptions.ConnectionError(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    sender.MdcSender._post_request = post
+
+
+# -- the agent process ---------------------------------------------------------------------
+class Writer:
+    """Appends records to the rolling JSONL files of each collection."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.home = Path(spec["home"])
+        self.dirs = {n: collection_dir(self.home, spec, n) for n in spec["collections"]}
+        self.parts = _ROLL[spec["rolling_rate"]]
+        self.files: dict[Path, Any] = {}
+        self.written = 0
+        self.rejected = 0
+
+    def path(self, collection: str, t: dt.datetime) -> Path:
+        parts = [
+            f"{t.year:04d}",
+            f"{t.month:02d}",
+            f"{t.day:02d}",
+            f"{t.hour:02d}",
+            f"{t.minute:02d}",
+        ]
+        return (
+            self.dirs[collection].joinpath(*parts[: self.parts]) / f"{self.spec['instance']}.jsonl"
+        )
+
+    def write(self, headers: dict[str, str], body: bytes) -> int:
+        ctype = headers.get("ce-type", "")
+        collection = ctype.removeprefix("azureml.inference.").lower()
+        if collection not in self.dirs:
+            self.rejected += 1
+            return 400
+        try:
+            epoch = float(headers.get("ce-time") or time.time())
+        except ValueError:
+            epoch = time.time()
+        t = dt.datetime.fromtimestamp(epoch, dt.UTC)
+        content_type = headers.get("content-type", "application/json")
+        try:
+            data: Any = (
+                json.loads(body) if "json" in content_type else body.decode("utf-8", "replace")
+            )
+        except ValueError:
+            data = body.decode("utf-8", "replace")
+        correlation = headers.get("ce-x-request-id") or headers.get("trace-id")
+        record = {
+            "specversion": "1.0",
+            "id": headers.get("trace-id") or "",
+            "source": self.spec["source"],
+            "type": ctype,
+            "datacontenttype": content_type,
+            "time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data": data,
+            "correlationid": correlation,
+            "xrequestid": headers.get("ce-xrequestid") or correlation,
+            "modelversion": headers.get("ce-model-version") or "default",
+            "collectdatatype": headers.get("ce-collect-data-type"),
+            "agent": headers.get("ce-agent"),
+            "contentrange": f"bytes 0-{max(len(body) - 1, 0)}/{len(body)}",
+        }
+        for key in ("path", "method", "headers"):  # payload logging's extra fields
+            if f"ce-{key}" in headers:
+                value = headers[f"ce-{key}"]
+                record[key] = json.loads(value) if key == "headers" else value
+        path = self.path(collection, t)
+        f = self.files.get(path)
+        if f is None:
+            if len(self.files) > 64:
+                self.close()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = self.files[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.written += 1
+        return 200
+
+    def flush(self) -> None:
+        for f in self.files.values():
+            f.flush()
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, w: Writer) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, target = (lines[0].split(" ") + ["", ""])[:2]
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                writer.write(
+                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                w.rejected += 1
+                return
+            body = await reader.readexactly(length) if length else b""
+            if method == "POST" and target == "/modeldata/log":
+                status = w.write(headers, body)
+            else:
+                status = 404
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]
+            close = headers.get("connection", "").lower() == "close"
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n"
+                f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n".encode()
+            )
+            if close:
+                return
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return
+    finally:
+        writer.close()
+
+
+async def serve(spec: dict[str, Any]) -> None:
+    w = Writer(spec)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(spec["port"])))
+    server = await asyncio.start_server(lambda r, wr: _handle(r, wr, w), sock=sock, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"amlocal: data collector agent for {spec['endpoint']}/{spec['deployment']} "
+        f"({spec['instance']}) on 127.0.0.1:{spec['port']}: {', '.join(spec['collections'])}",
+        flush=True,
+    )
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+        w.flush()  # records reach disk within 0.2 s, without a flush per record
+    server.close()
+    w.close()
+    print(
+        f"amlocal: data collector agent stopped: {w.written} records written, {w.rejected} rejected",
+        flush=True,
+    )
+
+
+def main(argv: list[str]) -> None:
+    spec = json.loads(Path(argv[0]).read_text())
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # die with the endpoint daemon
+    except (OSError, AttributeError):
+        pass
+    register_assets(spec)
+    try:
+        import uvloop
+
+        uvloop.run(serve(spec))
+    except ImportError:
+        asyncio.run(serve(spec))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,175 @@
+"""Payload logging (`data_collector.collections.request/response`): no code in score.py.
+
+A WSGI middleware around azmlinfsrv's Flask app, inside each gunicorn worker: for a sampled
+`POST /score` it hands the request body and the response body (with the request's
+`x-request-id` as correlation id, as azmlinfsrv answers it) to a background thread that posts
+them to the instance's data-collector agent over one keep-alive connection. Best effort, as on
+Azure: the queue is bounded and never blocks a request; payloads the agent cannot take are
+dropped and counted, and the count goes to the instance log (stderr) at most every 10 s.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import queue
+import random
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+QUEUE_SIZE = 1000
+AGENT = "amlocal-payload-logging/1"
+
+
+class Sender:
+    """One background thread per worker posting payloads to the agent."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.q: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue(QUEUE_SIZE)
+        self.dropped = 0
+        self._reported = 0
+        self._last_report = 0.0
+        self._conn: http.client.HTTPConnection | None = None
+        self._down_until = 0.0
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def put(self, headers: dict[str, str], body: bytes) -> None:
+        if self._pid != os.getpid():  # started lazily in each forked worker
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        try:
+            self.q.put_nowait((headers, body))
+        except queue.Full:
+            self.dropped += 1
+
+    def _post(self, headers: dict[str, str], body: bytes) -> bool:
+        now = time.monotonic()
+        if now < self._down_until:
+            return False
+        for _ in range(2):  # a kept-alive connection the agent closed: reconnect once
+            try:
+                if self._conn is None:
+                    self._conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
+                self._conn.request("POST", "/modeldata/log", body=body, headers=headers)
+                resp = self._conn.getresponse()
+                resp.read()
+                return 200 <= resp.status < 300
+            except (OSError, http.client.HTTPException):
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+        self._down_until = time.monotonic() + 1.0  # do not hammer a dead agent
+        return False
+
+    def _run(self) -> None:
+        while True:
+            headers, body = self.q.get()
+            if not self._post(headers, body):
+                self.dropped += 1
+            self._report()
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        if self.dropped != self._reported and now - self._last_report > 10:
+            sys.stderr.write(
+                f"amlocal data collector: {self.dropped} payload(s) dropped so far "
+                f"(agent on port {self.port} unreachable or queue full)\n"
+            )
+            sys.stderr.flush()
+            self._reported, self._last_report = self.dropped, now
+
+
+class PayloadLogging:
+    """WSGI middleware logging sampled /score requests and responses."""
+
+    def __init__(self, app: Any, spec: dict[str, Any], sender: Sender) -> None:
+        self.app = app
+        self.rates = {k: float(v) / 100.0 for k, v in spec["collections"].items()}
+        self.capture = [h.lower() for h in spec.get("capture_headers") or []]
+        self.sender = sender
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/score":
+            return self.app(environ, start_response)
+        draw = random.random()  # one draw per request: request and response go together
+        wanted = [c for c, r in self.rates.items() if draw < r]
+        if not wanted:
+            return self.app(environ, start_response)
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        seen: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["headers"] = headers
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, capture)
+        try:
+            chunks = list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        try:
+            self._log(environ, wanted, body, b"".join(chunks), seen.get("headers") or [])
+        except Exception:  # noqa: BLE001 - logging must never fail a scoring request
+            self.sender.dropped += 1
+        return chunks
+
+    def _log(
+        self,
+        environ: dict[str, Any],
+        wanted: list[str],
+        body: bytes,
+        out: bytes,
+        resp_headers: list[tuple[str, str]],
+    ) -> None:
+        rh = {k.lower(): v for k, v in resp_headers}
+        rid = rh.get("x-request-id") or environ.get("HTTP_X_REQUEST_ID") or str(uuid.uuid4())
+        now = str(int(time.time()))
+        for collection in wanted:
+            is_request = collection == "request"
+            headers = {
+                "Content-Type": (
+                    environ.get("CONTENT_TYPE") if is_request else rh.get("content-type")
+                )
+                or "application/json",
+                "trace-id": str(uuid.uuid4()),
+                "ce-time": now,
+                "ce-type": f"azureml.inference.{collection}",
+                "ce-agent": AGENT,
+                "ce-x-request-id": rid,
+                "ce-path": environ.get("PATH_INFO", ""),
+                "ce-method": environ.get("REQUEST_METHOD", ""),
+            }
+            if self.capture and is_request:
+                got = {
+                    h: environ.get("HTTP_" + h.upper().replace("-", "_"))
+                    for h in self.capture
+                    if environ.get("HTTP_" + h.upper().replace("-", "_")) is not None
+                }
+                headers["ce-headers"] = json.dumps(got)
+            self.sender.put(headers, body if is_request else out)
+
+
+def wrap(app: Any) -> Any:
+    """The app with payload logging, when the instance's agent asked for it."""
+    spec = os.environ.get("AMLOCAL_MDC_PAYLOAD")
+    if not spec:
+        return app
+    sender = Sender(
+        os.environ.get("AZUREML_MDC_HOST", "127.0.0.1"), int(os.environ["AZUREML_MDC_PORT"])
+    )
+    return PayloadLogging(app, json.loads(spec), sender)
