@@ -24,7 +24,8 @@ def unknown_inputs(path: Path, overrides: list[dict[str, Any]]) -> list[str]:
         return []  # the loader reports an unreadable file with its own message
     if not isinstance(raw, dict):
         return []
-    declared = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
+    inputs = raw.get("inputs")
+    declared: dict[str, Any] = inputs if isinstance(inputs, dict) else {}
     kind = "pipeline" if raw.get("type") == "pipeline" else "job"
     warnings = []
     for override in overrides:

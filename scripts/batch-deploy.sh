@@ -55,7 +55,7 @@ actual=$(grep -c . "$predictions" || true)
 if [[ "$actual" != "$expected" ]]; then
   die "$predictions has $actual rows, expected $expected (one per input row)"
 fi
-log "$actual predictions for $expected input rows"
+log "$actual predictions for $expected input rows in $predictions"
 gh_output predictions "$predictions"
 
 aml batch-endpoint update --name "$endpoint" --set "defaults.deployment_name=$deployment" --output none

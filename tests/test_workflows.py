@@ -475,7 +475,8 @@ def test_batch_deploys_scores_checks_and_sets_the_default(tmp_path: Path) -> Non
     assert run.ml_calls("batch-endpoint", "create") and run.ml_calls("batch-deployment", "create")
     invoke = run.ml_calls("batch-endpoint", "invoke")[0]
     assert invoke[invoke.index("--deployment-name") + 1] == "score-script"
-    assert "442 predictions for 442 input rows" in run.output
+    predictions = next((tmp_path / "out").rglob("predictions.csv"))
+    assert f"442 predictions for 442 input rows in {predictions}" in run.output
     ep = run.resources["batch-endpoint/diabetes-batch-t"]
     assert ep["set"] == {"defaults.deployment_name": "score-script"}
     again = run_script(tmp_path, *BATCH_ARGS, OUTPUT_DIR=str(tmp_path / "out2"))

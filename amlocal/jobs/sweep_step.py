@@ -9,7 +9,6 @@ sweep's run. The decisions (what to sample, whom to stop, who is best) are in `s
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import threading
@@ -426,7 +425,10 @@ class SweepRun:
         """The best value on the sweep's own run, and the comparison plot (metric by trial and
         by hyperparameter), so `make ui` shows the sweep at a glance."""
         try:
-            fig = comparison_figure(self.trials, self.metric, self.goal)
+            from amlocal.sweep_plot import comparison_figure, used_params
+
+            used = used_params(self.ws, self.trials)  # a trial uses what its run logged
+            fig = comparison_figure(self.trials, self.metric, self.goal, used)
             with self.ex.mlflow.client() as c:
                 if best is not None and score is not None:
                     c.log_metric(run_id, self.metric, score)
@@ -450,40 +452,6 @@ class SweepRun:
     def _log(self, line: str) -> None:
         with self.log_path.open("a") as fh:
             fh.write(f"[{_now()}] {line}\n")
-
-
-def comparison_figure(trials: list[sw.TrialState], metric: str, goal: str) -> Any:
-    """Metric by trial (bars, coloured by status) and by each hyperparameter (scatter)."""
-    from matplotlib.figure import Figure
-
-    names = sorted({k for t in trials for k in t.params})
-    fig = Figure(figsize=(4 * (1 + len(names)), 3.6))
-    axes = fig.subplots(1, 1 + len(names), squeeze=False)[0]
-    colours = {"Completed": "tab:blue", "Canceled": "tab:orange", "Failed": "tab:red"}
-    scores = [sw.best_of(t.values, goal) for t in trials]
-    xs = list(range(len(trials)))
-    axes[0].bar(
-        xs,
-        [s if s is not None else math.nan for s in scores],
-        color=[colours.get(t.status, "tab:gray") for t in trials],
-    )
-    axes[0].set(xlabel="trial", ylabel=f"best {metric}", title=f"{metric} by trial ({goal})")
-    for ax, name in zip(axes[1:], names, strict=True):
-        pts = [
-            (t.params[name], s)
-            for t, s in zip(trials, scores, strict=True)
-            if s is not None and name in t.params
-        ]
-        values = [p for p, _ in pts]
-        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            ax.scatter(values, [s for _, s in pts])
-        else:
-            cats = sorted({str(v) for v in values})
-            ax.scatter([cats.index(str(v)) for v in values], [s for _, s in pts])
-            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right")
-        ax.set(xlabel=name, ylabel=metric, title=f"{metric} by {name}")
-    fig.tight_layout()
-    return fig
 
 
 def _copy(src: Path, dst: Path) -> None:

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 import mlflow
-from train_lib import FAMILIES, build, cross_validate, load_split, save_model
+from train_lib import FAMILIES, build, cross_validate, load_split, save_model, used_params
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     x, y = load_split(args.prepared_data, "train.csv")
     model = build(args.model_family, args.C, args.n_neighbors, args.seed)
-    mlflow.log_params(
-        {"model_family": args.model_family, "C": args.C, "n_neighbors": args.n_neighbors}
-    )
+    mlflow.log_params(used_params(args.model_family, args.C, args.n_neighbors))
 
     def report(fold: int, running: float) -> None:
         mlflow.log_metric("val_accuracy", running, step=fold)

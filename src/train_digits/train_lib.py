@@ -36,6 +36,22 @@ MODEL_PIP_REQUIREMENTS = [
 ]
 
 
+# The hyperparameters each family reads (the others of the sweep's product are ignored).
+USES = {
+    "logistic_regression": ("C",),
+    "knn": ("n_neighbors",),
+    "svc": ("C",),
+    "random_forest": (),
+}
+
+
+def used_params(family: str, c: float, n_neighbors: int) -> dict[str, object]:
+    """The params a trial logs: its family and only what that family uses, so the sweep's
+    plots and run names do not show a knn trial by `C`."""
+    values: dict[str, object] = {"C": c, "n_neighbors": n_neighbors}
+    return {"model_family": family, **{k: values[k] for k in USES.get(family, ())}}
+
+
 def build(family: str, c: float, n_neighbors: int, seed: int) -> ClassifierMixin:
     """A classifier with predict_proba (the endpoint returns class probabilities).
 

@@ -260,7 +260,7 @@ def test_rerun_after_failure_reuses_what_succeeded(project: Project) -> None:
 
 def test_mlflow_runs_nested_with_metrics(project: Project) -> None:
     _project(project)
-    job, _ = project.create("pipe.yml")
+    job, _ = project.create("pipe.yml", "--set", "display_name=engine pipe")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{project.home / 'mlflow.db'}")
@@ -270,7 +270,11 @@ def test_mlflow_runs_nested_with_metrics(project: Project) -> None:
         assert run.data.tags["mlflow.parentRunId"] == parent_id, name
         assert run.info.status == "FINISHED"
         assert run.data.metrics["length"] == len(_out(project, step))
-    assert client.get_run(parent_id).info.status == "FINISHED"
+        # Named as in studio: the step's display name; the job name stays a tag.
+        assert run.info.run_name == name and run.data.tags["azureml.jobName"] == step["name"]
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "engine pipe" and job["display_name"] == "engine pipe"
 
 
 def test_invalid_yaml_and_dangling_bindings_rejected_before_running(project: Project) -> None:

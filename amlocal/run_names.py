@@ -1,0 +1,35 @@
+"""MLflow run names people can read, as Azure ML studio shows jobs: a pipeline's or a step's
+run is named by its display name (`diabetes-train`, `prep`), a sweep trial's by its sampled
+parameters (`svc C=4.2 n_neighbors=5`). The job name stays on the run as the
+`azureml.jobName` tag, so `job show`'s `mlflow.runId` and the run still find each other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amlocal.workspace import Workspace
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def trial(params: dict[str, Any]) -> str:
+    """Categorical (text) values first, bare, then `name=value` for the numbers."""
+    words = [str(v) for v in params.values() if isinstance(v, str)]
+    numbers = [f"{k}={_value(v)}" for k, v in params.items() if not isinstance(v, str)]
+    return " ".join(words + numbers)[:250] or "trial"
+
+
+def for_job(ws: Workspace, job_name: str) -> str:
+    """The run name of job `job_name` (its record in the store), else the job name."""
+    record = ws.store.get("job", job_name)
+    if not record:
+        return job_name
+    params = record.get("parameters")
+    if isinstance(params, dict) and params:
+        return trial(params)
+    return str(record.get("display_name") or record.get("step_name") or job_name)[:250]
