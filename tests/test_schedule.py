@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -173,6 +174,19 @@ def test_cron_schedule_fires_job_completes_and_restart_does_not_double_fire(
     _wait(lambda: _daemon_pid(p) is None, 15)
     p.run("schedule", "delete", "-n", "every-minute")
     assert p.run("schedule", "show", "-n", "every-minute", check=False).returncode == 3
+
+
+def test_daemon_exits_when_its_workspace_is_deleted(tmp_path: Path) -> None:
+    """`make clean` or a removed tmp dir takes the schedules with it: the daemon must not
+    keep firing from its open handle on the deleted store."""
+    import psutil
+
+    p = _project(tmp_path, 0)
+    p.write("s.yml", SCHEDULE.format(name="nightly", tz="UTC").replace("* * * * *", "0 2 * * *"))
+    p.run("schedule", "create", "-f", "s.yml")
+    pid = _wait(lambda: _daemon_pid(p), 15)
+    shutil.rmtree(p.home)
+    _wait(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 15)
 
 
 def test_trigger_runs_now_and_bad_input_is_rejected(tmp_path: Path) -> None:

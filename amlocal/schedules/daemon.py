@@ -125,6 +125,15 @@ def _record_error(ws: Workspace, name: str, err: str) -> None:
     ws.store.update(KIND, name, put)
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), or None when it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _reap_children() -> None:
     """Runners are detached sessions but still our children: reap the ones that exited."""
     with contextlib.suppress(ChildProcessError):
@@ -144,7 +153,13 @@ def serve(home: Path) -> None:
     signal.signal(signal.SIGINT, stop)
     _write_info(home)
     _log(f"scheduler started (pid {os.getpid()})")
+    store = _identity(home / "store.db")
     while not stopping:
+        if _identity(home / "store.db") != store:
+            # The workspace was deleted or replaced (`make clean`, a test's tmp dir): its
+            # schedules went with it, and an open handle would keep firing them unseen.
+            _log("scheduler stopped: the workspace store is gone")
+            return
         wait = tick(ws)
         _reap_children()
         if wait < 0:
