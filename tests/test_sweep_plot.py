@@ -3,6 +3,7 @@ use it (what their runs logged), one colour per model family."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,20 @@ from matplotlib.colors import to_hex
 
 from amlocal.sweep_plot import comparison_figure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "train_digits"))
-from train_lib import used_params  # noqa: E402
+
+def _digits_train_lib():  # noqa: ANN202
+    """src/train_digits/train_lib.py under a name of its own: src/train has a train_lib too,
+    and whichever a test imports first would shadow the other in sys.modules."""
+    path = Path(__file__).resolve().parents[1] / "src" / "train_digits" / "train_lib.py"
+    spec = importlib.util.spec_from_file_location("digits_train_lib", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+used_params = _digits_train_lib().used_params
 
 
 @dataclass
