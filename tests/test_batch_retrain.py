@@ -64,9 +64,10 @@ def test_invoking_the_retrain_endpoint_trains_and_registers(tmp_path: Path) -> N
         "inputs.alpha=0.3",
     )
     assert job["type"] == "pipeline" and job["inputs"]["alpha"] == 0.3
+    # `job stream` prints the log on stdout, as az ml's does; the status comes from `job show`.
     r = project.run("job", "stream", "-n", job["name"], check=False)
-    final = json.loads(r.stdout)
-    assert final["status"] == "Completed", r.stderr
+    final = project.json("job", "show", "-n", job["name"])
+    assert final["status"] == "Completed", r.stdout + r.stderr
     steps = {c["step_name"]: c for c in project.json("job", "list", "-p", job["name"])}
     assert list(steps) == ["prep", "train", "evaluate", "register"]
     assert all(s["status"] == "Completed" for s in steps.values())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -155,8 +154,9 @@ def invoke(project: Project, *args: str) -> tuple[dict[str, Any], str]:
     """`batch-endpoint invoke` then `job stream`: the finished job record and its log."""
     job = project.json("batch-endpoint", "invoke", "-n", "digits-batch", *args)
     assert job["type"] == "parallel", job
+    # `job stream` prints the log on stdout, as az ml's does; the record comes from `job show`.
     r = project.run("job", "stream", "-n", job["name"], check=False)
-    return json.loads(r.stdout), r.stderr
+    return project.json("job", "show", "-n", job["name"]), r.stdout + r.stderr
 
 
 def download(project: Project, name: str, dest: Path) -> pd.DataFrame:
