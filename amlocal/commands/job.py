@@ -131,7 +131,7 @@ def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
 
 
 def _view(ws: Workspace, name: str, done: threading.Event) -> None:
-    """The live view while this process runs the job; a last tick flushes the log tail."""
+    """The live view while this process runs the job, then one last tick."""
     from amlocal.jobs import stream
 
     view = stream.LiveView(ws, name)
@@ -144,7 +144,9 @@ def _view(ws: Workspace, name: str, done: threading.Event) -> None:
     job = ws.store.get("job", name)
     if not web and job:
         _web_view(ws, job)
-    if job and job.get("type") != "pipeline":
+    # A last tick: a single job's log tail, or (outside a terminal, where the final table is
+    # printed anyway) the step transitions of the job's last poll interval.
+    if job and (job.get("type") != "pipeline" or not view.tty):
         view.tick()
 
 
