@@ -103,17 +103,6 @@ def _spec(env: dict[str, Any]) -> spec.Spec | None:
     )
 
 
-def pins(definition: dict[str, Any] | None) -> dict[str, str]:
-    """`pkg==version` pins of an environment definition (its conda file's pip section and
-    conda packages)."""
-    out: dict[str, str] = {}
-    for req in spec.of_definition(definition).requirements:
-        name, sep, version = req.partition("==")
-        if sep and version and not version.endswith("*"):
-            out[spec.normalize(name.split("[")[0])] = version.split(";")[0].strip()
-    return out
-
-
 def mismatches(definition: dict[str, Any] | None) -> list[str]:
     """What the project venv lacks of a definition, to warn about when steps run there anyway
     (AMLOCAL_ENVIRONMENTS=project); in the other modes such a step gets its own venv."""
