@@ -14,6 +14,7 @@ project venv (pins are then only warned about).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -216,6 +217,13 @@ def _foreign_mlflow(bin_dir: Path) -> bool:
         return False
     if built.mlflow is None:
         return built.mlflow_skinny is not None  # skinny cannot open a SQL store
+    return built.mlflow != _project_mlflow()
+
+
+@functools.cache
+def _project_mlflow() -> str:
+    """The MLflow version amlocal runs (read once: a metadata lookup scans sys.path, ~6 ms,
+    and every step in a built venv asks)."""
     from importlib import metadata
 
-    return built.mlflow != metadata.version("mlflow")
+    return metadata.version("mlflow")
