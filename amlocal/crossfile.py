@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from amlocal.yamldocs import DEFAULT_DIRS, Doc, Problem, discover, read_docs, schema_kind
+from amlocal.yamldocs import DEFAULT_DIRS, Doc, Problem, discover, read_docs
 
 # -- pipeline bindings -----------------------------------------------------------------------
 BINDING = re.compile(
@@ -182,16 +182,8 @@ def _siblings(directory: Path, kind: str, cache: dict[Path, list[Doc]]) -> list[
     """Azure ML docs of one kind in a folder (read from disk, so a single-file run still
     sees the endpoint beside a deployment)."""
     if directory not in cache:
-        docs = []
-        for f in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
-            try:
-                raw = yaml.safe_load(f.read_text())
-            except yaml.YAMLError:
-                continue
-            k, stem = schema_kind(raw)
-            if k is not None:
-                docs.append(Doc(path=f, kind=k, schema=stem or "", raw=raw))
-        cache[directory] = docs
+        files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
+        cache[directory] = read_docs(files)[0]
     return [d for d in cache[directory] if d.kind == kind]
 
 

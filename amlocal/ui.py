@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from pathlib import Path
 from typing import Any
 
 from amlocal.workspace import Workspace
@@ -34,16 +33,11 @@ def base_url(ws: Workspace) -> str:
     return _remote(ws) or f"http://{HOST}:{_port()}"
 
 
-def _sqlite(ws: Workspace) -> Path | None:
-    uri = ws.mlflow_tracking_uri
-    if not uri.startswith("sqlite:///") or "?" in uri:
-        return None
-    return Path(uri[len("sqlite:///") :])
-
-
 def _experiment_of(ws: Workspace, run_id: str) -> str | None:
     """The run's experiment id, read from a SQLite store without importing MLflow."""
-    db = _sqlite(ws)
+    from amlocal.tracking import _sqlite_path
+
+    db = _sqlite_path(ws.mlflow_tracking_uri)
     if db is None or not db.is_file():
         return None
     try:

@@ -89,30 +89,22 @@ def _record(ws: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def create(args: argparse.Namespace) -> Any:
+def create(args: argparse.Namespace, must_exist: bool = False) -> Any:
     from amlocal.workspace import public
 
     ws = _ws()
     spec = _spec(args)
-    existing = ws.store.get(KIND, spec["name"]) or {}
-    rec = _record(ws, {**public(existing), **spec})
+    existing = ws.store.get(KIND, spec["name"])
+    if existing is None and must_exist:
+        raise NotFound(f"compute '{spec['name']}' does not exist (create it first)")
+    rec = _record(ws, {**public(existing or {}), **spec})
     ws.store.put(KIND, rec["name"], rec)
     _note(rec["name"])
     return public(rec)
 
 
 def update(args: argparse.Namespace) -> Any:
-    from amlocal.workspace import public
-
-    ws = _ws()
-    spec = _spec(args)
-    existing = ws.store.get(KIND, spec["name"])
-    if existing is None:
-        raise NotFound(f"compute '{spec['name']}' does not exist (create it first)")
-    rec = _record(ws, {**public(existing), **spec})
-    ws.store.put(KIND, rec["name"], rec)
-    _note(rec["name"])
-    return public(rec)
+    return create(args, must_exist=True)
 
 
 def show(args: argparse.Namespace) -> Any:

@@ -176,19 +176,15 @@ def delete(args: argparse.Namespace) -> Any:
 
 def trigger(args: argparse.Namespace) -> Any:
     """Run the schedule's action once now; the job carries the schedule's name."""
-    import datetime as dt
-
     from amlocal.commands.job import public
     from amlocal.schedules import definition as sd
+    from amlocal.schedules.triggers import parse_time, zone
 
     ws = _ws()
     record = sd.get(ws, args.name)
-    when = None
-    if args.schedule_time:
-        try:
-            when = dt.datetime.fromisoformat(args.schedule_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput(f"--schedule-time: {args.schedule_time!r} is not ISO 8601") from None
-        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+    try:
+        when = parse_time(args.schedule_time, zone("UTC"))  # no offset: UTC
+    except InvalidInput:
+        raise InvalidInput(f"--schedule-time: {args.schedule_time!r} is not ISO 8601") from None
     job = sd.fire(ws, record, when or sd.now())
     return public(job)

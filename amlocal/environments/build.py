@@ -49,11 +49,10 @@ class Built:
 
 
 def cache_root() -> Path:
-    """`<user cache>/envs` (the folder of amlocal.loader.cache_dir, without importing it)."""
-    base = os.environ.get("AMLOCAL_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "amlocal"
-    )
-    return Path(base) / "envs"
+    """`<user cache>/envs`, beside the validated-YAML cache (amlocal.loader.cache_dir)."""
+    from amlocal.loader import cache_dir
+
+    return cache_dir() / "envs"
 
 
 def uv() -> str:

@@ -14,6 +14,7 @@ project venv (pins are then only warned about).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -101,17 +102,6 @@ def _spec(env: dict[str, Any]) -> spec.Spec | None:
     return spec.Spec(
         doc["python"], tuple(doc["requirements"]), tuple(doc["left_out"]), doc["origin"]
     )
-
-
-def pins(definition: dict[str, Any] | None) -> dict[str, str]:
-    """`pkg==version` pins of an environment definition (its conda file's pip section and
-    conda packages)."""
-    out: dict[str, str] = {}
-    for req in spec.of_definition(definition).requirements:
-        name, sep, version = req.partition("==")
-        if sep and version and not version.endswith("*"):
-            out[spec.normalize(name.split("[")[0])] = version.split(";")[0].strip()
-    return out
 
 
 def mismatches(definition: dict[str, Any] | None) -> list[str]:
@@ -227,6 +217,13 @@ def _foreign_mlflow(bin_dir: Path) -> bool:
         return False
     if built.mlflow is None:
         return built.mlflow_skinny is not None  # skinny cannot open a SQL store
+    return built.mlflow != _project_mlflow()
+
+
+@functools.cache
+def _project_mlflow() -> str:
+    """The MLflow version amlocal runs (read once: a metadata lookup scans sys.path, ~6 ms,
+    and every step in a built venv asks)."""
     from importlib import metadata
 
-    return built.mlflow != metadata.version("mlflow")
+    return metadata.version("mlflow")

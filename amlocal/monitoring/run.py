@@ -12,17 +12,23 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from amlocal.workspace import Workspace
 
+if TYPE_CHECKING:
+    from amlocal.jobs.types import Plan
+
+PROP_MONITOR = "azureml.monitorName"
 ENVIRONMENT = {"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"}
 
 
-def submit(ws: Workspace, record: dict[str, Any], props: dict[str, str]) -> dict[str, Any]:
-    from amlocal.jobs import pipeline, plan
+def plan(ws: Workspace, record: dict[str, Any], run_time: str | None) -> Plan:
+    """The monitor job's plan (schedules.definition.fire submits it like any firing's job);
+    `run_time` is the firing's time (ISO 8601), the end of the data windows."""
+    from amlocal.jobs import plan as job_plan
 
     name = record["name"]
     folder = ws.home / "schedules" / name
@@ -32,7 +38,7 @@ def submit(ws: Workspace, record: dict[str, Any], props: dict[str, str]) -> dict
         "monitor": name,
         "home": str(ws.home),
         "base_dir": record["_action"]["base_dir"],
-        "run_time": props.get("azureml.scheduleFireTime"),
+        "run_time": run_time,
         "create_monitor": record["_action"]["spec"],
     }
     spec_file = folder / f"monitor-{stamp}.json"
@@ -50,15 +56,7 @@ def submit(ws: Workspace, record: dict[str, Any], props: dict[str, str]) -> dict
     }
     job_file = folder / f"monitor-{stamp}.yml"
     job_file.write_text(yaml.safe_dump(job, sort_keys=False))
-    job_plan = plan.load_plan(ws, job_file, [])
-    rec = pipeline.submit(ws, job_plan)
-    ws.store.update(
-        "job",
-        rec["name"],
-        lambda r: r.setdefault("properties", {}).update({**props, "azureml.monitorName": name}),
-    )
-    pipeline.spawn_runner(ws, rec["name"])
-    return ws.store.get("job", rec["name"]) or rec
+    return job_plan.load_plan(ws, job_file, [])
 
 
 def report_path(ws: Workspace, job_name: str) -> Path | None:

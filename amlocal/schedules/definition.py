@@ -187,8 +187,10 @@ def fire(ws: Workspace, record: dict[str, Any], fire_time: dt.datetime | None) -
     if action["type"] == "monitor":
         from amlocal.monitoring import run as monitor_run
 
-        return monitor_run.submit(ws, record, props)
-    job_plan = _plan(ws, action)
+        job_plan = monitor_run.plan(ws, record, props.get(PROP_TIME))
+        props[monitor_run.PROP_MONITOR] = record["name"]
+    else:
+        job_plan = _plan(ws, action)
     job = pipeline.submit(ws, job_plan)
     ws.store.update("job", job["name"], lambda r: r.setdefault("properties", {}).update(props))
     pipeline.spawn_runner(ws, job["name"])
