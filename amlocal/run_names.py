@@ -1,5 +1,5 @@
 """MLflow run names people can read, as Azure ML studio shows jobs: a pipeline's or a step's
-run is named by its display name (`diabetes-train`, `prep`), a sweep trial's by its sampled
+run is named by its display name (`nightly-train`, `prep`), a sweep trial's by its sampled
 parameters (`svc C=4.2 n_neighbors=5`). The job name stays on the run as the
 `azureml.jobName` tag, so `job show`'s `mlflow.runId` and the run still find each other.
 """

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -217,6 +219,19 @@ def test_hung_run_is_killed_retried_then_failed(tmp_path: Path) -> None:
     assert summary.worker_restarts >= 1
     assert (tmp_path / "out/predictions.csv").read_text().splitlines() == ["a.txt,1", "c.txt,3"]
     assert_reaped(worker_pids(tmp_path / "logs"))
+
+
+def test_list_rows_are_written_without_importing_pandas() -> None:
+    """A script that returns lists never imported pandas; writing its rows must not import it
+    either, or the import (seconds on a busy box) eats into run()'s timeout."""
+    probe = (
+        "import sys\n"
+        "from amlocal.jobs.parallel_worker import serialize_rows\n"
+        "assert serialize_rows([('a.txt', '1'), ('b.txt', '2')]) == b'a.txt,1\\nb.txt,2\\n'\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_queued_mini_batch_is_timed_from_its_own_start(tmp_path: Path) -> None:

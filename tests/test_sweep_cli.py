@@ -121,7 +121,9 @@ def _mlflow_runs(project: Project, experiment: str) -> dict[str, object]:
     uri = f"sqlite:///{project.home / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
-    return {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    # Keyed by job name: runs are named for people (a trial by its parameters, see
+    # run_names), and carry the job name as the `azureml.jobName` tag.
+    return {r.data.tags["azureml.jobName"]: r for r in client.search_runs([exp.experiment_id])}
 
 
 def test_standalone_sweep_grid_bandit_best_first(project: Project) -> None:
