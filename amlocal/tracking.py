@@ -398,10 +398,6 @@ def start_run(
     parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> str:
-    if (tags or {}).get("azureml.jobName") == run_name:  # a job's own name: readable instead
-        from amlocal.run_names import for_job
-
-        run_name = for_job(ws, run_name)
     all_tags = {"mlflow.runName": run_name, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id

@@ -28,8 +28,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if hit is not None:
         return Status.COMPLETED, hit["outputs"]
     ctx.warn_environment(env)
-    # A standalone job's run is named by its display name, as Azure names it.
-    run_id = ctx.mlflow.start(job, run_name=ctx.mlflow.display_name if ctx.standalone else None)
+    run_id = ctx.mlflow.start(job)
     artifacts_in_run = artifacts.bind(ctx.ws, r, run_id)
     proc = steprun.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
     props = {"mlflow.runId": run_id} if run_id else {}

@@ -1,7 +1,7 @@
 """The MLflow run lifecycle of one job: the pipeline's own run (created with its first step
 that really executes: a fully reused pipeline creates none), each step's run nested under it
-(a sweep's trials under the sweep's), the variables a step process needs to log to it, and
-the end of every run with the job's status.
+(a sweep's trials under the sweep's), named as studio shows them (`amlocal.run_names`), the
+variables a step process needs to log to it, and the end of every run with the job's status.
 
 MLflow's SQLite store is written by one thread at a time: every call here holds `lock`.
 """
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from amlocal import tracking
+from amlocal import run_names, tracking
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,14 +34,12 @@ class MlflowRuns:
         pipeline: bool,
         git_commit: str | None,
         job_tags: dict[str, str],
-        display_name: str,
         on_pipeline_run: Callable[[str], None],
     ) -> None:
         self.ws, self.experiment, self.job = ws, experiment, job
         self.pipeline = pipeline
         self.git_commit = git_commit
         self.job_tags = job_tags  # the job's YAML tags and description, on its own run
-        self.display_name = display_name
         self.on_pipeline_run = on_pipeline_run  # records the pipeline run's id on the job
         self.lock = threading.Lock()
         self.pipeline_run: str | None = None
@@ -54,7 +52,7 @@ class MlflowRuns:
             tags |= self.job_tags
         return tags
 
-    def start(self, job: str, parent_run_id: str | None = None, run_name: str | None = None) -> str:
+    def start(self, job: str, parent_run_id: str | None = None) -> str:
         """Create the run of a job that really executes (never for a reused one): nested
         under the pipeline's run, or under `parent_run_id` (a sweep's trials); its id."""
         with self.lock:
@@ -64,7 +62,7 @@ class MlflowRuns:
                     self.pipeline_run = tracking.start_run(
                         self.ws,
                         self.experiment,
-                        self.job,
+                        run_names.for_job(self.ws, self.job),
                         tags=self.tags(self.job, **{"azureml.runType": "pipeline"}),
                     )
                     self.on_pipeline_run(self.pipeline_run)
@@ -72,7 +70,7 @@ class MlflowRuns:
             return tracking.start_run(
                 self.ws,
                 self.experiment,
-                run_name or job,
+                run_names.for_job(self.ws, job),
                 parent_run_id=parent,
                 tags=self.tags(job),
             )

@@ -84,7 +84,6 @@ class Execution:
             pipeline=not self.standalone,
             git_commit=record.get("_git_commit"),
             job_tags=_job_tags(record),
-            display_name=record.get("display_name") or name,
             on_pipeline_run=self._pipeline_run_started,
         )
 
