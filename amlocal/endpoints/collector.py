@@ -190,13 +190,9 @@ class Agent:
     def stop(self) -> None:
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=3)
+        from amlocal import procs
+
+        procs.stop_group(self.proc.pid, self.proc, procs.GENTLE)  # its own session
         self.proc = None
 
 

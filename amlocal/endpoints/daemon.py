@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal import procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.endpoints.frontdoor import FrontDoor, Route, Table, traffic_table
-from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings, stop_group
+from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings
 from amlocal.endpoints.listener import Server
 from amlocal.store import Store
 
@@ -49,7 +50,7 @@ def reap_stale(state_dir: Path) -> None:
             return
         for pid in pids:
             if isinstance(pid, int) and pid > 0 and _ours(pid, LOOPBACK_MODULE):
-                stop_group(pid)
+                procs.stop_group(pid)
 
 
 class Daemon:

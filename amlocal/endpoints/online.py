@@ -144,10 +144,10 @@ def stop_daemon(ws: Workspace, name: str) -> None:
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.02)
     if _daemon_pid(ws, name, rec["_port"]) is not None:
-        from amlocal.endpoints.instances import stop_group
+        from amlocal import procs
 
         try:
-            stop_group(os.getpgid(pid))
+            procs.stop_group(os.getpgid(pid))
         except ProcessLookupError:
             pass
     from amlocal.endpoints.daemon import reap_stale
