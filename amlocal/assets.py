@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ def create_component(
     ws: Workspace, path: Path, overrides: list[dict] | None = None
 ) -> dict[str, Any]:
     from amlocal import loader
-    from amlocal.snapshot import absolute_includes, materialize, snapshot_digest
+    from amlocal.snapshot import absolute_includes
 
     info = loader.validated(
         "component",
@@ -215,19 +216,33 @@ def create_component(
     identity = text_digest(_stable({k: v for k, v in d.items() if k != "code"}))
     if code and not str(code).startswith(("azureml:", "http")):
         code_path = Path(code) if Path(code).is_absolute() else (path.parent / code)
-        digest = snapshot_digest(code_path.resolve(), ws.store, includes)
-        dest = ws.home / "snapshots" / digest[:32]
-        if not dest.exists():
-            tmp = dest.with_name(dest.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            materialize(code_path.resolve(), tmp, includes)
-            tmp.rename(dest)
+        digest, dest = code_snapshot(ws, code_path.resolve(), includes)
         d["code"] = str(dest)
         identity = text_digest(identity, digest)
     name = d["name"]
     version = str(info["version"]) if info["version"] else next_version(ws, "component", name)
     d.update(version=version, id=_asset_id(ws, "component", name, version))
     return _register(ws, "component", d, identity, path)
+
+
+def code_snapshot(ws: Workspace, code: Path, includes: Sequence[str] = ()) -> tuple[str, Path]:
+    """Copy code (and its additional includes) into the workspace, as Azure uploads it at
+    create, so later edits to the working tree never change a component or a deployment:
+    (the snapshot's digest, its folder). Made once per content; concurrent creators each
+    build their own partial folder and the first to finish wins."""
+    from amlocal.snapshot import materialize, snapshot_digest
+
+    digest = snapshot_digest(code, ws.store, includes)
+    dest = ws.home / "snapshots" / digest[:32]
+    if not dest.exists():
+        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        materialize(code, tmp, includes)
+        try:
+            tmp.rename(dest)
+        except OSError:  # another process made the same snapshot first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return digest, dest
 
 
 # -- paths --------------------------------------------------------------------------------

@@ -43,3 +43,15 @@ def stop_group(
         except subprocess.TimeoutExpired:
             continue
     signal_group(pgid, signal.SIGKILL)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send this process `sig` when its parent dies (PR_SET_PDEATHSIG), so a
+    server never outlives the supervisor that started it. Elsewhere a no-op: the
+    supervisor's own clean-up still applies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
+    except (OSError, AttributeError):
+        pass

@@ -1,12 +1,19 @@
 """Shared helpers for the online endpoint and deploy tests: a registered model in a
-temporary workspace, CLI calls in-process, and process-leak checks."""
+temporary workspace, CLI calls in-process, process-leak checks, and the front door's
+listener served from a thread."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
-from contextlib import redirect_stdout
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +94,65 @@ def descendants_alive(marker: str) -> list[int]:
         if marker.encode() in cmd and state != "Z":
             pids.append(int(p.name))
     return pids
+
+
+@contextmanager
+def workspace_env(home: Path) -> Iterator[Any]:
+    """AMLOCAL_HOME and MLFLOW_TRACKING_URI point into `home` until the block ends (then
+    they are restored); yields its Workspace."""
+    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["AMLOCAL_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    try:
+        from amlocal.workspace import Workspace
+
+        yield Workspace()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def diabetes_workspace(ws: Any) -> tuple[Any, Any]:
+    """Register the diabetes model (version 1) and the score environment in `ws`; returns
+    the fitted model and its training features."""
+    model, X = fit_model()
+    register(ws, save_model(model, X, ws.home / "model-src"))
+    register_score_env(ws)
+    return model, X
+
+
+def kill_leftovers(home: Path) -> list[int]:
+    """SIGKILL the processes still running from `home` (a failing test leaves none behind);
+    returns their pids, for the caller to assert there were none."""
+    leftovers = descendants_alive(str(home))
+    for pid in leftovers:
+        try:
+            print("leftover", pid, Path(f"/proc/{pid}/cmdline").read_bytes(), file=sys.stderr)
+        except OSError:
+            pass
+        os.kill(pid, signal.SIGKILL)
+    return leftovers
+
+
+class ServerThread:
+    """The front door's listener (listener.Server) on a free 127.0.0.1 port, its event loop
+    in a thread; `stop()` stops it gracefully (2 s grace)."""
+
+    def __init__(self, handler: Any, precheck: Any = None, limits: Any = None) -> None:
+        from amlocal.endpoints.listener import Server
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.server = Server(handler, precheck, limits)
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(self.sock, 2.0),)
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.stop)
+        self.thread.join(10)
+        assert not self.thread.is_alive()

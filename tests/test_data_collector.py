@@ -15,10 +15,9 @@ from online_support import (
     REPO,
     cli,
     descendants_alive,
-    fit_model,
-    register,
-    register_score_env,
-    save_model,
+    diabetes_workspace,
+    kill_leftovers,
+    workspace_env,
 )
 from test_online_e2e import ROW, Endpoint
 
@@ -56,43 +55,31 @@ auth_mode: key
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("collector")
-    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["AMLOCAL_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
-    from amlocal.workspace import Workspace
-
-    ws = Workspace()
-    model, X = fit_model()
-    register(ws, save_model(model, X, home / "model-src"))
-    register_score_env(ws)
-    (home / "endpoint.yml").write_text(ENDPOINT)
-    code = REPO / "src" / "score"
-    (home / "blue.yml").write_text(
-        DEPLOYMENT.format(
-            name="blue",
-            code=code,
-            extra='    request:\n      enabled: "True"\n    response:\n      enabled: "True"\n  rolling_rate: hour',
+    with workspace_env(home) as ws:
+        diabetes_workspace(ws)
+        (home / "endpoint.yml").write_text(ENDPOINT)
+        code = REPO / "src" / "score"
+        (home / "blue.yml").write_text(
+            DEPLOYMENT.format(
+                name="blue",
+                code=code,
+                extra='    request:\n      enabled: "True"\n    response:\n      enabled: "True"\n  rolling_rate: hour',
+            )
         )
-    )
-    (home / "half.yml").write_text(
-        DEPLOYMENT.format(name="half", code=code, extra="  sampling_rate: 0.5")
-    )
-    cli("online-endpoint", "create", "-f", str(home / "endpoint.yml"))
-    cli("online-deployment", "create", "-f", str(home / "blue.yml"), "--all-traffic")
-    try:
-        yield home
-    finally:
-        for sched in cli("schedule", "list"):  # the scheduler daemon exits once none is enabled
-            cli("schedule", "disable", "-n", sched["name"], ok=False)
-        cli("online-endpoint", "delete", "-n", "dcol", "--yes", ok=False)
-        time.sleep(1.5)
-        leftovers = descendants_alive(str(home))
-        for pid in leftovers:
-            print("leftover", pid, Path(f"/proc/{pid}/cmdline").read_bytes(), file=sys.stderr)
-            os.kill(pid, signal.SIGKILL)
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        assert leftovers == [], "processes left behind after delete"
+        (home / "half.yml").write_text(
+            DEPLOYMENT.format(name="half", code=code, extra="  sampling_rate: 0.5")
+        )
+        cli("online-endpoint", "create", "-f", str(home / "endpoint.yml"))
+        cli("online-deployment", "create", "-f", str(home / "blue.yml"), "--all-traffic")
+        try:
+            yield home
+        finally:
+            for sched in cli("schedule", "list"):  # the scheduler daemon exits once none is enabled
+                cli("schedule", "disable", "-n", sched["name"], ok=False)
+            cli("online-endpoint", "delete", "-n", "dcol", "--yes", ok=False)
+            time.sleep(1.5)
+            leftovers = kill_leftovers(home)
+    assert leftovers == [], "processes left behind after delete"
 
 
 def _records(home: Path, deployment: str, collection: str) -> list[dict]:
@@ -210,7 +197,6 @@ def test_make_monitor_script_flags_shifted_traffic_only(home: Path) -> None:
     """scripts/monitor.py (make monitor) against real collected data: drift for shifted rows
     sent to one deployment, none for unshifted rows sent to another."""
     import subprocess
-    import sys
 
     (home / "calm.yml").write_text(
         DEPLOYMENT.format(name="calm", code=REPO / "src" / "score", extra="")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +15,12 @@ from online_support import (
     ENDPOINT_DIR,
     REPO,
     cli,
-    descendants_alive,
     fit_model,
+    kill_leftovers,
     register,
     register_score_env,
     save_model,
+    workspace_env,
 )
 
 sys.path.insert(0, str(REPO / "src" / "deploy"))
@@ -218,72 +218,74 @@ def crown(ws, version: str, name: str = "diabetes-model") -> None:
 
 def test_local_blue_green(tmp_path):
     home = tmp_path / "home"
-    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["AMLOCAL_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
-    try:
-        from amlocal.workspace import Workspace
-
-        ws = Workspace()
-        register_score_env(ws)
-        model, X = fit_model(alpha=1.0)
-        v1 = register(ws, save_model(model, X, tmp_path / "m1"))
-        model2, _ = fit_model(alpha=0.5)
-        v2 = register(ws, save_model(model2, X, tmp_path / "m2"))
-        # A model trained on 3 features: score.py answers 400 to the 10-feature sample.
-        broken, _ = fit_model()
-        broken = broken.fit(X.iloc[:, :3], X.iloc[:, 3])
-        v3 = register(ws, save_model(broken, X.iloc[:, :3], tmp_path / "m3"))
-
-        r = _run_step(home, tmp_path, {"registered": False, "reason": "not better"}, "skip")
-        assert r.returncode == 0 and "nothing to deploy" in r.stdout
-
-        info = {"registered": True, "name": "diabetes-model"}
-        r = _run_step(home, tmp_path, {**info, "version": v1}, "nochamp")
-        assert r.returncode == 0 and "no champion" in r.stdout, r.stdout + r.stderr
-        assert cli("online-endpoint", "list") == []
-
-        crown(ws, v1)
-        r = _run_step(home, tmp_path, {**info, "version": v1}, "v1")
-        assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 100}
-        assert r.stdout.strip().endswith(f"serving blue 100% diabetes-model:{v1}"), r.stdout
-
-        crown(ws, v2)
-        r = _run_step(home, tmp_path, {**info, "version": v2}, "v2")
-        assert r.returncode == 0, r.stderr
-        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
-        assert f"dgx green <- azureml:diabetes-model:{v2}" in r.stdout, r.stdout
-        assert r.stdout.strip().endswith(f"serving green 100% diabetes-model:{v2}"), r.stdout
-        # A reused register step still says v1: deploy releases the champion (live: no-op).
-        r = _run_step(home, tmp_path, {**info, "version": v1}, "stale")
-        assert r.returncode == 0 and "is not the champion" in r.stdout, r.stdout
-        assert json.loads((tmp_path / "out-stale" / "deploy_info.json").read_text())["unchanged"]
-        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
-        green = cli("online-deployment", "show", "-n", "green", "-e", "dgx")
-        assert green["model"] == f"azureml:diabetes-model:{v2}"
-        out = json.loads(cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE)))
-        import pandas as pd
-
-        rows = json.loads(SAMPLE.read_text())["data"]
-        assert out == pytest.approx(list(model2.predict(pd.DataFrame(rows, columns=X.columns))))
-
-        crown(ws, v3)
-        r = _run_step(home, tmp_path, {**info, "version": v3}, "v3")
-        assert r.returncode == 1
-        assert "smoke test" in r.stderr and "expected 3 features" in r.stderr
-        assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 0, "green": 100}
-        saved_info = json.loads((tmp_path / "out-v3" / "deploy_info.json").read_text())
-        assert saved_info["deployed"] is False
-    finally:
+    with workspace_env(home) as ws:
         try:
-            cli("online-endpoint", "delete", "-n", "dgx", "--yes", ok=False)
+            register_score_env(ws)
+            model, X = fit_model(alpha=1.0)
+            v1 = register(ws, save_model(model, X, tmp_path / "m1"))
+            model2, _ = fit_model(alpha=0.5)
+            v2 = register(ws, save_model(model2, X, tmp_path / "m2"))
+            # A model trained on 3 features: score.py answers 400 to the 10-feature sample.
+            broken, _ = fit_model()
+            broken = broken.fit(X.iloc[:, :3], X.iloc[:, 3])
+            v3 = register(ws, save_model(broken, X.iloc[:, :3], tmp_path / "m3"))
+
+            r = _run_step(home, tmp_path, {"registered": False, "reason": "not better"}, "skip")
+            assert r.returncode == 0 and "nothing to deploy" in r.stdout
+
+            info = {"registered": True, "name": "diabetes-model"}
+            r = _run_step(home, tmp_path, {**info, "version": v1}, "nochamp")
+            assert r.returncode == 0 and "no champion" in r.stdout, r.stdout + r.stderr
+            assert cli("online-endpoint", "list") == []
+
+            crown(ws, v1)
+            r = _run_step(home, tmp_path, {**info, "version": v1}, "v1")
+            assert r.returncode == 0, r.stderr
+            assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {"blue": 100}
+            assert r.stdout.strip().endswith(f"serving blue 100% diabetes-model:{v1}"), r.stdout
+
+            crown(ws, v2)
+            r = _run_step(home, tmp_path, {**info, "version": v2}, "v2")
+            assert r.returncode == 0, r.stderr
+            assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {
+                "blue": 0,
+                "green": 100,
+            }
+            assert f"dgx green <- azureml:diabetes-model:{v2}" in r.stdout, r.stdout
+            assert r.stdout.strip().endswith(f"serving green 100% diabetes-model:{v2}"), r.stdout
+            # A reused register step still says v1: deploy releases the champion (live: no-op).
+            r = _run_step(home, tmp_path, {**info, "version": v1}, "stale")
+            assert r.returncode == 0 and "is not the champion" in r.stdout, r.stdout
+            assert json.loads((tmp_path / "out-stale" / "deploy_info.json").read_text())[
+                "unchanged"
+            ]
+            assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {
+                "blue": 0,
+                "green": 100,
+            }
+            green = cli("online-deployment", "show", "-n", "green", "-e", "dgx")
+            assert green["model"] == f"azureml:diabetes-model:{v2}"
+            out = json.loads(cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE)))
+            import pandas as pd
+
+            rows = json.loads(SAMPLE.read_text())["data"]
+            assert out == pytest.approx(list(model2.predict(pd.DataFrame(rows, columns=X.columns))))
+
+            crown(ws, v3)
+            r = _run_step(home, tmp_path, {**info, "version": v3}, "v3")
+            assert r.returncode == 1
+            assert "smoke test" in r.stderr and "expected 3 features" in r.stderr
+            assert cli("online-endpoint", "show", "-n", "dgx")["traffic"] == {
+                "blue": 0,
+                "green": 100,
+            }
+            saved_info = json.loads((tmp_path / "out-v3" / "deploy_info.json").read_text())
+            assert saved_info["deployed"] is False
         finally:
-            leftovers = descendants_alive(str(home))
-            for pid in leftovers:
-                os.kill(pid, signal.SIGKILL)
-            for k, v in saved.items():
-                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+            try:
+                cli("online-endpoint", "delete", "-n", "dgx", "--yes", ok=False)
+            finally:
+                leftovers = kill_leftovers(home)
     assert leftovers == []
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import http.client
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from online_support import ServerThread
 
 from amlocal.endpoints import frontdoor
-from amlocal.endpoints.listener import Request, Response, Server
+from amlocal.endpoints.listener import Request, Response
 
 
 async def echo(req: Request) -> Response:
@@ -27,28 +27,9 @@ async def echo(req: Request) -> Response:
     return 200, [(b"content-type", b"text/plain"), (b"x-seen-host", req.headers[b"host"])], body
 
 
-class Running:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        self.server = Server(echo)
-        self.thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(self.server.serve(self.sock, 2.0),)
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
-def srv() -> Iterator[Running]:
-    r = Running()
+def srv() -> Iterator[ServerThread]:
+    r = ServerThread(echo)
     yield r
     r.stop()
 
@@ -63,7 +44,7 @@ def raw(port: int, data: bytes, timeout: float = 5) -> bytes:
         return b"".join(chunks)
 
 
-def test_keep_alive_serves_many_requests_on_one_connection(srv: Running) -> None:
+def test_keep_alive_serves_many_requests_on_one_connection(srv: ServerThread) -> None:
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
     for i in range(3):
         c.request("POST", f"/score?i={i}", body=b"x" * i, headers={"Host": "h"})
@@ -76,7 +57,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(srv: Running) -> None
     c.close()
 
 
-def test_pipelined_requests_are_answered_in_order(srv: Running) -> None:
+def test_pipelined_requests_are_answered_in_order(srv: ServerThread) -> None:
     data = (
         b"GET /slow?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n"
         b"GET /fast HTTP/1.1\r\nHost: b\r\n\r\n"
@@ -89,7 +70,7 @@ def test_pipelined_requests_are_answered_in_order(srv: Running) -> None:
     assert b"connection: close" in out
 
 
-def test_chunked_body_and_expect_100_continue(srv: Running) -> None:
+def test_chunked_body_and_expect_100_continue(srv: ServerThread) -> None:
     data = (
         b"POST /score HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
         b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
@@ -100,21 +81,21 @@ def test_chunked_body_and_expect_100_continue(srv: Running) -> None:
     assert out.endswith(b"POST /score  11 hello world")
 
 
-def test_http10_closes_and_head_has_no_body(srv: Running) -> None:
+def test_http10_closes_and_head_has_no_body(srv: ServerThread) -> None:
     out = raw(srv.port, b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in out
     head = raw(srv.port, b"HEAD /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert b"content-length: 11" in head and head.endswith(b"\r\n\r\n")
 
 
-def test_malformed_request_is_a_400_and_a_handler_bug_a_500(srv: Running) -> None:
+def test_malformed_request_is_a_400_and_a_handler_bug_a_500(srv: ServerThread) -> None:
     out = raw(srv.port, b"NOT HTTP AT ALL\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400 Bad Request") and b"Invalid HTTP request" in out
     out = raw(srv.port, b"GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 500") and b"RuntimeError: handler bug" in out
 
 
-def test_stop_lets_the_request_in_flight_finish_then_closes(srv: Running) -> None:
+def test_stop_lets_the_request_in_flight_finish_then_closes(srv: ServerThread) -> None:
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
         s.sendall(b"GET /slow?ms=500 HTTP/1.1\r\nHost: a\r\n\r\n")
         time.sleep(0.1)
@@ -139,7 +120,7 @@ def test_idle_keep_alive_connections_are_closed(monkeypatch: pytest.MonkeyPatch)
     from amlocal.endpoints import listener
 
     monkeypatch.setattr(listener, "KEEP_ALIVE_S", 0.3)
-    r = Running()
+    r = ServerThread(echo)
     try:
         with socket.create_connection(("127.0.0.1", r.port), timeout=5) as s:
             s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")

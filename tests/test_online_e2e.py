@@ -19,11 +19,9 @@ from online_support import (
     ENDPOINT_DIR,
     MLFLOW_ENDPOINT_DIR,
     cli,
-    descendants_alive,
-    fit_model,
-    register,
-    register_score_env,
-    save_model,
+    diabetes_workspace,
+    kill_leftovers,
+    workspace_env,
 )
 
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
@@ -71,29 +69,18 @@ def _log_count(home: Path, endpoint: str, deployment: str) -> int:
 def home(tmp_path_factory):
     """A workspace with the diabetes model (v1) and the score environment registered."""
     home = tmp_path_factory.mktemp("online")
-    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["AMLOCAL_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
-    from amlocal.workspace import Workspace
-
-    ws = Workspace()
-    model, X = fit_model()
-    register(ws, save_model(model, X, home / "model-src"))
-    register_score_env(ws)
-    try:
-        yield home, model
-    finally:
-        for name in ("diabetes", "diabetes-mlflow", "slow", "diabetes-k8s"):
-            try:
-                cli("online-endpoint", "delete", "-n", name, "--yes", ok=False)
-            except Exception as exc:  # still kill whatever is left, below
-                print(f"delete {name}: {exc!r}")
-        leftovers = descendants_alive(str(home))
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        assert leftovers == [], "processes left behind after delete"
+    with workspace_env(home) as ws:
+        model, _ = diabetes_workspace(ws)
+        try:
+            yield home, model
+        finally:
+            for name in ("diabetes", "diabetes-mlflow", "slow", "diabetes-k8s"):
+                try:
+                    cli("online-endpoint", "delete", "-n", name, "--yes", ok=False)
+                except Exception as exc:  # still kill whatever is left, below
+                    print(f"delete {name}: {exc!r}")
+            leftovers = kill_leftovers(home)
+    assert leftovers == [], "processes left behind after delete"
 
 
 @pytest.fixture(scope="module")

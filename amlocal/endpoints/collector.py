@@ -143,9 +143,9 @@ class Agent:
         self.config = log_path.parent / f"{instance}.mdc.json"
 
     def start(self) -> None:
-        with socket.socket() as s:  # a free loopback port (instances.py imports us)
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        from amlocal.endpoints.instances import free_port
+
+        self.port = free_port()
         self.config.parent.mkdir(parents=True, exist_ok=True)
         cfg = {
             "runMode": "cloud",
@@ -190,13 +190,9 @@ class Agent:
     def stop(self) -> None:
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=3)
+        from amlocal import procs
+
+        procs.stop_group(self.proc.pid, self.proc, procs.GENTLE)  # its own session
         self.proc = None
 
 
@@ -398,12 +394,9 @@ async def serve(spec: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> None:
     spec = json.loads(Path(argv[0]).read_text())
-    try:
-        import ctypes
+    from amlocal.procs import die_with_parent
 
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # die with the endpoint daemon
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()  # with the endpoint daemon
     register_assets(spec)
     try:
         import uvloop

@@ -22,21 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal import daemons, procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.endpoints.frontdoor import FrontDoor, Route, Table, traffic_table
-from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings, stop_group
+from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings
 from amlocal.endpoints.listener import Server
 from amlocal.store import Store
 
 LOOPBACK_MODULE = "amlocal.endpoints.loopback"
-
-
-def _ours(pid: int, marker: str) -> bool:
-    try:
-        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
 
 
 def reap_stale(state_dir: Path) -> None:
@@ -48,8 +42,8 @@ def reap_stale(state_dir: Path) -> None:
             f.unlink()
             return
         for pid in pids:
-            if isinstance(pid, int) and pid > 0 and _ours(pid, LOOPBACK_MODULE):
-                stop_group(pid)
+            if isinstance(pid, int) and pid > 0 and daemons.runs(pid, LOOPBACK_MODULE):
+                procs.stop_group(pid)
 
 
 class Daemon:

@@ -11,8 +11,6 @@ first (anonymous when it has no name). The scoring code is the deployment's
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,19 +99,9 @@ def resolve_scoring(
 def snapshot(ws: Workspace, code: Path) -> Path:
     """Copy code into the workspace, as Azure uploads it: later edits to the working tree
     never change a deployment."""
-    from amlocal.snapshot import materialize, snapshot_digest
+    from amlocal.assets import code_snapshot
 
-    digest = snapshot_digest(code, ws.store)
-    dest = ws.home / "snapshots" / digest[:32]
-    if not dest.exists():
-        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        materialize(code, tmp)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process made the same snapshot first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    return code_snapshot(ws, code)[1]
 
 
 # Fields Azure computes; a stored deployment given back to the loader leaves them out.

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlocal import procs
+
 # Azure's probe defaults (reference-yaml-deployment-managed-online).
 PROBE_DEFAULTS = {
     "initial_delay": 10,
@@ -44,28 +46,6 @@ def tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
-def stop_group(pgid: int, proc: subprocess.Popen | None = None, grace: float = 5.0) -> None:
-    """Quick-stop a process group (gunicorn exits at once on SIGQUIT), then SIGKILL.
-
-    `proc`, the group leader if we are its parent, is reaped while waiting: a zombie leader
-    would otherwise keep the group "alive" until the SIGKILL deadline.
-    """
-    for sig, wait in ((signal.SIGQUIT, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if proc is not None:
-                proc.poll()
-            try:
-                os.killpg(pgid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.01)
 
 
 # The header that proves a request comes from the endpoint's front door (or its probes).
@@ -174,7 +154,7 @@ class Instance:
         if self.proc.poll() is None:
             # A model server keeps no state worth a graceful drain (gunicorn workers take
             # ~1 s to exit on SIGQUIT): a short grace, then SIGKILL.
-            stop_group(self.proc.pid, self.proc, grace=0.3)
+            procs.stop_group(self.proc.pid, self.proc, ((signal.SIGQUIT, 0.3),))
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         self.proc = None

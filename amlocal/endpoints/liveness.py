@@ -13,24 +13,18 @@ import json
 import time
 from pathlib import Path
 
+from amlocal import daemons
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 
 DAEMON_MODULE = "amlocal.endpoints.daemon"
 
 
-def _is_daemon(pid: int) -> bool:
-    try:
-        return DAEMON_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def daemon_pid(home: Path, endpoint: str, port: int) -> int | None:
     """The running daemon's pid for this endpoint and port, or None."""
     try:
         info = json.loads(paths.daemon_file(home, endpoint).read_text())
-        if info.get("port") == port and _is_daemon(int(info["pid"])):
+        if info.get("port") == port and daemons.runs(int(info["pid"]), DAEMON_MODULE):
             return int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -60,6 +54,6 @@ def _pid_on_port(home: Path, endpoint: str, port: int) -> int | None:
         return None
     finally:
         conn.close()
-    if info.get("endpoint") != endpoint or not _is_daemon(pid):
+    if info.get("endpoint") != endpoint or not daemons.runs(pid, DAEMON_MODULE):
         return None
     return pid

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -48,17 +47,10 @@ def _guard_gunicorn_app(token: str) -> None:
     util.import_app = import_app
 
 
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the daemon's own cleanup still applies
-        pass
-
-
 def main() -> None:
-    _die_with_parent()
+    from amlocal.procs import die_with_parent
+
+    die_with_parent()
     if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
         from amlocal.endpoints.collector import keep_alive_transport
 

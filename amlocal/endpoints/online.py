@@ -15,19 +15,18 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints import deployment, paths
+from amlocal import daemons
+from amlocal.endpoints import deployment, liveness, paths
 from amlocal.endpoints import keys as keyfile
 from amlocal.errors import AmlocalError, InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 
 EP, DEP = "online-endpoint", "online-deployment"
-DAEMON_MODULE = "amlocal.endpoints.daemon"
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
 MLFLOW_DRIVER = Path(__file__).parent / "mlflow_scoring" / "mlflow_score.py"
@@ -62,8 +61,6 @@ def deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
 def _daemon_pid(ws: Workspace, name: str, port: int) -> int | None:
     """The running daemon's pid, if there is one for this endpoint and port (found by its
     file, or by its port when the file is lost)."""
-    from amlocal.endpoints import liveness
-
     return liveness.daemon_pid(ws.home, name, port)
 
 
@@ -89,19 +86,8 @@ def ensure_daemon(ws: Workspace, name: str, _retry: bool = True) -> dict[str, An
     port = rec["_port"]
     if _daemon_pid(ws, name, port) is None:
         log = paths.daemon_log(ws.home, name)
-        log.parent.mkdir(parents=True, exist_ok=True)
         paths.daemon_file(ws.home, name).unlink(missing_ok=True)
-        with open(log, "ab") as out:
-            first = subprocess.Popen(
-                [sys.executable, "-m", DAEMON_MODULE, str(ws.home), name, str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=ws.home,
-                start_new_session=True,
-                env={**os.environ, "AMLOCAL_HOME": str(ws.home)},
-            )
-        first.wait()  # it forks the daemon and exits: nothing is left to reap
+        daemons.start(liveness.DAEMON_MODULE, [str(ws.home), name, str(port)], ws.home, log)
         deadline = time.monotonic() + 30
         while _daemon_pid(ws, name, port) is None:
             if time.monotonic() > deadline:
@@ -144,10 +130,10 @@ def stop_daemon(ws: Workspace, name: str) -> None:
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.02)
     if _daemon_pid(ws, name, rec["_port"]) is not None:
-        from amlocal.endpoints.instances import stop_group
+        from amlocal import procs
 
         try:
-            stop_group(os.getpgid(pid))
+            procs.stop_group(os.getpgid(pid))
         except ProcessLookupError:
             pass
     from amlocal.endpoints.daemon import reap_stale

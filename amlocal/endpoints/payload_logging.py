@@ -93,7 +93,11 @@ class PayloadLogging:
     def __init__(self, app: Any, spec: dict[str, Any], sender: Sender) -> None:
         self.app = app
         self.rates = {k: float(v) / 100.0 for k, v in spec["collections"].items()}
-        self.capture = [h.lower() for h in spec.get("capture_headers") or []]
+        # (header name, its WSGI environ key), worked out once, not per request
+        self.capture = [
+            (h.lower(), "HTTP_" + h.upper().replace("-", "_"))
+            for h in spec.get("capture_headers") or []
+        ]
         self.sender = sender
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -155,11 +159,7 @@ class PayloadLogging:
                 "ce-method": environ.get("REQUEST_METHOD", ""),
             }
             if self.capture and is_request:
-                got = {
-                    h: environ.get("HTTP_" + h.upper().replace("-", "_"))
-                    for h in self.capture
-                    if environ.get("HTTP_" + h.upper().replace("-", "_")) is not None
-                }
+                got = {h: environ[key] for h, key in self.capture if environ.get(key) is not None}
                 headers["ce-headers"] = json.dumps(got)
             self.sender.put(headers, body if is_request else out)
 

@@ -45,6 +45,10 @@ columns: list[str] = COLUMNS
 inputs_collector: Any = None
 outputs_collector: Any = None
 collect_errors = 0
+# The collected DataFrames' column labels, built once: a DataFrame given a ready pandas
+# Index costs ~13 us, one given a list (or a dict of columns) 50-70 us, per request.
+input_labels: Any = None
+output_labels: Any = None
 
 
 def find_mlflow_model(root: Path) -> Path:
@@ -87,9 +91,13 @@ def init() -> None:
     # run() on the same thread, which is where sklearn keeps this setting.
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
     logger.info("Loaded model from %s expecting columns %s", model_path, columns)
-    global inputs_collector, outputs_collector
+    global inputs_collector, outputs_collector, input_labels, output_labels
     inputs_collector = _collector("model_inputs")
     outputs_collector = _collector("model_outputs")
+    if inputs_collector is not None:
+        import pandas as pd
+
+        input_labels, output_labels = pd.Index(columns), pd.Index(["predicted"])
 
 
 def _collector(name: str) -> Any:
@@ -122,9 +130,9 @@ def _collect(x: np.ndarray, y: np.ndarray) -> None:
     import pandas as pd
 
     try:
-        context = inputs_collector.collect(pd.DataFrame(x, columns=columns))
+        context = inputs_collector.collect(pd.DataFrame(x, columns=input_labels))
         if outputs_collector is not None:
-            outputs_collector.collect(pd.DataFrame({"predicted": y}), context)
+            outputs_collector.collect(pd.DataFrame(y[:, None], columns=output_labels), context)
     except Exception as exc:  # noqa: BLE001 - collection never fails a scoring request
         _collect_failed(exc)
 

@@ -16,15 +16,7 @@ import time
 
 import psutil
 import pytest
-from online_support import (
-    ENDPOINT_DIR,
-    cli,
-    descendants_alive,
-    fit_model,
-    register,
-    register_score_env,
-    save_model,
-)
+from online_support import ENDPOINT_DIR, cli, diabetes_workspace, kill_leftovers, workspace_env
 
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 BODY = json.dumps({"data": [ROW]}).encode()
@@ -33,30 +25,21 @@ BODY = json.dumps({"data": [ROW]}).encode()
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("faults")
-    saved = {k: os.environ.get(k) for k in ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["AMLOCAL_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
-    from amlocal.workspace import Workspace
-
-    ws = Workspace()
-    model, X = fit_model()
-    register(ws, save_model(model, X, home / "model-src"))
-    register_score_env(ws)
-    try:
-        cli("online-endpoint", "create", "-f", str(ENDPOINT_DIR / "endpoint.yml"))
-        cli("online-deployment", "create", "-f", str(ENDPOINT_DIR / "blue.yml"), "--all-traffic")
-        show = cli("online-endpoint", "show", "-n", "diabetes")
-        keys = cli("online-endpoint", "get-credentials", "-n", "diabetes")
-        port = int(show["scoring_uri"].split(":")[2].split("/")[0])
-        yield {"home": home, "port": port, "key": keys["primaryKey"], "ws": ws}
-    finally:
-        cli("online-endpoint", "delete", "-n", "diabetes", "--yes", ok=False)
-        leftovers = descendants_alive(str(home))
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        assert leftovers == []
+    with workspace_env(home) as ws:
+        diabetes_workspace(ws)
+        try:
+            cli("online-endpoint", "create", "-f", str(ENDPOINT_DIR / "endpoint.yml"))
+            cli(
+                "online-deployment", "create", "-f", str(ENDPOINT_DIR / "blue.yml"), "--all-traffic"
+            )
+            show = cli("online-endpoint", "show", "-n", "diabetes")
+            keys = cli("online-endpoint", "get-credentials", "-n", "diabetes")
+            port = int(show["scoring_uri"].split(":")[2].split("/")[0])
+            yield {"home": home, "port": port, "key": keys["primaryKey"], "ws": ws}
+        finally:
+            cli("online-endpoint", "delete", "-n", "diabetes", "--yes", ok=False)
+            leftovers = kill_leftovers(home)
+    assert leftovers == []
 
 
 def post(port: int, key: str | None, body: bytes = BODY, timeout: float = 30) -> int:

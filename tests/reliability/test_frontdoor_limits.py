@@ -6,20 +6,19 @@ request followed by junk still gets its own answer before the 400."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import resource
 import socket
-import threading
 import time
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from online_support import ServerThread
 
 from amlocal.endpoints import daemon
-from amlocal.endpoints.listener import Limits, Request, Response, Server
+from amlocal.endpoints.listener import Limits, Request, Response
 
 KEY = b"Bearer good"
 
@@ -34,31 +33,12 @@ def precheck(method: str, path: str, headers: dict[bytes, bytes]) -> Response | 
     return None
 
 
-class Running:
-    def __init__(self, limits: Limits) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        self.server = Server(echo, precheck, limits)
-        self.thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(self.server.serve(self.sock, 2.0),)
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-
 LIMITS = dict(max_body=1024 * 1024, max_head=8192, head_timeout_s=0.5, body_timeout_s=0.5)
 
 
 @pytest.fixture
-def srv() -> Iterator[Running]:
-    r = Running(Limits(max_connections=4, **LIMITS))
+def srv() -> Iterator[ServerThread]:
+    r = ServerThread(echo, precheck, Limits(max_connections=4, **LIMITS))
     yield r
     r.stop()
 
@@ -77,13 +57,13 @@ def read_all(s: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def test_no_key_is_answered_401_before_the_body_is_sent(srv: Running) -> None:
+def test_no_key_is_answered_401_before_the_body_is_sent(srv: ServerThread) -> None:
     with connect(srv.port) as s:
         s.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 104857600\r\n\r\n")
         assert read_all(s).startswith(b"HTTP/1.1 401 ")  # not one body byte was sent
 
 
-def test_bodies_over_the_limit_get_413_unread(srv: Running) -> None:
+def test_bodies_over_the_limit_get_413_unread(srv: ServerThread) -> None:
     with connect(srv.port) as s:
         s.sendall(
             b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 2000000\r\n\r\n"
@@ -105,13 +85,13 @@ def test_bodies_over_the_limit_get_413_unread(srv: Running) -> None:
         assert read_all(s).endswith(b"got 5")
 
 
-def test_huge_headers_get_431(srv: Running) -> None:
+def test_huge_headers_get_431(srv: ServerThread) -> None:
     with connect(srv.port) as s:
         s.sendall(b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
         assert read_all(s).startswith(b"HTTP/1.1 431 ")
 
 
-def test_slow_senders_meet_the_head_and_body_deadlines(srv: Running) -> None:
+def test_slow_senders_meet_the_head_and_body_deadlines(srv: ServerThread) -> None:
     with connect(srv.port) as s:  # headers trickle in, never complete
         s.sendall(b"GET / HTTP/1.1\r\n")
         started = time.monotonic()
@@ -135,7 +115,7 @@ def test_slow_senders_meet_the_head_and_body_deadlines(srv: Running) -> None:
         assert read_all(s).startswith(b"HTTP/1.1 408 ")
 
 
-def test_connections_beyond_the_cap_get_503_unless_one_is_idle(srv: Running) -> None:
+def test_connections_beyond_the_cap_get_503_unless_one_is_idle(srv: ServerThread) -> None:
     idle = [connect(srv.port) for _ in range(4)]  # connected, nothing sent: idle
     try:
         time.sleep(0.2)
@@ -158,7 +138,7 @@ def test_connections_beyond_the_cap_get_503_unless_one_is_idle(srv: Running) -> 
             c.close()
 
 
-def test_a_request_followed_by_junk_keeps_its_answer(srv: Running) -> None:
+def test_a_request_followed_by_junk_keeps_its_answer(srv: ServerThread) -> None:
     with connect(srv.port) as s:
         s.sendall(
             b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 2\r\n\r\nok\x00\x01junk\r\n\r\n"
@@ -169,7 +149,7 @@ def test_a_request_followed_by_junk_keeps_its_answer(srv: Running) -> None:
 
 
 def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
-    r = Running(Limits(**LIMITS))
+    r = ServerThread(echo, precheck, Limits(**LIMITS))
     gc.disable()
     try:
         with connect(r.port) as s:
