@@ -13,14 +13,14 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p = verbs.add_parser("create", help="Create a schedule from a YAML file (enabled).")
     p.add_argument("-f", "--file", required=True)
     p.add_argument("-n", "--name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=create)
 
     p = verbs.add_parser("update", help="Update a schedule from a YAML file or with --set.")
     p.add_argument("-f", "--file")
     p.add_argument("-n", "--name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=update)
 
