@@ -18,6 +18,23 @@ class Waitable(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs. A zombie does not: a killed detached runner stays one until init
+    reaps it, which some inits (containers, sandboxes) do late or never, and `kill(pid, 0)`
+    still succeeds on it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) is all there is
+
+
 def signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to the group; False when it is gone (or not ours)."""
     try:

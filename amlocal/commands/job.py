@@ -8,9 +8,11 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from amlocal import procs
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
@@ -180,30 +182,40 @@ def show(args: argparse.Namespace) -> Any:
 
 def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
     """A runner that died without finishing (killed, reboot) leaves a Failed job, not a
-    forever-Running one."""
-    pid = record.get("_runner_pid")
-    if record.get("status") in TERMINAL or not pid:
+    forever-Running one; its steps are reaped with it (running ones Failed, the rest
+    Canceled), whichever of the pipeline or its steps is shown."""
+    root = record
+    while root.get("parent_job_name"):
+        parent = ws.store.get("job", root["parent_job_name"])
+        if parent is None:
+            break
+        root = parent
+    pid = root.get("_runner_pid")
+    if root.get("status") in TERMINAL or not pid or procs.alive(pid):
         return
-    try:
-        os.kill(pid, 0)
-        return
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        return
-    ws.store.update(
-        "job",
-        record["name"],
-        lambda r: r.update(
-            status="Failed", error={"message": "the job's runner process exited unexpectedly"}
-        ),
-    )
+    error = {"message": "the job's runner process exited unexpectedly"}
+    ws.store.update("job", root["name"], lambda r: r.update(status="Failed", error=error))
+    pending = [root["name"]]
+    while pending:
+        for child in ws.store.list("job", parent=pending.pop()):
+            pending.append(child["name"])
+            if child.get("status") not in TERMINAL:
+                change: dict[str, Any] = (
+                    {"status": "Failed", "error": error}
+                    if child.get("status") == "Running"
+                    else {"status": "Canceled"}
+                )
+                ws.store.update("job", child["name"], _merge(change))
+
+
+def _merge(change: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    return lambda record: record.update(change)
 
 
 def list_jobs(args: argparse.Namespace) -> Any:
     ws = Workspace()
     if args.parent_job_name:
-        _get(ws, args.parent_job_name)
+        _reap_dead_runner(ws, _get(ws, args.parent_job_name))
         records = ws.store.list("job", parent=args.parent_job_name)
     else:
         records = [r for r in ws.store.list("job") if not r.get("parent_job_name")]

@@ -249,3 +249,57 @@ def test_environment_pins_checked_and_isolated_venv(project: Project) -> None:
     job, r = project.create("job.yml", "--isolate-environments")
     assert job["status"] == "Completed"
     assert "prefix /" in r.stderr and f"prefix {sys.prefix}\n" not in r.stderr
+
+
+def test_a_killed_runner_leaves_its_steps_failed_not_running(project: Project) -> None:
+    """SIGKILL of the job's runner: showing the pipeline or a step reaps both (#20)."""
+    import signal
+
+    from amlocal.workspace import Workspace
+
+    project.write(
+        "pipe.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+        type: pipeline
+        experiment_name: lifecycle
+        settings:
+          default_compute: azureml:cpu-cluster
+        jobs:
+          sleeper:
+            type: command
+            command: >-
+              echo $$ > ${{outputs.o}}/pid; sleep 300 & echo $! > ${{outputs.o}}/child; wait
+            environment: azureml:testenv@latest
+            outputs:
+              o:
+                type: uri_folder
+        """,
+    )
+    name = project.json("job", "create", "-f", "pipe.yml")["name"]
+    deadline = time.monotonic() + 60
+    step: dict = {}
+    while time.monotonic() < deadline:
+        step = project.steps(name).get("sleeper", {})
+        if step.get("status") == "Running":
+            break
+        time.sleep(0.3)
+    assert step.get("status") == "Running", step
+    out = Path(project.home / "datastores/workspaceblobstore/azureml" / step["name"] / "o")
+    while not (out / "child").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runner = Workspace(project.home).store.get("job", name)["_runner_pid"]
+    os.kill(runner, signal.SIGKILL)
+    try:
+        while _alive(runner) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shown = project.json("job", "show", "-n", step["name"])
+        assert shown["status"] == "Failed" and "runner" in shown["error"]["message"]
+        assert project.json("job", "show", "-n", name)["status"] == "Failed"
+        assert project.steps(name)["sleeper"]["status"] == "Failed"
+    finally:  # the step's own processes were the runner's children: end them here
+        for f in ("child", "pid"):
+            try:
+                os.kill(int((out / f).read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
