@@ -107,6 +107,10 @@ def test_streamed_sweep_prints_trials_and_best_so_far(project: Project) -> None:
     shape = re.compile(rf"\[{name}\] trials [0-3]/3 done, [0-2] running(, best acc=\S+ \(\S+\))?")
     assert all(shape.fullmatch(ln) for ln in lines), lines
     assert len(lines) == len(set(lines))  # one line per change
+    # `job stream`: the log alone on stdout, the progress on stderr.
+    r = project.run("job", "stream", "-n", name)
+    assert "trials " not in r.stdout and f"sweep {name}: Completed" in r.stdout
+    assert f"[{name}] trials 3/3 done, 0 running, best acc=0.91 ({best})" in r.stderr
 
 
 def test_streamed_parallel_step_prints_mini_batches_and_rows_per_second(

@@ -50,7 +50,7 @@ def _fmt(value: float) -> str:
 
 
 def sweep(ws: Workspace, record: dict[str, Any], label: str = "") -> Snapshot:
-    """`trials 3/8 done, 2 running, best acc=0.91 (<trial>)`. The best is the best value of
+    """`trials 3/8 done, 2 running, best acc=0.91 (<trial>)` of a started sweep. The best is the best value of
     the primary metric among completed trials, by the objective's goal."""
     objective = record.get("objective") or {}
     metric = str(objective.get("primary_metric") or "")
@@ -68,10 +68,8 @@ def sweep(ws: Workspace, record: dict[str, Any], label: str = "") -> Snapshot:
             v = float(value)
             if best is None or (v > best[0] if maximize else v < best[0]):
                 best = (v, trial["name"])
-    total = record.get("_trials_total")
-    total = int(total) if isinstance(total, int) else None
-    text = f"trials {done}/{total} done" if total else f"trials {done} done"
-    text += f", {running} running"
+    total = int(record["_trials_total"])
+    text = f"trials {done}/{total} done, {running} running"
     shown = f"best {metric}={_fmt(best[0])} ({best[1]})" if best else ""
     if shown:
         text += ", " + shown
@@ -96,8 +94,8 @@ def of(ws: Workspace, job: dict[str, Any], label: str = "") -> list[Snapshot]:
     """The progress of `job` if it is a sweep or parallel job, else of its sweep and parallel
     steps that have started (those of nested pipelines too), in the pipeline's order."""
     kind = job.get("type")
-    if kind == "sweep" and job.get("status") != "NotStarted":
-        return [sweep(ws, job, label)]
+    if kind == "sweep":  # once it knows its total: it has started its trials
+        return [sweep(ws, job, label)] if isinstance(job.get("_trials_total"), int) else []
     if kind == "parallel":
         snap = parallel(job, label)
         return [snap] if snap else []

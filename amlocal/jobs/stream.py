@@ -131,8 +131,9 @@ class LiveView:
     not share its terminal."""
 
     def __init__(
-        self, ws: Workspace, name: str, out: TextIO = sys.stderr, side: TextIO | None = None
+        self, ws: Workspace, name: str, out: TextIO | None = None, side: TextIO | None = None
     ) -> None:
+        out = out or sys.stderr  # the stream of the moment, not the one at import
         self.ws, self.name, self.out = ws, name, out
         self.side = side or out
         self.tty = out.isatty()
@@ -212,7 +213,7 @@ class LiveView:
 def follow(
     ws: Workspace,
     name: str,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
     interval: float = 0.2,
     summary: TextIO | None = None,
 ) -> dict[str, Any]:
@@ -220,7 +221,7 @@ def follow(
     status and any failure report go to `summary` (default: `out`), so that `out` can carry
     the log and nothing else."""
     view = LiveView(ws, name, out, side=summary)
-    end = summary or out
+    end = summary or view.out
     try:
         while True:
             job = view.tick()
