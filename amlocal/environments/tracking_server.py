@@ -81,7 +81,6 @@ def _start(store_uri: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=procs.die_with_parent if sys.platform == "linux" else None,
         )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -90,6 +89,8 @@ def serve(store_uri: str, port: int, artifact_root: str) -> None:
     """Run MLflow's server app in this process (what `mlflow server` starts, without its job
     runner or a second process)."""
     from mlflow.server import constants as c
+
+    procs.die_with_parent()  # never outlive the run that started it
 
     os.environ[c.BACKEND_STORE_URI_ENV_VAR] = store_uri
     os.environ[c.REGISTRY_STORE_URI_ENV_VAR] = store_uri

@@ -80,6 +80,7 @@ def test_bad_values_are_the_clients_400_never_a_500(endpoint: dict) -> None:
         "a string": b'{"data": "abc"}',
         "a 400-digit integer": b'{"data": [[' + b"9" * 400 + b"]]}",
         "1e308 (a NaN prediction)": json.dumps({"data": [[1e308] * 10]}).encode(),
+        "numbers nested 100,000 deep": b'{"data": ' + b"[" * 100_000 + b"5" + b"]" * 100_000 + b"}",
     }
     for what, body in cases.items():
         conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)
