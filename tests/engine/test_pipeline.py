@@ -184,10 +184,10 @@ def test_independent_steps_run_concurrently(project: Project) -> None:
 jobs:
   left:
     component: ./step.yml
-    inputs: {value: l, sleep: 1.5}
+    inputs: {value: l, sleep: 3}
   right:
     component: ./step.yml
-    inputs: {value: r, sleep: 1.5}
+    inputs: {value: r, sleep: 3}
 """,
     )
     job, _ = project.create("par.yml")
