@@ -33,6 +33,22 @@ class Scoring:
     entry_script: str  # relative to code_dir
 
 
+def load(
+    kind: str, file: Path, name: str | None, endpoint: str | None, overrides: list[dict[str, Any]]
+) -> Any:
+    """A deployment YAML as azure-ai-ml's entity, `--name` and `--endpoint-name` applied."""
+    from amlocal import loader
+
+    entity = loader.load(kind, file, overrides)
+    if name:
+        entity.name = name
+    if endpoint:
+        entity.endpoint_name = endpoint
+    if not entity.endpoint_name:
+        raise InvalidInput(f"{file}: no endpoint: set `endpoint_name:` or pass --endpoint-name")
+    return entity
+
+
 def resolve_model(ws: Workspace, model: Any, base: Path, where: str) -> ResolvedModel:
     """The deployment's model, registered if inline, as AZUREML_MODEL_DIR sees it."""
     from amlocal import assets
