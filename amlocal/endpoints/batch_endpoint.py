@@ -36,13 +36,7 @@ def create_or_update_endpoint(
     """`az ml batch-endpoint create|update`: create overwrites settings, keeps deployments."""
     spec: dict[str, Any] = {}
     if file is not None:
-        from amlocal import loader
-
-        entity = loader.load(EP, file, overrides)
-        if name:
-            entity.name = name
-        spec = dict(entity._to_dict())
-        name = entity.name
+        spec, name = deployment.load_endpoint(EP, file, name, overrides)
     if not name:
         raise InvalidInput("the endpoint needs a name: --name or `name:` in the YAML")
     existing = ws.store.get(EP, name)

@@ -33,6 +33,19 @@ class Scoring:
     entry_script: str  # relative to code_dir
 
 
+def load_endpoint(
+    kind: str, file: Path, name: str | None, overrides: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], Any]:
+    """An endpoint YAML as azure-ai-ml's entity's fields, `--name` applied: (spec, name), the
+    name None when neither gives one."""
+    from amlocal import loader
+
+    entity = loader.load(kind, file, overrides)
+    if name:
+        entity.name = name
+    return dict(entity._to_dict()), entity.name
+
+
 def load(
     kind: str, file: Path, name: str | None, endpoint: str | None, overrides: list[dict[str, Any]]
 ) -> Any:

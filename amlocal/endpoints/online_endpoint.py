@@ -41,13 +41,7 @@ def create_or_update_endpoint(
     existing = ws.store.get(EP, name) if name else None
     spec: dict[str, Any] = {}
     if file is not None:
-        from amlocal import loader
-
-        entity = loader.load(EP, file, overrides)
-        if name:
-            entity.name = name
-        spec = dict(entity._to_dict())
-        name = entity.name
+        spec, name = deployment.load_endpoint(EP, file, name, overrides)
         existing = ws.store.get(EP, name)
     if not name:
         raise InvalidInput("the endpoint needs a name: --name or `name:` in the YAML")
