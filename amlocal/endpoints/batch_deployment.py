@@ -69,9 +69,9 @@ def _environment(ws: Workspace, entity: Any, d: dict[str, Any], where: str) -> A
     if parsed is None or not ws.store.versions("environment", parsed):
         deployment.curated_environment(env, where)  # an unknown curated name fails create
     if isinstance(env, dict):
-        from amlocal import assets
+        from amlocal.assets.environment import environment_record
 
-        env = assets.environment_record(entity.environment)
+        env = environment_record(entity.environment)
     environments.resolve(ws, env, where)
     return env
 

@@ -61,6 +61,7 @@ def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     from importlib.metadata import version
 
     from amlocal import assets
+    from amlocal.assets.environment import environment_record
 
     if env is None:
         return {}
@@ -72,7 +73,7 @@ def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     if isinstance(env, str):
         record = assets.get(ws, "environment", env)
     else:
-        record = assets.environment_record(env)
+        record = environment_record(env)
     pin = _server_pin(record)
     installed = version(SERVER_PACKAGE)
     if pin is not None and pin != installed:
