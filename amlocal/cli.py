@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from amlocal import flag_help
 from amlocal.errors import AmlocalError
 from amlocal.output import QueryError, compile_query
 
@@ -40,6 +41,7 @@ def _global_flags(p: argparse.ArgumentParser) -> None:
         "--output",
         default="json",
         choices=["json", "jsonc", "table", "tsv", "yaml", "yamlc", "none"],
+        help="Output format.",
     )
     g.add_argument(
         "--query",
@@ -48,12 +50,14 @@ def _global_flags(p: argparse.ArgumentParser) -> None:
         metavar="JMESPATH",
         help="JMESPath query string (as az: the jmespath library). See http://jmespath.org/.",
     )
-    g.add_argument("-g", "--resource-group", default=None)
-    g.add_argument("-w", "--workspace-name", default=None)
-    g.add_argument("--subscription", default=None)
-    g.add_argument("--debug", action="store_true")
-    g.add_argument("--verbose", action="store_true")
-    g.add_argument("--only-show-errors", action="store_true")
+    offline = "accepted so az ml scripts run unchanged; the workspace is .amlocal/ or AMLOCAL_HOME"
+    g.add_argument("-g", "--resource-group", default=None, help=f"Resource group: {offline}.")
+    g.add_argument("-w", "--workspace-name", default=None, help=f"Workspace: {offline}.")
+    g.add_argument("--subscription", default=None, help=f"Subscription: {offline}.")
+    for flag in ("--debug", "--verbose", "--only-show-errors"):
+        g.add_argument(
+            flag, action="store_true", help="Accepted; amlocal logs the same either way."
+        )
 
 
 class Parser(argparse.ArgumentParser):
@@ -91,6 +95,7 @@ def build_parser(group: str | None = None) -> Parser:
         mod.add_verbs(verbs, name)
         for vp in verbs.choices.values():
             _global_flags(vp)
+            flag_help.fill(vp, name)
     return parser
 
 

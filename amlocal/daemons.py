@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from amlocal import procs
+
 
 def start(module: str, args: list[str], home: Path, log: Path) -> None:
     """Run `python -m <module> <args>` in a session of its own, its output appended to `log`.
@@ -29,7 +31,4 @@ def start(module: str, args: list[str], home: Path, log: Path) -> None:
 
 def runs(pid: int, module: str) -> bool:
     """Whether `pid` is alive and runs `python -m <module>` (a recycled pid is not)."""
-    try:
-        return module.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    return procs.runs(pid, module)

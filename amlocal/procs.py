@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -21,18 +24,27 @@ class Waitable(Protocol):
 def alive(pid: int) -> bool:
     """Whether `pid` runs. A zombie does not: a killed detached runner stays one until init
     reaps it, which some inits (containers, sandboxes) do late or never, and `kill(pid, 0)`
-    still succeeds on it."""
+    still succeeds on it. psutil reads that portably (Linux /proc, macOS sysctl)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
+
+
+def runs(pid: int, marker: str) -> bool:
+    """Whether `pid` is alive and `marker` (e.g. a `python -m` module) is on its command line:
+    a pid recycled by another program is not ours."""
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(pid, 0) is all there is
+        proc = psutil.Process(pid)
+        return bool(proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -63,12 +75,24 @@ def stop_group(
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send this process `sig` when its parent dies (PR_SET_PDEATHSIG), so a
-    server never outlives the supervisor that started it. Elsewhere a no-op: the
-    supervisor's own clean-up still applies."""
-    try:
+    """Have this process get `sig` when its parent dies, so a server never outlives the
+    supervisor that started it. On Linux the kernel does it (PR_SET_PDEATHSIG); elsewhere
+    (macOS) a daemon thread notices the parent change (re-parenting) within half a second.
+    Call it from the server's own Python code, not a `preexec_fn`: the thread would not
+    survive exec."""
+    if sys.platform.startswith("linux"):
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
-    except (OSError, AttributeError):
-        pass
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
+            return
+        except (OSError, AttributeError):
+            pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

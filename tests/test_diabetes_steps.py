@@ -147,6 +147,17 @@ def test_train_logs_params_and_metrics_and_writes_the_model(platform: Platform) 
     assert (platform.root / "train" / "outputs" / "model" / "MLmodel").is_file()
 
 
+def test_the_train_run_links_to_the_model_it_logged(platform: Platform) -> None:
+    """#16 item 5: the train run's "Logged models" shows the model (MLflow 3 logged model)."""
+    run_id = platform.runs["train"]
+    models = platform.client.search_logged_models(
+        experiment_ids=[platform.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    assert [m.name for m in models] == ["model"] and str(models[0].status) == "READY"
+    files = {a.path for a in platform.client.list_logged_model_artifacts(models[0].model_id)}
+    assert "MLmodel" in files
+
+
 def test_evaluate_logs_metrics_plots_and_writes_the_decision(platform: Platform) -> None:
     run_id = platform.runs["evaluate"]
     data = platform.client.get_run(run_id).data

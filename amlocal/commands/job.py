@@ -123,7 +123,8 @@ def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
     done.set()
     viewer.join(timeout=5)
     record = _get(ws, name)
-    sys.stderr.write(stream.render(ws, record) + "\n" if record.get("type") == "pipeline" else "")
+    if record.get("type") == "pipeline" and not sys.stderr.isatty():  # a terminal has it
+        sys.stderr.write(stream.render(ws, record) + "\n")
     if status != "Completed":
         report = stream.failure_report(ws, record)
         if report:
@@ -138,18 +139,20 @@ def _view(ws: Workspace, name: str, done: threading.Event) -> None:
 
     view = stream.LiveView(ws, name)
     web = False
-    while not done.wait(0.2):
-        job = view.tick()
-        if not web and job and (job.get("properties") or {}).get("mlflow.runId"):
-            web = _web_view(ws, job)
-            view.last = ""  # a terminal's table is redrawn below the line, not over it
-    job = ws.store.get("job", name)
-    if not web and job:
-        _web_view(ws, job)
-    # A last tick: a single job's log tail, or (outside a terminal, where the final table is
-    # printed anyway) the step transitions of the job's last poll interval.
-    if job and (job.get("type") != "pipeline" or not view.tty):
-        view.tick()
+    try:
+        while not done.wait(0.2):
+            job = view.tick()
+            if not web and job and (job.get("properties") or {}).get("mlflow.runId"):
+                web = _web_view(ws, job)  # on a terminal rich prints it above its view
+        job = ws.store.get("job", name)
+        if not web and job:
+            _web_view(ws, job)
+        # A last tick: a single job's log tail and progress, the step transitions of the
+        # job's last poll interval, or (on a terminal) the final table, left on screen.
+        if job:
+            view.tick()
+    finally:
+        view.close()
 
 
 def _web_view(ws: Workspace, job: dict[str, Any]) -> bool:

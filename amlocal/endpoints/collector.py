@@ -143,7 +143,7 @@ class Agent:
         self.config = log_path.parent / f"{instance}.mdc.json"
 
     def start(self) -> None:
-        from amlocal.endpoints.instances import free_port
+        from amlocal.ports import free_port
 
         self.port = free_port()
         self.config.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import procs
+from amlocal.ports import free_port
 
 # Azure's probe defaults (reference-yaml-deployment-managed-online).
 PROBE_DEFAULTS = {
@@ -32,12 +32,6 @@ PROBE_DEFAULTS = {
 
 def probe_settings(spec: dict[str, Any] | None) -> dict[str, float]:
     return {k: float((spec or {}).get(k) or v) for k, v in PROBE_DEFAULTS.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 40) -> str:

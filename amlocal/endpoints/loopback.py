@@ -47,6 +47,30 @@ def _guard_gunicorn_app(token: str) -> None:
     util.import_app = import_app
 
 
+def _deep_nesting_is_a_bad_request() -> None:
+    """azmlinfsrv 1.4.1 parses a POST body with json.loads and lets the RecursionError of a
+    body nested beyond Python's limit reach its catch-all handler: an opaque 500 for the
+    client's mistake. A handler for it goes next to that catch-all, in every handler map
+    (Flask looks in the blueprint's map before the app's, and within a map takes the most
+    specific class): 400 with azmlinfsrv's error shape. On Azure the same server answers 500."""
+    from gunicorn import util
+
+    load = util.import_app
+
+    def import_app(module: str) -> Callable:
+        app = load(module)
+        spec = getattr(app, "error_handler_spec", None)  # a Flask app
+        if spec is not None:
+            for name in [None, *spec]:
+                spec[name][None][RecursionError] = lambda exc: ({"message": _TOO_DEEP}, 400)
+        return app
+
+    util.import_app = import_app
+
+
+_TOO_DEEP = "the JSON body is nested too deeply to parse"
+
+
 def main() -> None:
     from amlocal.procs import die_with_parent
 
@@ -55,6 +79,7 @@ def main() -> None:
         from amlocal.endpoints.collector import keep_alive_transport
 
         keep_alive_transport()
+    _deep_nesting_is_a_bad_request()  # innermost: on the Flask app itself
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
         from gunicorn import util
 

@@ -68,7 +68,7 @@ def create_or_update_endpoint(
         rec["mirror_traffic"] = mirror
     check_traffic(ws, name, rec["traffic"], rec["mirror_traffic"])
     if existing is None:
-        from amlocal.endpoints.instances import free_port
+        from amlocal.ports import free_port
 
         keyfile.create(paths.keys_file(ws.home, name))
         rec["_port"] = free_port()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+from amlocal import procs
+from amlocal.ports import free_port
 
 _lock = threading.Lock()
 _servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
@@ -71,16 +72,8 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _start(store_uri: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", __name__, store_uri, str(port), str(home / "mlartifacts")]
     with (home / "tracking-server.log").open("ab") as log:
         proc = subprocess.Popen(
@@ -88,7 +81,6 @@ def _start(store_uri: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -97,6 +89,8 @@ def serve(store_uri: str, port: int, artifact_root: str) -> None:
     """Run MLflow's server app in this process (what `mlflow server` starts, without its job
     runner or a second process)."""
     from mlflow.server import constants as c
+
+    procs.die_with_parent()  # never outlive the run that started it
 
     os.environ[c.BACKEND_STORE_URI_ENV_VAR] = store_uri
     os.environ[c.REGISTRY_STORE_URI_ENV_VAR] = store_uri

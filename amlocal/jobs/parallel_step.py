@@ -221,6 +221,12 @@ class _Run:
         self.out_dir = Path(outputs[out_name]["local_path"]) if out_name in outputs else jd / "out"
         self.ran = True  # False: the executor refused the input (InvalidInput)
 
+    def _progress(self, p: P.Progress) -> None:
+        """The executor's last report, for `--stream`'s progress line (amlocal.jobs.progress);
+        the executor reports at most once a second, and at the end."""
+        keys = ("total", "done", "failed", "rows", "rows_per_second")
+        self.ctx.update_job(self.job, _progress={k: getattr(p, k) for k in keys})
+
     def execute(self, spec: P.ParallelSpec, data_path: Path, kind: str) -> str:
         ctx, job = self.ctx, self.job
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +257,13 @@ class _Run:
             try:
                 batches = P.plan(data_path, spec.mini_batch_size)
                 summary = P.execute(
-                    spec, batches, self.out_dir, self.log_dir, log=write, cancel=ctx.cancel
+                    spec,
+                    batches,
+                    self.out_dir,
+                    self.log_dir,
+                    log=write,
+                    on_progress=self._progress,
+                    cancel=ctx.cancel,
                 )
             except InvalidInput as exc:
                 write(f"ERROR: {exc}")

@@ -4,12 +4,14 @@ each status change is printed once."""
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from amlocal.jobs import progress
 from amlocal.jobs.run import log_tail
 from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
@@ -120,28 +122,61 @@ class LogTail:
 
 class LiveView:
     """One refresh of a job's live view: the DAG table (redrawn on a terminal, a line per
-    step change elsewhere) for pipelines, the log tail for single jobs."""
+    step change elsewhere) for pipelines, the log tail for single jobs, and the progress of
+    sweeps and parallel jobs (`amlocal.jobs.progress`). On a terminal rich draws the table
+    and the progress bars in place; it is imported only then.
 
-    def __init__(self, ws: Workspace, name: str, out: TextIO = sys.stderr) -> None:
+    `side` is where a single job's progress goes when `out` carries its log (`job stream`:
+    the log on stdout, the progress on stderr); it is redrawn in place only if the log does
+    not share its terminal."""
+
+    def __init__(
+        self, ws: Workspace, name: str, out: TextIO | None = None, side: TextIO | None = None
+    ) -> None:
+        out = out or sys.stderr  # the stream of the moment, not the one at import
         self.ws, self.name, self.out = ws, name, out
+        self.side = side or out
         self.tty = out.isatty()
         self.last = ""
         self.seen: dict[str, str] = {}
         self.tail = LogTail()
+        self.term: progress.Terminal | None = None
+        self.plain: progress.PlainLines | None = None
+
+    def _progress_view(self, single: bool) -> progress.Terminal | progress.PlainLines:
+        """The terminal view (rich) or plain lines, chosen once, on first use."""
+        if self.term is None and self.plain is None:
+            where = self.side if single else self.out
+            shared = where is not self.out and self.out.isatty()
+            if where.isatty() and not shared:
+                self.term = progress.Terminal(where)
+            else:
+                self.plain = progress.PlainLines(self.name, where)
+        return self.term or self.plain  # type: ignore[return-value]
 
     def tick(self) -> dict[str, Any] | None:
         """Show what changed since the last tick; returns the job record."""
         job = self.ws.store.get("job", self.name)
         if job is None:
             return None
-        if job.get("type") != "pipeline":
-            self.tail.pump(job, self.out)
+        single = job.get("type") != "pipeline"
+        snaps = progress.of(self.ws, job)
+        if single:
+            view = self._progress_view(single) if snaps else None
+            if self.term is not None:
+                self._pump_through(self.term, job)
+            else:
+                self.tail.pump(job, self.out)
+            if isinstance(view, progress.Terminal):
+                view.show("", snaps)
+            elif view is not None:
+                view.show(snaps)
         elif self.tty:
+            term = self._progress_view(single)
+            assert isinstance(term, progress.Terminal)
             text = render(self.ws, job)
-            if text != self.last:
-                if self.last:
-                    self.out.write(f"\x1b[{self.last.count(chr(10)) + 1}F\x1b[J")
-                self.out.write(text + "\n")
+            if text != self.last or snaps:
+                term.show(text, snaps)
                 self.last = text
         else:
             for r in rows(self.ws, job):
@@ -152,32 +187,55 @@ class LiveView:
                     extra = f" ({r['duration']})" if done else ""
                     said = f": {r['outcome']}" if r["outcome"] else ""
                     self.out.write(f"[{self.name}] {r['step']}: {state}{extra}{said}\n")
+            if snaps:
+                plain = self._progress_view(single)
+                assert isinstance(plain, progress.PlainLines)
+                plain.show(snaps)
         self.out.flush()
         return job
+
+    def _pump_through(self, term: progress.Terminal, job: dict[str, Any]) -> None:
+        """The log tail printed by rich above its live region, when both share `out`."""
+        if term.console.file is not self.out:
+            self.tail.pump(job, self.out)
+            return
+        buf = io.StringIO()
+        self.tail.pump(job, buf)
+        if buf.getvalue():
+            term.log(buf.getvalue())
+
+    def close(self) -> None:
+        """Stop redrawing (the last frame stays on the terminal)."""
+        if self.term is not None:
+            self.term.close()
 
 
 def follow(
     ws: Workspace,
     name: str,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
     interval: float = 0.2,
     summary: TextIO | None = None,
 ) -> dict[str, Any]:
     """Show the job until it reaches a terminal state; returns the final record. The final
     status and any failure report go to `summary` (default: `out`), so that `out` can carry
     the log and nothing else."""
-    view = LiveView(ws, name, out)
-    end = summary or out
-    while True:
-        job = view.tick()
-        if job is None:
-            raise SystemExit(f"job {name} vanished")
-        if job.get("status") in TERMINAL:
-            end.write(f"[{name}] {job['status']}\n")
-            if job["status"] != "Completed":
-                report = failure_report(ws, job)
-                if report:
-                    end.write(report + "\n")
-            end.flush()
-            return job
-        time.sleep(interval)
+    view = LiveView(ws, name, out, side=summary)
+    end = summary or view.out
+    try:
+        while True:
+            job = view.tick()
+            if job is None:
+                raise SystemExit(f"job {name} vanished")
+            if job.get("status") in TERMINAL:
+                break
+            time.sleep(interval)
+    finally:
+        view.close()
+    end.write(f"[{name}] {job['status']}\n")
+    if job["status"] != "Completed":
+        report = failure_report(ws, job)
+        if report:
+            end.write(report + "\n")
+    end.flush()
+    return job

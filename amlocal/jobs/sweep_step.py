@@ -140,7 +140,12 @@ class SweepRun:
         }
         props = {"mlflow.runId": self.run_id} if self.run_id else {}
         ex_.update_job(
-            job, status=Status.RUNNING, start_time=_now(), properties=props, _log=str(self.log_path)
+            job,
+            status=Status.RUNNING,
+            start_time=_now(),
+            properties=props,
+            _log=str(self.log_path),
+            _trials_total=self._total(),  # for --stream's `trials 3/8 done`
         )
         ex_.update_job(job, **shown)
         self._log(
@@ -156,6 +161,17 @@ class SweepRun:
                 if lv.thread:
                     lv.thread.join()
         return self._finish(io, key, props)
+
+    def _total(self) -> int:
+        """How many trials will run unless stopped early: limits.max_total_trials, or fewer
+        when a grid has fewer combinations."""
+        algo = self.algorithm.get("type") if isinstance(self.algorithm, dict) else self.algorithm
+        if str(algo).lower() != "grid":
+            return self.max_total
+        combos = 1
+        for dist in self.space.values():
+            combos *= len(dist.get("values") or []) if isinstance(dist, dict) else 1
+        return min(self.max_total, combos)
 
     def _fingerprint(self, io: steprun.IO, env: dict[str, Any]) -> str | None:
         """Reuse key of the whole sweep; None when sampling is not reproducible."""

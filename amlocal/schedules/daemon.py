@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal import daemons
 from amlocal.workspace import Workspace
 
 MODULE = "amlocal.schedules.daemon"
@@ -42,10 +43,9 @@ def running_pid(home: Path) -> int | None:
     """The live daemon's pid, if any (checked against its command line, not only the pid)."""
     try:
         pid = int(json.loads((state_dir(home) / "daemon.json").read_text())["pid"])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if MODULE.encode() in cmdline else None
+    return pid if daemons.runs(pid, MODULE) else None
 
 
 def _enabled(ws: Workspace) -> list[dict[str, Any]]:

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 import mlflow
-from train_lib import TASKS, fit, load_split, parse_bool, save_model, task_metrics
+from train_lib import (
+    TASKS,
+    fit,
+    link_model_to_run,
+    load_split,
+    parse_bool,
+    save_model,
+    task_metrics,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     mlflow.log_metrics({f"train_{name}": value for name, value in metrics.items()})
+    link_model_to_run(args.model)
     shown = " ".join(f"{name}={value:.3f}" for name, value in metrics.items())
     print(f"train: {type(model).__name__} alpha={args.alpha} train {shown}")
 

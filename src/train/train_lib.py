@@ -13,6 +13,7 @@ from typing import Any
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -106,6 +107,23 @@ def task_metrics(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
     if task == "classification":
         return classification_metrics(y_true, y_pred)
     return regression_metrics(y_true, y_pred)
+
+
+def link_model_to_run(model_dir: Path, name: str = "model") -> str | None:
+    """Attach the saved model folder to the active run as an MLflow logged model, so the
+    train run shows, and links to, the model it produced (register logs and registers its
+    own copy). Best effort: a tracking server without logged models only loses the link."""
+    run = mlflow.active_run()
+    try:
+        logged = mlflow.initialize_logged_model(
+            name=name, source_run_id=run.info.run_id if run else None
+        )
+        mlflow.MlflowClient().log_model_artifacts(logged.model_id, str(model_dir))
+        mlflow.finalize_logged_model(logged.model_id, "READY")
+    except (MlflowException, OSError) as exc:
+        print(f"train: the model is not linked to this run: {exc}")
+        return None
+    return str(logged.model_id)
 
 
 def save_model(model: BaseEstimator, x_example: pd.DataFrame, output_dir: Path) -> None:
