@@ -433,7 +433,7 @@ def main() -> None:
     import online_support as s
 
     from amlocal.endpoints import keys as keyfile
-    from amlocal.endpoints import online, paths
+    from amlocal.endpoints import online_daemon, paths
     from amlocal.workspace import Workspace
 
     ws = Workspace()
@@ -457,7 +457,7 @@ def main() -> None:
         port = int(json.loads(show.stdout)["scoring_uri"].split(":")[2].split("/")[0])
         keys = keyfile.read(paths.keys_file(home, "diabetes"))
         key = keys["primaryKey"]
-        status = online.control(ws, "diabetes", "status")
+        status = online_daemon.control(ws, "diabetes", "status")
         start_rss = rss_mb(processes(status))
 
         fives = bad_inputs(port, key)
@@ -486,7 +486,7 @@ def main() -> None:
         slowloris(port, key)
 
         # kill under load
-        procs = processes(online.control(ws, "diabetes", "status"))
+        procs = processes(online_daemon.control(ws, "diabetes", "status"))
         worker = next(p for n, p in procs.items() if "worker" in n)
 
         def kill_worker() -> float | None:
@@ -505,14 +505,18 @@ def main() -> None:
         )
 
         inst = psutil.Process(
-            online.control(ws, "diabetes", "status")["deployments"]["blue"]["instances"][0]["pid"]
+            online_daemon.control(ws, "diabetes", "status")["deployments"]["blue"]["instances"][0][
+                "pid"
+            ]
         )
 
         def kill_instance() -> float | None:
             os.killpg(inst.pid, signal.SIGKILL)
             t0 = time.monotonic()
             while time.monotonic() - t0 < 90:
-                st = online.control(ws, "diabetes", "status")["deployments"]["blue"]["instances"]
+                st = online_daemon.control(ws, "diabetes", "status")["deployments"]["blue"][
+                    "instances"
+                ]
                 if all(i["ready"] for i in st) and inst.pid not in [i["pid"] for i in st]:
                     return time.monotonic() - t0
                 time.sleep(0.1)
@@ -530,7 +534,7 @@ def main() -> None:
         )
 
         def kill_front_door() -> float | None:
-            pid = online.control(ws, "diabetes", "status")["pid"]
+            pid = online_daemon.control(ws, "diabetes", "status")["pid"]
             os.kill(pid, signal.SIGKILL)
             t0 = time.monotonic()
             serving.amlocal(home, "online-endpoint", "show", "-n", "diabetes")
@@ -549,7 +553,7 @@ def main() -> None:
         )
 
         # big bodies and memory
-        status = online.control(ws, "diabetes", "status")
+        status = online_daemon.control(ws, "diabetes", "status")
         front = psutil.Process(status["pid"])
         before = front.memory_info().rss / MB
         size = int(args.big_gib * 1024 * MB)

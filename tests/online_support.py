@@ -58,7 +58,7 @@ def register(ws: Any, path: Path, name: str = MODEL_NAME) -> str:
 
 
 def register_score_env(ws: Any) -> None:
-    from amlocal.assets import create_environment
+    from amlocal.assets.environment import create_environment
 
     create_environment(ws, REPO / "environments" / "score.yml")
 

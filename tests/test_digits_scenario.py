@@ -149,11 +149,11 @@ def _output(step: dict[str, Any], name: str) -> Path:
 
 
 def _invoke(trained: dict[str, Any], body: Any) -> tuple[int, Any]:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
     from amlocal.workspace import Workspace
 
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    status, _, data = online.invoke(Workspace(trained["home"]), "digits", raw)
+    status, _, data = online_endpoint.invoke(Workspace(trained["home"]), "digits", raw)
     try:
         return status, json.loads(data)
     except ValueError:

@@ -54,10 +54,10 @@ class Endpoint:
             conn.close()
 
     def status(self) -> dict:
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_daemon
         from amlocal.workspace import Workspace
 
-        return online.control(Workspace(), self.name, "status")
+        return online_daemon.control(Workspace(), self.name, "status")
 
 
 def _log_count(home: Path, endpoint: str, deployment: str) -> int:

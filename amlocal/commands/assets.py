@@ -7,14 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import assets
+from amlocal.assets.component import create_component
+from amlocal.assets.data import create_data, resolve_path
+from amlocal.assets.environment import create_environment
+from amlocal.assets.model import (
+    mlflow_client,
+    model_record,
+    registered_model_path,
+    registered_model_version,
+)
+from amlocal.assets.model_registration import create_model
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace
 
 _CREATE = {
-    "data": assets.create_data,
-    "environment": assets.create_environment,
-    "component": assets.create_component,
-    "model": assets.create_model,
+    "data": create_data,
+    "environment": create_environment,
+    "component": create_component,
+    "model": create_model,
 }
 
 
@@ -154,11 +164,11 @@ def download(args: argparse.Namespace) -> Any:
     dest = Path(args.download_path) / args.name
     src: Path | None
     if args.group == "model":
-        name, version = assets.registered_model_version(ws, f"azureml:{args.name}:{args.version}")
-        src = assets.registered_model_path(ws, name, version)
+        name, version = registered_model_version(ws, f"azureml:{args.name}:{args.version}")
+        src = registered_model_path(ws, name, version)
     else:
         rec = assets.get(ws, "data", f"azureml:{args.name}:{args.version}")
-        src = assets.resolve_path(ws, rec["path"], Path.cwd())
+        src = resolve_path(ws, rec["path"], Path.cwd())
         if src is None or not src.exists():
             raise NotFound(
                 f"data {args.name}:{args.version}: {rec['path']} is not available offline"
@@ -174,12 +184,10 @@ def download(args: argparse.Namespace) -> Any:
 def list_assets(args: argparse.Namespace) -> Any:
     ws = Workspace()
     if args.group == "model":
-        c = assets.mlflow_client(ws)
+        c = mlflow_client(ws)
         if args.name:
             found = c.search_model_versions(f"name='{args.name}'")
-            items = sorted(
-                (assets.model_record(mv) for mv in found), key=lambda r: -int(r["version"])
-            )
+            items = sorted((model_record(mv) for mv in found), key=lambda r: -int(r["version"]))
         else:
             items = [
                 {
@@ -217,8 +225,8 @@ def show(args: argparse.Namespace) -> Any:
             if args.version
             else f"azureml:{args.name}@{args.label or 'latest'}"
         )
-        name, version = assets.registered_model_version(ws, ref)
-        return assets.model_record(assets.mlflow_client(ws).get_model_version(name, version))
+        name, version = registered_model_version(ws, ref)
+        return model_record(mlflow_client(ws).get_model_version(name, version))
     if not args.version and not args.label:
         raise InvalidInput(f"{args.group} show needs --version or --label")
     ref = (

@@ -1,7 +1,7 @@
 """`batch-endpoint` and `batch-deployment` verbs, with `az ml`'s flags and JSON.
 
-Handlers import `amlocal.endpoints.batch` lazily; `invoke`, `show`, `list` and `list-jobs`
-never import azure-ai-ml or MLflow (only `create`/`update` validate YAML with azure-ai-ml).
+Handlers import `amlocal.endpoints.batch_{endpoint,deployment,invoke}` lazily; `invoke`,
+`show`, `list` and `list-jobs` never import azure-ai-ml or MLflow (only `create`/`update` validate YAML with azure-ai-ml).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 # -- batch-endpoint --------------------------------------------------------------------------
 def ep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_endpoint
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
-    return batch.create_or_update_endpoint(
+    return batch_endpoint.create_or_update_endpoint(
         _ws(),
         Path(args.file) if args.file else None,
         args.name,
@@ -45,30 +45,31 @@ def ep_update(args: argparse.Namespace) -> Any:
 
 
 def ep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_endpoint
+    from amlocal.workspace import public
 
-    return batch.public(batch.get_endpoint(_ws(), args.name))
+    return public(batch_endpoint.get_endpoint(_ws(), args.name))
 
 
 def ep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_endpoint
 
-    return batch.list_endpoints(_ws())
+    return batch_endpoint.list_endpoints(_ws())
 
 
 def ep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_endpoint
 
-    batch.delete_endpoint(_ws(), args.name)
+    batch_endpoint.delete_endpoint(_ws(), args.name)
     return None
 
 
 def ep_list_jobs(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_endpoint
 
     deployment = args.name if args.group == "batch-deployment" else None
     endpoint = args.endpoint_name if deployment else args.name
-    jobs = batch.list_jobs(_ws(), endpoint, deployment)
+    jobs = batch_endpoint.list_jobs(_ws(), endpoint, deployment)
     if args.max_results:
         jobs = jobs[: args.max_results]
     if args.output == "table":
@@ -78,7 +79,7 @@ def ep_list_jobs(args: argparse.Namespace) -> Any:
 
 
 def ep_invoke(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_invoke
 
     invoke_file = None
     if args.file:
@@ -93,7 +94,7 @@ def ep_invoke(args: argparse.Namespace) -> Any:
                 p = port.get("path") if isinstance(port, dict) else None
                 if p and not str(p).startswith("azureml:") and "://" not in str(p):
                     port["path"] = str((path.parent / p).resolve())
-    return batch.invoke(
+    return batch_invoke.invoke(
         _ws(),
         args.name,
         deployment=args.deployment_name,
@@ -111,11 +112,11 @@ def ep_invoke(args: argparse.Namespace) -> Any:
 
 # -- batch-deployment ------------------------------------------------------------------------
 def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_deployment
 
     if args.file is None:
         raise InvalidInput("--file is required")
-    return batch.create_or_update_deployment(
+    return batch_deployment.create_or_update_deployment(
         _ws(),
         Path(args.file),
         args.name,
@@ -131,21 +132,22 @@ def dep_update(args: argparse.Namespace) -> Any:
 
 
 def dep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_deployment
+    from amlocal.workspace import public
 
-    return batch.public(batch.get_deployment(_ws(), args.endpoint_name, args.name))
+    return public(batch_deployment.get_deployment(_ws(), args.endpoint_name, args.name))
 
 
 def dep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_deployment
 
-    return batch.list_deployments(_ws(), args.endpoint_name)
+    return batch_deployment.list_deployments(_ws(), args.endpoint_name)
 
 
 def dep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch
+    from amlocal.endpoints import batch_deployment
 
-    batch.delete_deployment(_ws(), args.endpoint_name, args.name)
+    batch_deployment.delete_deployment(_ws(), args.endpoint_name, args.name)
     return None
 
 

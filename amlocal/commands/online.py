@@ -1,6 +1,7 @@
 """`online-endpoint` and `online-deployment` verbs, with `az ml`'s flags and JSON.
 
-Handlers import the lifecycle module lazily; `invoke` never imports azure-ai-ml or MLflow.
+Handlers import the `endpoints.online_*` modules lazily; `invoke` never imports azure-ai-ml
+or MLflow.
 """
 
 from __future__ import annotations
@@ -27,56 +28,61 @@ def _overrides(args: argparse.Namespace) -> list[dict]:
 
 # -- online-endpoint -------------------------------------------------------------------------
 def ep_create(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
     file = Path(args.file) if args.file else None
-    return online.create_or_update_endpoint(_ws(), file, args.name, _overrides(args), creating=True)
+    return online_endpoint.create_or_update_endpoint(
+        _ws(), file, args.name, _overrides(args), creating=True
+    )
 
 
 def ep_update(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint, online_traffic
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
-    return online.create_or_update_endpoint(
+    return online_endpoint.create_or_update_endpoint(
         _ws(),
         Path(args.file) if args.file else None,
         args.name,
         _overrides(args),
-        traffic=online.parse_traffic(args.traffic),
-        mirror=online.parse_traffic(args.mirror_traffic),
+        traffic=online_traffic.parse_traffic(args.traffic),
+        mirror=online_traffic.parse_traffic(args.mirror_traffic),
         creating=False,
     )
 
 
 def ep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
-    return online.show_endpoint(_ws(), args.name)
+    return online_endpoint.show_endpoint(_ws(), args.name)
 
 
 def ep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_records
+    from amlocal.workspace import public
 
-    return [online.public(r) for r in _ws().store.list(online.EP)]
+    return [public(r) for r in _ws().store.list(online_records.EP)]
 
 
 def ep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
-    online.delete_endpoint(_ws(), args.name)
+    online_endpoint.delete_endpoint(_ws(), args.name)
     return None
 
 
 def ep_invoke(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
     path = Path(args.request_file)
     if not path.is_file():
         raise InvalidInput(f"--request-file {path}: file not found")
-    status, headers, body = online.invoke(_ws(), args.name, path.read_bytes(), args.deployment_name)
+    status, headers, body = online_endpoint.invoke(
+        _ws(), args.name, path.read_bytes(), args.deployment_name
+    )
     text = body.decode("utf-8", "replace")
     if status != 200:
         detail = ""
@@ -90,25 +96,25 @@ def ep_invoke(args: argparse.Namespace) -> Any:
 
 
 def ep_credentials(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
-    return online.credentials(_ws(), args.name)
+    return online_endpoint.credentials(_ws(), args.name)
 
 
 def ep_regenerate(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_endpoint
 
-    online.regenerate_keys(_ws(), args.name, args.key_type)
+    online_endpoint.regenerate_keys(_ws(), args.name, args.key_type)
     return None
 
 
 # -- online-deployment -----------------------------------------------------------------------
 def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_deployment
 
     if args.file is None:
         raise InvalidInput("--file is required")
-    return online.create_or_update_deployment(
+    return online_deployment.create_or_update_deployment(
         _ws(),
         Path(args.file),
         args.name,
@@ -121,43 +127,44 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
 
 def dep_update(args: argparse.Namespace) -> Any:
     if args.file is None:  # `update -n blue -e ep --set instance_count=2`, as az ml takes it
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_deployment
 
         if not args.name or not args.endpoint_name:
             raise InvalidInput("update without --file needs --name and --endpoint-name")
         if not args.set:
             raise InvalidInput("update without --file needs --set KEY=VALUE ...")
-        return online.update_deployment_in_place(
+        return online_deployment.update_deployment_in_place(
             _ws(), args.endpoint_name, args.name, _overrides(args)
         )
     return dep_create(args, creating=False)
 
 
 def dep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_deployment
 
-    return online.show_deployment(_ws(), args.endpoint_name, args.name)
+    return online_deployment.show_deployment(_ws(), args.endpoint_name, args.name)
 
 
 def dep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_records
+    from amlocal.workspace import public
 
     ws = _ws()
-    online.get_endpoint(ws, args.endpoint_name)
-    return [online.public(r) for r in online.deployments(ws, args.endpoint_name)]
+    online_records.get_endpoint(ws, args.endpoint_name)
+    return [public(r) for r in online_records.deployments(ws, args.endpoint_name)]
 
 
 def dep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_deployment
 
-    online.delete_deployment(_ws(), args.endpoint_name, args.name)
+    online_deployment.delete_deployment(_ws(), args.endpoint_name, args.name)
     return None
 
 
 def dep_logs(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_deployment
 
-    text = online.logs(_ws(), args.endpoint_name, args.name, args.lines)
+    text = online_deployment.logs(_ws(), args.endpoint_name, args.name, args.lines)
     if args.output in ("json", "jsonc"):
         return text
     sys.stdout.write(text + "\n")

@@ -91,7 +91,7 @@ def collection_dir(home: Path, spec: dict[str, Any], collection: str) -> Path:
 
     path = spec["collections"][collection].get("asset_path")
     if path:
-        from amlocal.assets import resolve_path
+        from amlocal.assets.data import resolve_path
 
         local = resolve_path(Workspace(home), str(path), home)
         if local is not None:

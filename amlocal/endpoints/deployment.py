@@ -33,14 +33,45 @@ class Scoring:
     entry_script: str  # relative to code_dir
 
 
+def load_endpoint(
+    kind: str, file: Path, name: str | None, overrides: list[dict[str, Any]] | None
+) -> tuple[dict[str, Any], Any]:
+    """An endpoint YAML as azure-ai-ml's entity's fields, `--name` applied: (spec, name), the
+    name None when neither gives one."""
+    from amlocal import loader
+
+    entity = loader.load(kind, file, overrides)
+    if name:
+        entity.name = name
+    return dict(entity._to_dict()), entity.name
+
+
+def load(
+    kind: str, file: Path, name: str | None, endpoint: str | None, overrides: list[dict[str, Any]]
+) -> Any:
+    """A deployment YAML as azure-ai-ml's entity, `--name` and `--endpoint-name` applied."""
+    from amlocal import loader
+
+    entity = loader.load(kind, file, overrides)
+    if name:
+        entity.name = name
+    if endpoint:
+        entity.endpoint_name = endpoint
+    if not entity.endpoint_name:
+        raise InvalidInput(f"{file}: no endpoint: set `endpoint_name:` or pass --endpoint-name")
+    return entity
+
+
 def resolve_model(ws: Workspace, model: Any, base: Path, where: str) -> ResolvedModel:
     """The deployment's model, registered if inline, as AZUREML_MODEL_DIR sees it."""
     from amlocal import assets
+    from amlocal.assets.model import registered_model_files, registered_model_version
+    from amlocal.assets.model_registration import register_model
 
     if model is None:
         raise InvalidInput(f"{where}: model: a model deployment needs a model")
     if not isinstance(model, str) and hasattr(model, "path"):  # an inline Model entity
-        rec = assets.register_model(ws, model, base, where=where, reuse_latest=True)
+        rec = register_model(ws, model, base, where=where, reuse_latest=True)
         name, version = rec["name"], rec["version"]
     else:
         ref = str(model).strip()
@@ -52,10 +83,8 @@ def resolve_model(ws: Workspace, model: Any, base: Path, where: str) -> Resolved
                     f"inline model (path:)"
                 )
             ref = f"azureml:{ref}"
-        name, version = assets.registered_model_version(ws, ref)
-    return ResolvedModel(
-        f"azureml:{name}:{version}", assets.registered_model_files(ws, name, version)
-    )
+        name, version = registered_model_version(ws, ref)
+    return ResolvedModel(f"azureml:{name}:{version}", registered_model_files(ws, name, version))
 
 
 def is_mlflow_model(model_dir: Path) -> bool:
@@ -99,7 +128,7 @@ def resolve_scoring(
 def snapshot(ws: Workspace, code: Path) -> Path:
     """Copy code into the workspace, as Azure uploads it: later edits to the working tree
     never change a deployment."""
-    from amlocal.assets import code_snapshot
+    from amlocal.assets.code import code_snapshot
 
     return code_snapshot(ws, code)[1]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal import assets, procs
+from amlocal.assets.data import resolve_path
+from amlocal.assets.model import model_dir
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
 from amlocal.jobs import environments, reuse
@@ -64,7 +66,7 @@ def output_location(
         uri = ex.substitute_path(
             str(path), {"name": job_name, "output_name": out_name, "default_datastore": datastore}
         )
-        local = assets.resolve_path(ws, uri, Path.cwd())
+        local = resolve_path(ws, uri, Path.cwd())
         if local is None:
             raise InvalidInput(f"output '{out_name}': path {uri} is not on a datastore")
         return local, uri
@@ -81,9 +83,9 @@ def data_input(
         raise InvalidInput(f"input '{name}' has no path")
     mode = data.get("mode") or "ro_mount"
     if data.get("type") in MODEL_TYPES and assets.parse_ref(str(uri)) is not None:
-        local: Path | None = assets.model_dir(ws, str(uri), base)  # a registered model
+        local: Path | None = model_dir(ws, str(uri), base)  # a registered model
     else:
-        local = assets.resolve_path(ws, uri, base)
+        local = resolve_path(ws, uri, base)
     if local is None:
         raise InvalidInput(
             f"input '{name}': {uri} is not reachable offline (only local paths, "

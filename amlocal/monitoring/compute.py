@@ -26,7 +26,7 @@ _KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
 def _resolve(home: Path, uri: str, base: Path) -> Path:
-    from amlocal.assets import resolve_path
+    from amlocal.assets.data import resolve_path
     from amlocal.workspace import Workspace
 
     rest = uri.removeprefix("azureml:")

@@ -356,17 +356,17 @@ class LocalTarget:
         return None if rec is None else rec.get("model")
 
     def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_endpoint
 
-        online.create_or_update_endpoint(self.ws, endpoint_yml, endpoint)
+        online_endpoint.create_or_update_endpoint(self.ws, endpoint_yml, endpoint)
 
     def deploy(
         self, deployment_yml: Path, endpoint: str, slot: str, model: str, code: Path
     ) -> None:
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_deployment
 
         exists = self.ws.store.get("online-deployment", f"{endpoint}:{slot}") is not None
-        online.create_or_update_deployment(
+        online_deployment.create_or_update_deployment(
             self.ws,
             deployment_yml,
             slot,
@@ -377,15 +377,17 @@ class LocalTarget:
         )
 
     def invoke(self, endpoint: str, request: Path, deployment: str) -> tuple[int, str]:
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_endpoint
 
-        status, _, body = online.invoke(self.ws, endpoint, request.read_bytes(), deployment)
+        status, _, body = online_endpoint.invoke(
+            self.ws, endpoint, request.read_bytes(), deployment
+        )
         return status, body.decode("utf-8", "replace")
 
     def set_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
-        from amlocal.endpoints import online
+        from amlocal.endpoints import online_endpoint
 
-        online.set_traffic(self.ws, endpoint, traffic, mirror)
+        online_endpoint.set_traffic(self.ws, endpoint, traffic, mirror)
 
     def champion(self, name: str) -> str | None:
         """The champion alias, else the newest version tagged champion=true (register_lib)."""

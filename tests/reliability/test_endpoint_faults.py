@@ -57,9 +57,9 @@ def post(port: int, key: str | None, body: bytes = BODY, timeout: float = 30) ->
 
 
 def daemon_status(endpoint: dict) -> dict:
-    from amlocal.endpoints import online
+    from amlocal.endpoints import online_daemon
 
-    return online.control(endpoint["ws"], "diabetes", "status")
+    return online_daemon.control(endpoint["ws"], "diabetes", "status")
 
 
 def test_instances_answer_only_their_front_door(endpoint: dict) -> None:
