@@ -11,10 +11,9 @@ import http.client
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-from amlocal import daemons
+from amlocal import daemons, procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import liveness, paths
 from amlocal.endpoints.online_records import EP, get_endpoint
@@ -91,11 +90,9 @@ def stop_daemon(ws: Workspace, name: str) -> None:
     except (OSError, AmlocalError):
         pass
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+    while time.monotonic() < deadline and procs.alive(pid):
         time.sleep(0.02)
     if daemon_pid(ws, name, rec["_port"]) is not None:
-        from amlocal import procs
-
         try:
             procs.stop_group(os.getpgid(pid))
         except ProcessLookupError:
