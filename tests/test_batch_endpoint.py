@@ -8,8 +8,6 @@ neither azure-ai-ml nor MLflow."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ from tests.batch_support import (
     register_model,
     wait_status,
 )
-from tests.engine.conftest import AMLOCAL, Project
+from tests.engine.conftest import Project
 
 BATCH = ROOT / "endpoints" / "batch" / "diabetes"
 COMMITTED = ROOT / "data" / "diabetes-batch"
@@ -241,17 +239,11 @@ def test_empty_folder_and_no_default_are_clear_errors(ws: tuple[Project, Path]) 
 
 def test_invoke_imports_neither_azure_ai_ml_nor_mlflow(ws: tuple[Project, Path]) -> None:
     project, _ = ws
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", *AMLOCAL[1:], "batch-endpoint", "invoke"]
-        + ["-n", "diabetes-batch", "--input", str(COMMITTED), "--query", "name", "-o", "tsv"],
-        cwd=project.root,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r, imported = project.imports(
+        "batch-endpoint", "invoke", "-n", "diabetes-batch", "--input", str(COMMITTED),
+        "--query", "name", "-o", "tsv",
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    imported = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
     assert not {m for m in imported if m.startswith(("azure", "mlflow", "sklearn", "pandas"))}
     wait_status(project, r.stdout.strip(), {"Completed"})
 

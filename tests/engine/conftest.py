@@ -54,6 +54,20 @@ class Project:
             )
         return r
 
+    def imports(self, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+        """Run `amlocal <args>` under `python -X importtime`: the result and the set of
+        modules the command imported (start-up checks: what a verb must not load)."""
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", *AMLOCAL[1:], *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        modules = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+        return r, modules
+
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout)
 

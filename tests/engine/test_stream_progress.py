@@ -8,12 +8,10 @@ import io
 import re
 from pathlib import Path
 
-import pytest
-
 from amlocal.jobs import progress
 from amlocal.jobs.stream import LiveView
 from amlocal.workspace import Workspace
-from tests.engine.conftest import ENV_YML, Project
+from tests.engine.conftest import Project
 
 TRIAL_PY = """\
 import argparse
@@ -82,14 +80,6 @@ jobs:
       append_row_to: ${{outputs.scored}}
       environment: azureml:testenv@latest
 """
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Project:
-    p = Project(tmp_path)
-    p.write("env.yml", ENV_YML)
-    p.run("environment", "create", "-f", "env.yml")
-    return p
 
 
 def test_streamed_sweep_prints_trials_and_best_so_far(project: Project) -> None:
@@ -188,20 +178,8 @@ def test_terminal_view_draws_the_progress_with_rich(tmp_path: Path) -> None:
 
 def test_stream_into_a_pipe_does_not_import_rich(project: Project) -> None:
     """rich costs tens of milliseconds of start-up: only a terminal pays it."""
-    import subprocess
-    import sys
-
     project.write("job.yml", JOB_YML)
-    r = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "amlocal.cli", "job", "create", "-f"]
-        + ["job.yml", "--stream", "-o", "none"],
-        cwd=project.root,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r, imported = project.imports("job", "create", "-f", "job.yml", "--stream", "-o", "none")
     assert r.returncode == 0, r.stderr
-    imported = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
     assert "amlocal.jobs.progress" in imported  # the view ran
     assert not {m for m in imported if m == "rich" or m.startswith("rich.")}
