@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from amlocal.jobs.status import TERMINAL
+from amlocal.jobs.status import TERMINAL, Status
 
 if TYPE_CHECKING:
     from amlocal.workspace import Workspace
@@ -61,10 +61,10 @@ def sweep(ws: Workspace, record: dict[str, Any], label: str = "") -> Snapshot:
         status = trial.get("status")
         if status in TERMINAL:
             done += 1
-        elif status in ("Running", "Starting"):
+        elif status in (Status.RUNNING, Status.STARTING):
             running += 1
         value = (trial.get("metrics") or {}).get(metric)
-        if status == "Completed" and isinstance(value, int | float):
+        if status == Status.COMPLETED and isinstance(value, int | float):
             v = float(value)
             if best is None or (v > best[0] if maximize else v < best[0]):
                 best = (v, trial["name"])
@@ -90,9 +90,15 @@ def parallel(record: dict[str, Any], label: str = "") -> Snapshot | None:
     return Snapshot(label, done + failed, total, text)
 
 
-def of(ws: Workspace, job: dict[str, Any], label: str = "") -> list[Snapshot]:
+def of(
+    ws: Workspace,
+    job: dict[str, Any],
+    label: str = "",
+    children: list[dict[str, Any]] | None = None,
+) -> list[Snapshot]:
     """The progress of `job` if it is a sweep or parallel job, else of its sweep and parallel
-    steps that have started (those of nested pipelines too), in the pipeline's order."""
+    steps that have started (those of nested pipelines too), in the pipeline's order;
+    `children`: the pipeline's step records, when the caller already read them."""
     kind = job.get("type")
     if kind == "sweep":  # once it knows its total: it has started its trials
         return [sweep(ws, job, label)] if isinstance(job.get("_trials_total"), int) else []
@@ -102,7 +108,9 @@ def of(ws: Workspace, job: dict[str, Any], label: str = "") -> list[Snapshot]:
     if kind != "pipeline":
         return []
     out: list[Snapshot] = []
-    for child in ws.store.list("job", parent=job["name"]):
+    if children is None:
+        children = ws.store.list("job", parent=job["name"])
+    for child in children:
         if child.get("type") in (*KINDS, "pipeline") and child.get("status") != "NotStarted":
             if (child.get("properties") or {}).get("azureml.isreused") == "true":
                 continue

@@ -52,9 +52,14 @@ def outcome(child: dict[str, Any], limit: int = 4096) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def rows(ws: Workspace, job: dict[str, Any]) -> list[dict[str, str]]:
+def rows(
+    ws: Workspace, job: dict[str, Any], children: list[dict[str, Any]] | None = None
+) -> list[dict[str, str]]:
+    """One row per step; `children` when the caller already read the step records."""
     out = []
-    for child in ws.store.list("job", parent=job["name"]):
+    if children is None:
+        children = ws.store.list("job", parent=job["name"])
+    for child in children:
         reused = child.get("properties", {}).get("azureml.isreused") == "true"
         out.append(
             {
@@ -68,9 +73,9 @@ def rows(ws: Workspace, job: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def render(ws: Workspace, job: dict[str, Any]) -> str:
+def render(ws: Workspace, job: dict[str, Any], children: list[dict[str, Any]] | None = None) -> str:
     lines = [f"{job['name']}  [{job.get('type')}]  {job.get('status')}  {_duration(job)}"]
-    for r in rows(ws, job):
+    for r in rows(ws, job, children):
         lines.append(
             f"  {r['step']:<24} {_ICON.get(r['status'], r['status']):<9} "
             f"{r['duration']:>8}  {r['reuse'] or r['outcome']}".rstrip()
@@ -160,7 +165,9 @@ class LiveView:
         if job is None:
             return None
         single = job.get("type") != "pipeline"
-        snaps = progress.of(self.ws, job)
+        # A pipeline's step records, read once per tick for the table and the progress.
+        children = None if single else self.ws.store.list("job", parent=self.name)
+        snaps = progress.of(self.ws, job, children=children)
         if single:
             view = self._progress_view(single) if snaps else None
             if self.term is not None:
@@ -174,12 +181,12 @@ class LiveView:
         elif self.tty:
             term = self._progress_view(single)
             assert isinstance(term, progress.Terminal)
-            text = render(self.ws, job)
+            text = render(self.ws, job, children)
             if text != self.last or snaps:
                 term.show(text, snaps)
                 self.last = text
         else:
-            for r in rows(self.ws, job):
+            for r in rows(self.ws, job, children):
                 state = f"{r['status']} {r['reuse']}".strip()
                 if self.seen.get(r["step"]) != state and r["status"] != "NotStarted":
                     self.seen[r["step"]] = state
