@@ -34,38 +34,33 @@ def guard(app: Callable, token: str) -> Callable:
     return guarded
 
 
-def _guard_gunicorn_app(token: str) -> None:
-    """Wrap the app gunicorn's workers import (they fork from this process, so the patched
-    loader is theirs too)."""
-    from gunicorn import util
-
-    load = util.import_app
-
-    def import_app(module: str) -> Callable:
-        return guard(load(module), token)
-
-    util.import_app = import_app
-
-
-def _deep_nesting_is_a_bad_request() -> None:
-    """azmlinfsrv 1.4.1 parses a POST body with json.loads and lets the RecursionError of a
-    body nested beyond Python's limit reach its catch-all handler: an opaque 500 for the
-    client's mistake. A handler for it goes next to that catch-all, in every handler map
-    (Flask looks in the blueprint's map before the app's, and within a map takes the most
-    specific class): 400 with azmlinfsrv's error shape. On Azure the same server answers 500."""
+def _wrap_app(wrappers: list[Callable[[Callable], Callable]]) -> None:
+    """Apply `wrappers`, innermost first, to the app gunicorn's workers import (they fork
+    from this process, so the patched loader is theirs too)."""
     from gunicorn import util
 
     load = util.import_app
 
     def import_app(module: str) -> Callable:
         app = load(module)
-        spec = getattr(app, "error_handler_spec", None)  # a Flask app
-        if spec is not None:
-            for name in [None, *spec]:
-                spec[name][None][RecursionError] = lambda exc: ({"message": _TOO_DEEP}, 400)
+        for wrap in wrappers:
+            app = wrap(app)
         return app
 
     util.import_app = import_app
+
+
+def deep_nesting_is_a_bad_request(app: Callable) -> Callable:
+    """azmlinfsrv 1.4.1 parses a POST body with json.loads and lets the RecursionError of a
+    body nested beyond Python's limit reach its catch-all handler: an opaque 500 for the
+    client's mistake. A handler for it goes next to that catch-all, in every handler map
+    (Flask looks in the blueprint's map before the app's, and within a map takes the most
+    specific class): 400 with azmlinfsrv's error shape. On Azure the same server answers 500."""
+    spec = getattr(app, "error_handler_spec", None)  # a Flask app
+    if spec is not None:
+        for name in [None, *spec]:
+            spec[name][None][RecursionError] = lambda exc: ({"message": _TOO_DEEP}, 400)
+    return app
 
 
 _TOO_DEEP = "the JSON body is nested too deeply to parse"
@@ -79,17 +74,16 @@ def main() -> None:
         from amlocal.endpoints.collector import keep_alive_transport
 
         keep_alive_transport()
-    _deep_nesting_is_a_bad_request()  # innermost: on the Flask app itself
+    # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
+    wrappers: list[Callable[[Callable], Callable]] = [deep_nesting_is_a_bad_request]
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
-        from gunicorn import util
-
         from amlocal.endpoints.payload_logging import wrap
 
-        import_app = util.import_app
-        util.import_app = lambda module: wrap(import_app(module))
+        wrappers.append(wrap)
     token = os.environ.pop("AMLOCAL_INSTANCE_TOKEN", "")  # the scoring script cannot read it
     if token:
-        _guard_gunicorn_app(token)
+        wrappers.append(lambda app: guard(app, token))
+    _wrap_app(wrappers)
     from azureml_inference_server_http import amlserver
 
     amlserver.DEFAULT_HOST = "127.0.0.1"
