@@ -14,7 +14,7 @@ from typing import Any
 
 from amlocal import procs
 from amlocal.errors import InvalidInput, NotFound
-from amlocal.jobs.status import TERMINAL
+from amlocal.jobs.status import TERMINAL, Status
 from amlocal.workspace import Workspace
 from amlocal.workspace import public_job as public
 
@@ -197,16 +197,16 @@ def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
     if root.get("status") in TERMINAL or not pid or procs.alive(pid):
         return
     error = {"message": "the job's runner process exited unexpectedly"}
-    ws.store.update("job", root["name"], lambda r: r.update(status="Failed", error=error))
+    ws.store.update("job", root["name"], _merge({"status": Status.FAILED, "error": error}))
     pending = [root["name"]]
     while pending:
         for child in ws.store.list("job", parent=pending.pop()):
             pending.append(child["name"])
             if child.get("status") not in TERMINAL:
                 change: dict[str, Any] = (
-                    {"status": "Failed", "error": error}
-                    if child.get("status") == "Running"
-                    else {"status": "Canceled"}
+                    {"status": Status.FAILED, "error": error}
+                    if child.get("status") == Status.RUNNING
+                    else {"status": Status.CANCELED}
                 )
                 ws.store.update("job", child["name"], _merge(change))
 
