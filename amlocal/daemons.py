@@ -1,5 +1,5 @@
-"""Detached daemons (an endpoint's front door, the schedule daemon): how the CLI starts one,
-and how it recognises one by its pid."""
+"""Detached daemons (an endpoint's front door, the schedule daemon): how the CLI starts one.
+Recognising one by its pid is `procs.runs`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-from amlocal import procs
 
 
 def start(module: str, args: list[str], home: Path, log: Path) -> None:
@@ -27,8 +25,3 @@ def start(module: str, args: list[str], home: Path, log: Path) -> None:
             env={**os.environ, "AMLOCAL_HOME": str(home)},
         )
     first.wait()
-
-
-def runs(pid: int, module: str) -> bool:
-    """Whether `pid` is alive and runs `python -m <module>` (a recycled pid is not)."""
-    return procs.runs(pid, module)

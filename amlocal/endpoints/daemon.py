@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal import daemons, procs
+from amlocal import procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.endpoints.frontdoor import FrontDoor, Route, Table, traffic_table
@@ -42,7 +42,7 @@ def reap_stale(state_dir: Path) -> None:
             f.unlink()
             return
         for pid in pids:
-            if isinstance(pid, int) and pid > 0 and daemons.runs(pid, LOOPBACK_MODULE):
+            if isinstance(pid, int) and pid > 0 and procs.runs(pid, LOOPBACK_MODULE):
                 procs.stop_group(pid)
 
 

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from amlocal import daemons
+from amlocal import procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 
@@ -24,7 +24,7 @@ def daemon_pid(home: Path, endpoint: str, port: int) -> int | None:
     """The running daemon's pid for this endpoint and port, or None."""
     try:
         info = json.loads(paths.daemon_file(home, endpoint).read_text())
-        if info.get("port") == port and daemons.runs(int(info["pid"]), DAEMON_MODULE):
+        if info.get("port") == port and procs.runs(int(info["pid"]), DAEMON_MODULE):
             return int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -54,6 +54,6 @@ def _pid_on_port(home: Path, endpoint: str, port: int) -> int | None:
         return None
     finally:
         conn.close()
-    if info.get("endpoint") != endpoint or not daemons.runs(pid, DAEMON_MODULE):
+    if info.get("endpoint") != endpoint or not procs.runs(pid, DAEMON_MODULE):
         return None
     return pid

@@ -19,13 +19,12 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from amlocal import daemons
+from amlocal import daemons, procs
 from amlocal.workspace import Workspace
 
 MODULE = "amlocal.schedules.daemon"
@@ -45,7 +44,7 @@ def running_pid(home: Path) -> int | None:
         pid = int(json.loads((state_dir(home) / "daemon.json").read_text())["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if daemons.runs(pid, MODULE) else None
+    return pid if procs.runs(pid, MODULE) else None
 
 
 def _enabled(ws: Workspace) -> list[dict[str, Any]]:
@@ -59,18 +58,7 @@ def ensure(ws: Workspace) -> int | None:
     pid = running_pid(ws.home)
     if pid is not None or not _enabled(ws):
         return pid
-    state_dir(ws.home).mkdir(parents=True, exist_ok=True)
-    with open(log_file(ws.home), "ab") as out:
-        first = subprocess.Popen(
-            [sys.executable, "-m", MODULE, str(ws.home)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ws.home,
-            start_new_session=True,
-            env={**os.environ, "AMLOCAL_HOME": str(ws.home)},
-        )
-    first.wait()  # it forks the daemon and exits
+    daemons.start(MODULE, [str(ws.home)], ws.home, log_file(ws.home))  # it forks and exits
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         pid = running_pid(ws.home)
