@@ -15,7 +15,14 @@ import pytest
 from amlocal import procs
 
 
-def test_a_zombie_is_not_alive_and_a_reaped_pid_neither() -> None:
+@pytest.fixture(params=["linux", "darwin"])
+def platform(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both code paths of procs on this machine: /proc (linux) and psutil (elsewhere)."""
+    monkeypatch.setattr(procs, "LINUX", request.param == "linux")
+    return str(request.param)
+
+
+def test_a_zombie_is_not_alive_and_a_reaped_pid_neither(platform: str) -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
     while procs.alive(child.pid) and time.monotonic() < deadline:
@@ -27,9 +34,13 @@ def test_a_zombie_is_not_alive_and_a_reaped_pid_neither() -> None:
     assert procs.alive(os.getpid())
 
 
-def test_runs_matches_the_command_line_not_just_the_pid() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "marker-x"])
+def test_runs_matches_the_command_line_not_just_the_pid(platform: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(1, flush=True); time.sleep(30)", "marker-x"],
+        stdout=subprocess.PIPE,
+    )
     try:
+        assert child.stdout is not None and child.stdout.readline()  # exec'd and running
         assert procs.runs(child.pid, "marker-x")
         assert not procs.runs(child.pid, "amlocal.endpoints.daemon")
     finally:
