@@ -327,6 +327,25 @@ def model_versions(ws: Workspace, name: str) -> list[str] | None:
     return sorted(direct.model_versions(name), key=int) if direct else None
 
 
+def model_alias(ws: Workspace, name: str, alias: str) -> str | None:
+    """The version `alias` of registered model `name` points at, read straight from the
+    store ("" when the alias is not set); None when only MLflow can answer. A deploy step
+    asks this on every run, and MLflow's import alone takes seconds."""
+    direct = _fast(ws)
+    if direct is None:
+        return None
+    con = direct._connect()
+    try:
+        row = con.execute(
+            "SELECT version FROM registered_model_aliases"
+            " WHERE name = ? AND alias = ? AND workspace = 'default'",
+            (name, alias),
+        ).fetchone()
+    finally:
+        con.close()
+    return str(row[0]) if row else ""
+
+
 def model_location(ws: Workspace, name: str, version: str) -> str | None:
     """Where a model version's files are stored, read straight from the store (None: ask
     MLflow)."""

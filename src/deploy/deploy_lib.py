@@ -390,10 +390,15 @@ class LocalTarget:
         online_endpoint.set_traffic(self.ws, endpoint, traffic, mirror)
 
     def champion(self, name: str) -> str | None:
-        """The champion alias, else the newest version tagged champion=true (register_lib)."""
-        from mlflow.exceptions import MlflowException
-
+        """The champion alias, else the newest version tagged champion=true (register_lib).
+        The alias is read straight from the workspace's store when it can be: a rerun's
+        deploy step then decides without importing MLflow."""
         from amlocal import tracking
+
+        version = tracking.model_alias(self.ws, name, CHAMPION)
+        if version:
+            return version
+        from mlflow.exceptions import MlflowException
 
         client = tracking.client(self.ws)
         try:

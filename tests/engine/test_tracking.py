@@ -188,3 +188,21 @@ def test_an_unusable_cache_leaves_the_store_to_mlflow(
     assert tracking._fast(ws) is None
     run = tracking.start_run(ws, "exp", "job")
     assert MlflowClient(ws.mlflow_tracking_uri).get_run(run).info.run_name == "job"
+
+
+def test_model_aliases_read_like_mlflows(ws: Workspace) -> None:
+    """tracking.model_alias answers from the store what MLflow's client answers (the deploy
+    step's champion lookup, which must not import MLflow on every run)."""
+    uri = ws.mlflow_tracking_uri
+    run = tracking.start_run(ws, "exp", "train")
+    client = MlflowClient(uri, registry_uri=uri)
+    client.create_registered_model("m")
+    for _ in range(3):
+        client.create_model_version("m", f"runs:/{run}/model", run_id=run)
+    assert tracking.model_alias(ws, "m", "champion") == ""  # not set
+    client.set_registered_model_alias("m", "champion", "2")
+    assert tracking.model_alias(ws, "m", "champion") == "2"
+    client.set_registered_model_alias("m", "champion", "3")
+    assert tracking.model_alias(ws, "m", "champion") == "3"
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "3"
+    assert tracking.model_alias(ws, "absent", "champion") == ""
