@@ -101,13 +101,10 @@ def build_parser(group: str | None = None) -> Parser:
 
 def versions() -> str:
     """`az --version`'s layout: the tool, then what it depends on, one per line."""
-    from importlib import metadata
+    from amlocal import packages
 
     def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
+        return packages.version(dist) or "not installed"
 
     deps = ("mlflow", "azure-ai-ml", "azureml-inference-server-http")
     lines = [f"amlocal {version('amlocal')}", ""]

@@ -127,9 +127,9 @@ def cache_dir() -> Path:
 
 
 def _aml_version() -> str:
-    from importlib import metadata
+    from amlocal import packages
 
-    return metadata.version("azure-ai-ml")
+    return packages.version("azure-ai-ml") or "not installed"
 
 
 def validated(

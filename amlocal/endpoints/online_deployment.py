@@ -58,9 +58,7 @@ def _registered(ws: Workspace, ref: str) -> bool:
 
 def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     """The environment's record; checks it pins the azmlinfsrv version amlocal runs."""
-    from importlib.metadata import version
-
-    from amlocal import assets
+    from amlocal import assets, packages
     from amlocal.assets.environment import environment_record
 
     if env is None:
@@ -75,7 +73,7 @@ def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     else:
         record = environment_record(env)
     pin = _server_pin(record)
-    installed = version(SERVER_PACKAGE)
+    installed = packages.version(SERVER_PACKAGE)
     if pin is not None and pin != installed:
         raise InvalidInput(
             f"environment {record.get('name')} pins {SERVER_PACKAGE}=={pin} but this venv runs "

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from amlocal import packages
 from amlocal.hashing import text_digest
 
 # Conda package names whose PyPI distribution is called something else.
@@ -71,6 +70,8 @@ class Spec:
 def from_conda(conda: Any, origin: str = "conda file") -> Spec:
     """A conda file (text or parsed) as a Spec."""
     if isinstance(conda, str):
+        import yaml  # not at module level: most steps' environments have no conda text
+
         conda = yaml.safe_load(conda) or {}
     if not isinstance(conda, dict):
         return Spec(origin=origin)
@@ -155,6 +156,8 @@ def from_requirements(text: str, origin: str) -> Spec:
 def from_build_context(path: Path) -> Spec:
     """A Docker build context's packages: its conda file and requirements.txt when it has
     them (the Dockerfile's own RUN steps are not replayed)."""
+    import yaml
+
     parts: list[Spec] = []
     if path.is_dir():
         for f in sorted(path.iterdir()):
@@ -192,8 +195,6 @@ def of_definition(definition: dict[str, Any] | None) -> Spec:
 
 def unmet(spec: Spec) -> list[str]:
     """The requirements the running interpreter (the project venv) does not satisfy."""
-    from importlib import metadata
-
     from packaging.requirements import InvalidRequirement, Requirement
 
     problems = []
@@ -208,9 +209,8 @@ def unmet(spec: Spec) -> list[str]:
         if req.url:
             problems.append(f"{line} (a URL)")
             continue
-        try:
-            have = metadata.version(req.name)
-        except metadata.PackageNotFoundError:
+        have = packages.version(req.name)
+        if have is None:
             problems.append(f"{line} is not installed")
             continue
         if req.specifier and not req.specifier.contains(have, prereleases=True):
