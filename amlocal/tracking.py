@@ -62,21 +62,27 @@ class _SqliteRuns:
 
     def __init__(self, db: Path) -> None:
         self.db = db
+        self._local = threading.local()
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db, timeout=60)
+        """This thread's connection, kept open: in WAL mode a commit then costs ~0.03 ms,
+        where a connection per write paid an fsync each (~20 ms here; 4 per one-step job).
+        Closing the last connection checkpoints, once, at exit."""
+        con, pid = getattr(self._local, "con", (None, 0))
+        if con is None or pid != os.getpid():  # a forked daemon must not share the parent's
+            con = sqlite3.connect(self.db, timeout=60)
+            con.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints
+            self._local.con = (con, os.getpid())
+        return con
 
     def experiment(self, name: str) -> tuple[str, str] | None:
         """(id, artifact_location) of an active experiment in the default MLflow workspace."""
         con = self._connect()
-        try:
-            rows = con.execute(
-                "SELECT experiment_id, artifact_location, lifecycle_stage, workspace"
-                " FROM experiments WHERE name = ?",
-                (name,),
-            ).fetchall()
-        finally:
-            con.close()
+        rows = con.execute(
+            "SELECT experiment_id, artifact_location, lifecycle_stage, workspace"
+            " FROM experiments WHERE name = ?",
+            (name,),
+        ).fetchall()
         if len(rows) != 1 or rows[0][2] != "active" or rows[0][3] != "default" or not rows[0][1]:
             return None
         return str(rows[0][0]), rows[0][1]
@@ -99,61 +105,48 @@ class _SqliteRuns:
             return str(cur.lastrowid), artifact_location
         except sqlite3.IntegrityError:  # created meanwhile by another process, or deleted
             return self.experiment(name)
-        finally:
-            con.close()
 
     def create_run(self, experiment: tuple[str, str], run_name: str, tags: dict[str, str]) -> str:
         exp_id, location = experiment
         run_id = uuid.uuid4().hex
         artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
         con = self._connect()
-        try:
-            with con:
-                con.execute(
-                    "INSERT INTO runs (run_uuid, name, source_type, source_name,"
-                    " entry_point_name, user_id, status, start_time, end_time, source_version,"
-                    " lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
-                    " VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?,"
-                    " NULL)",
-                    (
-                        run_id,
-                        run_name,
-                        tags.get("mlflow.user", "unknown"),
-                        int(time.time() * 1000),
-                        artifact_uri,
-                        int(exp_id),
-                    ),
-                )
-                con.executemany(
-                    "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                    [(k, v, run_id) for k, v in tags.items()],
-                )
-        finally:
-            con.close()
+        with con:
+            con.execute(
+                "INSERT INTO runs (run_uuid, name, source_type, source_name,"
+                " entry_point_name, user_id, status, start_time, end_time, source_version,"
+                " lifecycle_stage, artifact_uri, experiment_id, deleted_time)"
+                " VALUES (?, ?, 'UNKNOWN', '', '', ?, 'RUNNING', ?, NULL, '', 'active', ?, ?,"
+                " NULL)",
+                (
+                    run_id,
+                    run_name,
+                    tags.get("mlflow.user", "unknown"),
+                    int(time.time() * 1000),
+                    artifact_uri,
+                    int(exp_id),
+                ),
+            )
+            con.executemany(
+                "INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(k, v, run_id) for k, v in tags.items()],
+            )
         return run_id
 
     def terminate(self, run_id: str, status: str) -> bool:
         con = self._connect()
-        try:
-            with con:
-                cur = con.execute(
-                    "UPDATE runs SET status = ?, end_time = ?"
-                    " WHERE run_uuid = ? AND lifecycle_stage = 'active'",
-                    (status, int(time.time() * 1000), run_id),
-                )
-                return cur.rowcount == 1
-        finally:
-            con.close()
+        with con:
+            cur = con.execute(
+                "UPDATE runs SET status = ?, end_time = ?"
+                " WHERE run_uuid = ? AND lifecycle_stage = 'active'",
+                (status, int(time.time() * 1000), run_id),
+            )
+            return cur.rowcount == 1
 
     def artifact_dir(self, run_id: str) -> Path | None:
         """The run's artifact folder when its artifact URI is a local file:// URI."""
         con = self._connect()
-        try:
-            row = con.execute(
-                "SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)
-            ).fetchone()
-        finally:
-            con.close()
+        row = con.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
         if not row or not row[0].startswith("file://"):
             return None
         parsed = urlparse(row[0])
@@ -162,15 +155,12 @@ class _SqliteRuns:
     def model_versions(self, name: str) -> dict[str, str]:
         """{version: files URI} of the READY versions of a registered model."""
         con = self._connect()
-        try:
-            rows = con.execute(
-                "SELECT version, storage_location, source FROM model_versions"
-                " WHERE name = ? AND workspace = 'default' AND status = 'READY'"
-                " AND current_stage != 'Deleted_Internal'",
-                (name,),
-            ).fetchall()
-        finally:
-            con.close()
+        rows = con.execute(
+            "SELECT version, storage_location, source FROM model_versions"
+            " WHERE name = ? AND workspace = 'default' AND status = 'READY'"
+            " AND current_stage != 'Deleted_Internal'",
+            (name,),
+        ).fetchall()
         return {str(v): (loc or src or "") for v, loc, src in rows}
 
 
@@ -276,6 +266,9 @@ def _new_store(ws: Workspace, db: Path) -> None:
                     " last_update_time = ? WHERE experiment_id = 0",
                     ((ws.mlflow_artifact_root / "Default").as_uri(), now, now),
                 )
+            # WAL (kept in the file): a commit on a kept connection needs no fsync, and
+            # readers (the UI, a deploy step) never block the runner's writes.
+            con.execute("PRAGMA journal_mode=WAL")
         finally:
             con.close()
         with contextlib.suppress(FileExistsError):  # another process made it first: keep it
@@ -335,14 +328,11 @@ def model_alias(ws: Workspace, name: str, alias: str) -> str | None:
     if direct is None:
         return None
     con = direct._connect()
-    try:
-        row = con.execute(
-            "SELECT version FROM registered_model_aliases"
-            " WHERE name = ? AND alias = ? AND workspace = 'default'",
-            (name, alias),
-        ).fetchone()
-    finally:
-        con.close()
+    row = con.execute(
+        "SELECT version FROM registered_model_aliases"
+        " WHERE name = ? AND alias = ? AND workspace = 'default'",
+        (name, alias),
+    ).fetchone()
     return str(row[0]) if row else ""
 
 
@@ -360,13 +350,10 @@ def max_model_version(ws: Workspace, name: str) -> int | None:
     if direct is None:
         return None
     con = direct._connect()
-    try:
-        row = con.execute(
-            "SELECT MAX(version) FROM model_versions WHERE name = ? AND workspace = 'default'",
-            (name,),
-        ).fetchone()
-    finally:
-        con.close()
+    row = con.execute(
+        "SELECT MAX(version) FROM model_versions WHERE name = ? AND workspace = 'default'",
+        (name,),
+    ).fetchone()
     return int(row[0] or 0)
 
 
