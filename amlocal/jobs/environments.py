@@ -193,11 +193,11 @@ def route_tracking(
     has an MLflow that cannot use the workspace's SQLite store and its code mentions MLflow
     (or `force`: it installs an MLflow of its own)."""
     store = env.get("MLFLOW_TRACKING_URI", "")
-    if not store.startswith("sqlite:"):
-        return
+    if not store.startswith("sqlite:") or not (force or _foreign_mlflow(bin_dir)):
+        return  # (checked first: tracking_server's imports cost ~10 ms on every step)
     from amlocal.environments import tracking_server
 
-    if force or (_foreign_mlflow(bin_dir) and tracking_server.used_by(command, code)):
+    if force or tracking_server.used_by(command, code):
         env["MLFLOW_TRACKING_URI"] = tracking_server.uri(store, ws.home)
         # The step starts while the server imports MLflow: its client retries a refused
         # connection with backoff; give it minutes on a busy machine (a user's value wins).
@@ -222,8 +222,7 @@ def _foreign_mlflow(bin_dir: Path) -> bool:
 
 @functools.cache
 def _project_mlflow() -> str:
-    """The MLflow version amlocal runs (read once: a metadata lookup scans sys.path, ~6 ms,
-    and every step in a built venv asks)."""
-    from importlib import metadata
+    """The MLflow version amlocal runs (read once: every step in a built venv asks)."""
+    from amlocal import packages
 
-    return metadata.version("mlflow")
+    return packages.version("mlflow") or ""
