@@ -9,7 +9,6 @@ and the closest one.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ def unknown_inputs(path: Path, overrides: list[dict[str, Any]]) -> list[str]:
                 continue
             name = parts[1]
             have = ", ".join(sorted(declared)) or "none"
+            import difflib
+
             close = difflib.get_close_matches(name, list(declared), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             warnings.append(

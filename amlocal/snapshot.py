@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -159,6 +158,8 @@ def include_entries(includes: Includes) -> list[tuple[str, Path, bool]]:
 
 def _zip_folder(folder: Path, target: Path) -> None:
     """The zip azure-ai-ml builds: the folder itself as the root entry, files sorted."""
+    import zipfile  # only for zipped folders: every job create imports this module
+
     with zipfile.ZipFile(target, "w") as zf:
         zf.write(folder, folder.name)
         for f in snapshot_files(folder):

@@ -21,10 +21,8 @@ import logging
 import os
 import shutil
 import sqlite3
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -108,7 +106,7 @@ class _SqliteRuns:
 
     def create_run(self, experiment: tuple[str, str], run_name: str, tags: dict[str, str]) -> str:
         exp_id, location = experiment
-        run_id = uuid.uuid4().hex
+        run_id = _uuid4_hex()
         artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
         con = self._connect()
         with con:
@@ -162,6 +160,15 @@ class _SqliteRuns:
             (name,),
         ).fetchall()
         return {str(v): (loc or src or "") for v, loc, src in rows}
+
+
+def _uuid4_hex() -> str:
+    """`uuid.uuid4().hex`, MLflow's run id, without importing uuid (which imports platform:
+    ~5 ms of every job's start-up): 122 random bits, version 4, RFC 4122 variant."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    return b.hex()
 
 
 def _check_local_store(ws: Workspace, uri: str) -> None:
@@ -235,6 +242,8 @@ def store_template() -> Path | None:
         return None
     if not template.is_file():
         template.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         tmp_dir = Path(tempfile.mkdtemp(prefix=".mlflow-store-", dir=template.parent))
         try:
             from mlflow.tracking import MlflowClient

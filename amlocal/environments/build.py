@@ -16,7 +16,6 @@ import fcntl
 import glob
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -68,7 +67,7 @@ def find_python(version: str | None) -> tuple[Path, str]:
     """(interpreter, X.Y.Z) for a declared `python=X.Y`: one of this machine's interpreters of
     that minor version (PATH, pyenv), else the one amlocal runs on."""
     own = Path(os.path.realpath(sys.executable))
-    own_version = platform.python_version()
+    own_version = sys.version.split()[0]  # what platform.python_version() reads
     if not version or version == ".".join(own_version.split(".")[:2]):
         return own, own_version
     if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 8:
@@ -94,7 +93,7 @@ def key(spec: Spec, interpreter: Path, python_version: str) -> str:
         str(interpreter),
         python_version,
         sys.platform,
-        platform.machine(),
+        os.uname().machine,  # platform.machine(), without platform's import (every job)
     ]
     return text_digest(json.dumps(doc))[:24]
 

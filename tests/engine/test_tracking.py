@@ -242,3 +242,13 @@ def test_a_forked_process_opens_its_own_connection(ws: Workspace) -> None:
     os.close(r)
     os.waitpid(pid, 0)
     assert got == b"1"
+
+
+def test_run_ids_are_uuid4_hex_as_mlflow_makes_them() -> None:
+    import uuid
+
+    ids = {tracking._uuid4_hex() for _ in range(200)}
+    assert len(ids) == 200
+    for h in ids:
+        u = uuid.UUID(hex=h)
+        assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == h
