@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from amlocal.store import read_row, read_rows
 from amlocal.workspace import Workspace
 
 # alembic revision of MLflow's tracking schema that `_SqliteRuns` writes (mlflow==3.15.0).
@@ -68,15 +69,12 @@ class _SqliteRuns:
 
     def experiment(self, name: str) -> tuple[str, str] | None:
         """(id, artifact_location) of an active experiment in the default MLflow workspace."""
-        con = self._connect()
-        try:
-            rows = con.execute(
-                "SELECT experiment_id, artifact_location, lifecycle_stage, workspace"
-                " FROM experiments WHERE name = ?",
-                (name,),
-            ).fetchall()
-        finally:
-            con.close()
+        rows = read_rows(
+            self._connect(),
+            "SELECT experiment_id, artifact_location, lifecycle_stage, workspace"
+            " FROM experiments WHERE name = ?",
+            (name,),
+        )
         if len(rows) != 1 or rows[0][2] != "active" or rows[0][3] != "default" or not rows[0][1]:
             return None
         return str(rows[0][0]), rows[0][1]
@@ -147,13 +145,9 @@ class _SqliteRuns:
 
     def artifact_dir(self, run_id: str) -> Path | None:
         """The run's artifact folder when its artifact URI is a local file:// URI."""
-        con = self._connect()
-        try:
-            row = con.execute(
-                "SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)
-            ).fetchone()
-        finally:
-            con.close()
+        row = read_row(
+            self._connect(), "SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)
+        )
         if not row or not row[0].startswith("file://"):
             return None
         parsed = urlparse(row[0])
@@ -161,16 +155,13 @@ class _SqliteRuns:
 
     def model_versions(self, name: str) -> dict[str, str]:
         """{version: files URI} of the READY versions of a registered model."""
-        con = self._connect()
-        try:
-            rows = con.execute(
-                "SELECT version, storage_location, source FROM model_versions"
-                " WHERE name = ? AND workspace = 'default' AND status = 'READY'"
-                " AND current_stage != 'Deleted_Internal'",
-                (name,),
-            ).fetchall()
-        finally:
-            con.close()
+        rows = read_rows(
+            self._connect(),
+            "SELECT version, storage_location, source FROM model_versions"
+            " WHERE name = ? AND workspace = 'default' AND status = 'READY'"
+            " AND current_stage != 'Deleted_Internal'",
+            (name,),
+        )
         return {str(v): (loc or src or "") for v, loc, src in rows}
 
 
@@ -213,10 +204,7 @@ def _fast(ws: Workspace) -> _SqliteRuns | None:
 def _revision(db: Path) -> str | None:
     try:
         con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-        try:
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            con.close()
+        row = read_row(con, "SELECT version_num FROM alembic_version")
     except sqlite3.Error:
         return None
     return row[0] if row else None
@@ -334,15 +322,12 @@ def model_alias(ws: Workspace, name: str, alias: str) -> str | None:
     direct = _fast(ws)
     if direct is None:
         return None
-    con = direct._connect()
-    try:
-        row = con.execute(
-            "SELECT version FROM registered_model_aliases"
-            " WHERE name = ? AND alias = ? AND workspace = 'default'",
-            (name, alias),
-        ).fetchone()
-    finally:
-        con.close()
+    row = read_row(
+        direct._connect(),
+        "SELECT version FROM registered_model_aliases"
+        " WHERE name = ? AND alias = ? AND workspace = 'default'",
+        (name, alias),
+    )
     return str(row[0]) if row else ""
 
 
@@ -359,14 +344,11 @@ def max_model_version(ws: Workspace, name: str) -> int | None:
     direct = _fast(ws)
     if direct is None:
         return None
-    con = direct._connect()
-    try:
-        row = con.execute(
-            "SELECT MAX(version) FROM model_versions WHERE name = ? AND workspace = 'default'",
-            (name,),
-        ).fetchone()
-    finally:
-        con.close()
+    row = read_row(
+        direct._connect(),
+        "SELECT MAX(version) FROM model_versions WHERE name = ? AND workspace = 'default'",
+        (name,),
+    )
     return int(row[0] or 0)
 
 
