@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import names
-from amlocal.errors import AmlocalError
+from amlocal.errors import AmlocalError, NotFound
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -191,6 +191,14 @@ class Store:
             (kind, name, version),
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def require(self, kind: str, name: str, missing: str) -> dict[str, Any]:
+        """The record, or NotFound saying `missing` (az ml's wording for that kind): every
+        `show`, `delete` and lookup of a named endpoint, deployment, job or compute."""
+        rec = self.get(kind, name)
+        if rec is None:
+            raise NotFound(missing)
+        return rec
 
     def update(
         self,

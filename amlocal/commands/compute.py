@@ -110,10 +110,7 @@ def update(args: argparse.Namespace) -> Any:
 def show(args: argparse.Namespace) -> Any:
     from amlocal.workspace import public
 
-    rec = _ws().store.get(KIND, args.name)
-    if rec is None:
-        raise NotFound(f"compute '{args.name}' does not exist")
-    return public(rec)
+    return public(_ws().store.require(KIND, args.name, f"compute '{args.name}' does not exist"))
 
 
 def list_computes(args: argparse.Namespace) -> Any:
@@ -127,8 +124,7 @@ def list_computes(args: argparse.Namespace) -> Any:
 
 def delete(args: argparse.Namespace) -> Any:
     ws = _ws()
-    if ws.store.get(KIND, args.name) is None:
-        raise NotFound(f"compute '{args.name}' does not exist")
+    ws.store.require(KIND, args.name, f"compute '{args.name}' does not exist")
     ws.store.delete(KIND, args.name)
     return None
 

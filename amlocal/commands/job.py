@@ -71,10 +71,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
 
 
 def _get(ws: Workspace, name: str) -> dict[str, Any]:
-    record = ws.store.get("job", name)
-    if record is None:
-        raise NotFound(f"job '{name}' was not found in workspace {ws.home}")
-    return record
+    return ws.store.require("job", name, f"job '{name}' was not found in workspace {ws.home}")
 
 
 def create(args: argparse.Namespace) -> Any:
