@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import names
-from amlocal.errors import AmlocalError
+from amlocal.errors import AmlocalError, NotFound
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -51,6 +51,22 @@ class StoreDamaged(AmlocalError):
     """A state database exists but is empty, unreadable or without its schema."""
 
 
+def read_rows(con: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """The rows of one query on a connection opened for it, closed after: the quick reads of
+    a SQLite file (this store's schema check, MLflow's runs and registry read without MLflow)
+    keep no connection open."""
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def read_row(con: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """The first row of one query (None when there is none), closing `con` as read_rows."""
+    rows = read_rows(con, sql, params)
+    return rows[0] if rows else None
+
+
 def require_schema(path: Path, table: str, what: str) -> None:
     """Refuse `path` unless it is an SQLite database holding `table`."""
     advice = (
@@ -66,12 +82,7 @@ def require_schema(path: Path, table: str, what: str) -> None:
         raise StoreDamaged(advice.format("empty (0 bytes)"))
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            found = con.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
-            ).fetchone()
-        finally:
-            con.close()
+        found = read_row(con, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,))
     except sqlite3.Error as exc:
         raise StoreDamaged(advice.format(f"not a readable SQLite database ({exc})")) from None
     if not found:
@@ -180,6 +191,14 @@ class Store:
             (kind, name, version),
         ).fetchone()
         return json.loads(row[0]) if row else None
+
+    def require(self, kind: str, name: str, missing: str) -> dict[str, Any]:
+        """The record, or NotFound saying `missing` (az ml's wording for that kind): every
+        `show`, `delete` and lookup of a named endpoint, deployment, job or compute."""
+        rec = self.get(kind, name)
+        if rec is None:
+            raise NotFound(missing)
+        return rec
 
     def update(
         self,

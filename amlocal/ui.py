@@ -12,6 +12,7 @@ import sqlite3
 import sys
 from typing import Any
 
+from amlocal.store import read_row
 from amlocal.workspace import Workspace
 
 HOST = "127.0.0.1"
@@ -42,12 +43,7 @@ def _experiment_of(ws: Workspace, run_id: str) -> str | None:
         return None
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute(
-                "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,)
-            ).fetchone()
-        finally:
-            con.close()
+        row = read_row(con, "SELECT experiment_id FROM runs WHERE run_uuid = ?", (run_id,))
     except sqlite3.Error:
         return None
     return None if row is None else str(row[0])

@@ -10,19 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from amlocal.commands import definition_verb, overrides, record_verb
+from amlocal.commands import workspace as _ws
 from amlocal.errors import InvalidInput
-
-
-def _ws() -> Any:
-    from amlocal.workspace import Workspace
-
-    return Workspace()
-
-
-def _overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from amlocal.loader import parse_set
-
-    return parse_set(getattr(args, "set", None))
 
 
 # -- batch-endpoint --------------------------------------------------------------------------
@@ -35,7 +25,7 @@ def ep_create(args: argparse.Namespace, creating: bool = True) -> Any:
         _ws(),
         Path(args.file) if args.file else None,
         args.name,
-        _overrides(args),
+        overrides(args),
         creating=creating,
     )
 
@@ -103,7 +93,7 @@ def ep_invoke(args: argparse.Namespace) -> Any:
         output_path=args.output_path,
         mini_batch_size=args.mini_batch_size,
         instance_count=args.instance_count,
-        sets=_overrides(args),
+        sets=overrides(args),
         invoke_file=invoke_file,
         experiment_name=args.experiment_name,
         job_name=args.job_name,
@@ -121,7 +111,7 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
         Path(args.file),
         args.name,
         args.endpoint_name,
-        _overrides(args),
+        overrides(args),
         set_default=args.set_default,
         creating=creating,
     )
@@ -164,28 +154,18 @@ def _endpoint_verbs(sp: Any) -> None:
         ("create", ep_create, "Create an endpoint (overwrites settings if it exists)."),
         ("update", ep_update, "Update an endpoint (e.g. --set defaults.deployment_name=x)."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-f", "--file")
-        p.add_argument("-n", "--name")
-        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
+        p = definition_verb(sp, verb, func, text)
         p.add_argument("--no-wait", action="store_true")
-        p.set_defaults(func=func)
 
-    p = sp.add_parser("show", help="Show an endpoint.")
-    p.add_argument("-n", "--name", required=True)
-    p.set_defaults(func=ep_show)
+    record_verb(sp, "show", ep_show, "Show an endpoint.")
 
     p = sp.add_parser("list", help="List batch endpoints.")
     p.set_defaults(func=ep_list)
 
-    p = sp.add_parser("delete", help="Delete an endpoint and its deployments.")
-    p.add_argument("-n", "--name", required=True)
-    p.add_argument("-y", "--yes", action="store_true")
-    p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=ep_delete)
+    text = "Delete an endpoint and its deployments."
+    record_verb(sp, "delete", ep_delete, text, confirm=True, no_wait=True)
 
-    p = sp.add_parser("invoke", help="Start a batch scoring job (returns the job).")
-    p.add_argument("-n", "--name", required=True)
+    p = record_verb(sp, "invoke", ep_invoke, "Start a batch scoring job (returns the job).")
     p.add_argument("-d", "--deployment-name", dest="deployment_name")
     p.add_argument("-f", "--file", help="YAML with inputs: and outputs: (pipeline deployments)")
     p.add_argument("--input", help="folder, file, azureml:<data>:<version> or azureml:// path")
@@ -197,12 +177,10 @@ def _endpoint_verbs(sp: Any) -> None:
     p.add_argument("--job-name", dest="job_name")
     p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
     p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=ep_invoke)
 
-    p = sp.add_parser("list-jobs", help="List an endpoint's jobs (newest first).")
-    p.add_argument("-n", "--name", required=True)
+    p = record_verb(sp, "list-jobs", ep_list_jobs, "List an endpoint's jobs (newest first).")
     p.add_argument("-r", "--max-results", dest="max_results", type=int)
-    p.set_defaults(func=ep_list_jobs, group="batch-endpoint")
+    p.set_defaults(group="batch-endpoint")
 
 
 def _deployment_verbs(sp: Any) -> None:
@@ -210,34 +188,20 @@ def _deployment_verbs(sp: Any) -> None:
         ("create", dep_create, "Create a deployment from YAML."),
         ("update", dep_update, "Update a deployment from YAML."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-f", "--file")
-        p.add_argument("-n", "--name")
-        p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
-        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
+        p = definition_verb(sp, verb, func, text, endpoint=True)
         p.add_argument("--set-default", dest="set_default", action="store_true")
         p.add_argument("--no-wait", action="store_true")
         p.add_argument("--skip-script-validation", action="store_true")
-        p.set_defaults(func=func)
 
-    for verb, func, text in (
-        ("show", dep_show, "Show a deployment."),
-        ("delete", dep_delete, "Delete a deployment."),
-    ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-n", "--name", required=True)
-        p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
-        if verb == "delete":
-            p.add_argument("-y", "--yes", action="store_true")
-            p.add_argument("--no-wait", action="store_true")
-        p.set_defaults(func=func)
+    record_verb(sp, "show", dep_show, "Show a deployment.", endpoint=True)
+    text = "Delete a deployment."
+    record_verb(sp, "delete", dep_delete, text, endpoint=True, confirm=True, no_wait=True)
 
     p = sp.add_parser("list", help="List an endpoint's deployments.")
     p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
     p.set_defaults(func=dep_list)
 
-    p = sp.add_parser("list-jobs", help="List a deployment's jobs (newest first).")
-    p.add_argument("-n", "--name", required=True)
-    p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+    text = "List a deployment's jobs (newest first)."
+    p = record_verb(sp, "list-jobs", ep_list_jobs, text, endpoint=True)
     p.add_argument("-r", "--max-results", dest="max_results", type=int)
-    p.set_defaults(func=ep_list_jobs, group="batch-deployment")
+    p.set_defaults(group="batch-deployment")

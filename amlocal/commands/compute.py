@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from amlocal.commands import definition_verb, record_verb
+from amlocal.commands import workspace as _ws
 from amlocal.errors import InvalidInput, NotFound
 
 KIND = "compute"
@@ -30,12 +32,6 @@ FLAG_KEYS = {
     "resource_id": "resource_id",
     "namespace": "namespace",
 }
-
-
-def _ws() -> Any:
-    from amlocal.workspace import Workspace
-
-    return Workspace()
 
 
 def _note(name: str) -> None:
@@ -110,10 +106,7 @@ def update(args: argparse.Namespace) -> Any:
 def show(args: argparse.Namespace) -> Any:
     from amlocal.workspace import public
 
-    rec = _ws().store.get(KIND, args.name)
-    if rec is None:
-        raise NotFound(f"compute '{args.name}' does not exist")
-    return public(rec)
+    return public(_ws().store.require(KIND, args.name, f"compute '{args.name}' does not exist"))
 
 
 def list_computes(args: argparse.Namespace) -> Any:
@@ -127,8 +120,7 @@ def list_computes(args: argparse.Namespace) -> Any:
 
 def delete(args: argparse.Namespace) -> Any:
     ws = _ws()
-    if ws.store.get(KIND, args.name) is None:
-        raise NotFound(f"compute '{args.name}' does not exist")
+    ws.store.require(KIND, args.name, f"compute '{args.name}' does not exist")
     ws.store.delete(KIND, args.name)
     return None
 
@@ -146,10 +138,7 @@ def add_verbs(sp: Any, group: str) -> None:
         ("attach", create, "Record an attached compute (Kubernetes, VM)."),
         ("update", update, "Update a recorded compute."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-f", "--file")
-        p.add_argument("-n", "--name")
-        p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+        p = definition_verb(sp, verb, func, text)
         p.add_argument("-t", "--type")
         p.add_argument("--size")
         p.add_argument("--min-instances", dest="min_instances", type=int)
@@ -172,7 +161,6 @@ def add_verbs(sp: Any, group: str) -> None:
         p.add_argument("--resource-id", dest="resource_id")
         p.add_argument("--namespace")
         p.add_argument("--no-wait", action="store_true")
-        p.set_defaults(func=func)
 
     for verb, func, text in (
         ("show", show, "Show a recorded compute."),
@@ -182,13 +170,7 @@ def add_verbs(sp: Any, group: str) -> None:
         ("stop", _noop, "Accepted; nothing to stop offline."),
         ("restart", _noop, "Accepted; nothing to restart offline."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-n", "--name", required=True)
-        if verb != "show":
-            p.add_argument("--no-wait", action="store_true")
-        if verb == "delete":
-            p.add_argument("-y", "--yes", action="store_true")
-        p.set_defaults(func=func)
+        record_verb(sp, verb, func, text, confirm=verb == "delete", no_wait=verb != "show")
 
     p = sp.add_parser("list", help="List recorded computes.")
     p.add_argument("-t", "--type")

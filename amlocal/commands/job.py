@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import procs
+from amlocal.commands import definition_verb, record_verb
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.jobs.status import TERMINAL, Status
 from amlocal.workspace import Workspace
@@ -20,10 +21,8 @@ from amlocal.workspace import public_job as public
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
-    p = verbs.add_parser("create", help="Create (submit) a job from a YAML file.")
-    p.add_argument("-f", "--file", required=True)
-    p.add_argument("-n", "--name")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    text = "Create (submit) a job from a YAML file."
+    p = definition_verb(verbs, "create", create, text, file_required=True)
     p.add_argument("-s", "--stream", action="store_true")
     p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
     p.add_argument("--skip-validation", action="store_true")
@@ -33,17 +32,14 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
         action="store_true",
         help="amlocal only: one content-hashed venv per Azure ML environment",
     )
-    p.set_defaults(func=create)
 
     p = verbs.add_parser("validate", help="Validate a job YAML file without running it.")
     p.add_argument("-f", "--file", required=True)
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=validate)
 
-    p = verbs.add_parser("show", help="Show a job.")
-    p.add_argument("-n", "--name", required=True)
+    p = record_verb(verbs, "show", show, "Show a job.")
     p.add_argument("--web", action="store_true", help="print the MLflow UI address of the job")
-    p.set_defaults(func=show)
 
     p = verbs.add_parser("list", help="List jobs.")
     p.add_argument("-p", "--parent-job-name")
@@ -52,29 +48,19 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("--include-archived", action="store_true")
     p.set_defaults(func=list_jobs)
 
-    p = verbs.add_parser("stream", help="Stream a job's logs until it finishes.")
-    p.add_argument("-n", "--name", required=True)
-    p.set_defaults(func=stream)
+    record_verb(verbs, "stream", stream, "Stream a job's logs until it finishes.")
+    record_verb(verbs, "cancel", cancel, "Cancel a job.", no_wait=True)
 
-    p = verbs.add_parser("cancel", help="Cancel a job.")
-    p.add_argument("-n", "--name", required=True)
-    p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=cancel)
-
-    p = verbs.add_parser("download", help="Download a job's logs, ./outputs and named outputs.")
-    p.add_argument("-n", "--name", required=True)
+    text = "Download a job's logs, ./outputs and named outputs."
+    p = record_verb(verbs, "download", download, text)
     p.add_argument("--download-path", "-p", default=".")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--output-name")
     g.add_argument("--all", action="store_true")
-    p.set_defaults(func=download)
 
 
 def _get(ws: Workspace, name: str) -> dict[str, Any]:
-    record = ws.store.get("job", name)
-    if record is None:
-        raise NotFound(f"job '{name}' was not found in workspace {ws.home}")
-    return record
+    return ws.store.require("job", name, f"job '{name}' was not found in workspace {ws.home}")
 
 
 def create(args: argparse.Namespace) -> Any:

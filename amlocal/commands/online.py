@@ -11,19 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from amlocal.commands import definition_verb, overrides, record_verb
+from amlocal.commands import workspace as _ws
 from amlocal.errors import AmlocalError, InvalidInput
-
-
-def _ws() -> Any:
-    from amlocal.workspace import Workspace
-
-    return Workspace()
-
-
-def _overrides(args: argparse.Namespace) -> list[dict]:
-    from amlocal.loader import parse_set
-
-    return parse_set(getattr(args, "set", None))
 
 
 # -- online-endpoint -------------------------------------------------------------------------
@@ -34,7 +24,7 @@ def ep_create(args: argparse.Namespace) -> Any:
         raise InvalidInput("--file or --name is required")
     file = Path(args.file) if args.file else None
     return online_endpoint.create_or_update_endpoint(
-        _ws(), file, args.name, _overrides(args), creating=True
+        _ws(), file, args.name, overrides(args), creating=True
     )
 
 
@@ -47,7 +37,7 @@ def ep_update(args: argparse.Namespace) -> Any:
         _ws(),
         Path(args.file) if args.file else None,
         args.name,
-        _overrides(args),
+        overrides(args),
         traffic=online_traffic.parse_traffic(args.traffic),
         mirror=online_traffic.parse_traffic(args.mirror_traffic),
         creating=False,
@@ -119,7 +109,7 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
         Path(args.file),
         args.name,
         args.endpoint_name,
-        _overrides(args),
+        overrides(args),
         all_traffic=getattr(args, "all_traffic", False),
         creating=creating,
     )
@@ -134,7 +124,7 @@ def dep_update(args: argparse.Namespace) -> Any:
         if not args.set:
             raise InvalidInput("update without --file needs --set KEY=VALUE ...")
         return online_deployment.update_deployment_in_place(
-            _ws(), args.endpoint_name, args.name, _overrides(args)
+            _ws(), args.endpoint_name, args.name, overrides(args)
         )
     return dep_create(args, creating=False)
 
@@ -172,10 +162,6 @@ def dep_logs(args: argparse.Namespace) -> Any:
 
 
 # -- parsers ---------------------------------------------------------------------------------
-def _common(p: argparse.ArgumentParser, name_required: bool = True) -> None:
-    p.add_argument("-n", "--name", required=name_required)
-
-
 def add_verbs(subparsers: Any, group: str) -> None:
     if group == "online-endpoint":
         _endpoint_verbs(subparsers)
@@ -184,58 +170,41 @@ def add_verbs(subparsers: Any, group: str) -> None:
 
 
 def _endpoint_verbs(sp: Any) -> None:
-    p = sp.add_parser("create", help="Create (or update) an endpoint from YAML.")
-    p.add_argument("-f", "--file")
-    _common(p, False)
-    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
+    p = definition_verb(sp, "create", ep_create, "Create (or update) an endpoint from YAML.")
     p.add_argument("--auth-mode", dest="auth_mode", default=None)
     p.add_argument("--local", action="store_true", help="Accepted; amlocal is always local.")
     p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=ep_create)
 
-    p = sp.add_parser("update", help="Update an endpoint: YAML, traffic or mirror traffic.")
-    p.add_argument("-f", "--file")
-    _common(p, False)
-    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
+    text = "Update an endpoint: YAML, traffic or mirror traffic."
+    p = definition_verb(sp, "update", ep_update, text)
     p.add_argument("--traffic", help='e.g. "blue=90 green=10"')
     p.add_argument("--mirror-traffic", dest="mirror_traffic", help='e.g. "green=10"')
     p.add_argument("--local", action="store_true")
     p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=ep_update)
 
-    p = sp.add_parser("show", help="Show an endpoint (restarts its processes if they died).")
-    _common(p)
+    p = record_verb(sp, "show", ep_show, "Show an endpoint (restarts its processes if they died).")
     p.add_argument("--local", action="store_true")
-    p.set_defaults(func=ep_show)
 
     p = sp.add_parser("list", help="List endpoints.")
     p.add_argument("--local", action="store_true")
     p.set_defaults(func=ep_list)
 
-    p = sp.add_parser("delete", help="Delete an endpoint and stop everything it runs.")
-    _common(p)
-    p.add_argument("-y", "--yes", action="store_true")
-    p.add_argument("--no-wait", action="store_true")
+    text = "Delete an endpoint and stop everything it runs."
+    p = record_verb(sp, "delete", ep_delete, text, confirm=True, no_wait=True)
     p.add_argument("--local", action="store_true")
-    p.set_defaults(func=ep_delete)
 
-    p = sp.add_parser("invoke", help="Score a request file through the endpoint.")
-    _common(p)
+    p = record_verb(sp, "invoke", ep_invoke, "Score a request file through the endpoint.")
     p.add_argument("-r", "--request-file", dest="request_file", required=True)
     p.add_argument("-d", "--deployment-name", dest="deployment_name")
     p.add_argument("--local", action="store_true")
-    p.set_defaults(func=ep_invoke)
 
-    p = sp.add_parser("get-credentials", help="The endpoint's keys.")
-    _common(p)
-    p.set_defaults(func=ep_credentials)
+    record_verb(sp, "get-credentials", ep_credentials, "The endpoint's keys.")
 
-    p = sp.add_parser("regenerate-keys", help="Regenerate the primary or secondary key.")
-    _common(p)
+    text = "Regenerate the primary or secondary key."
+    p = record_verb(sp, "regenerate-keys", ep_regenerate, text)
     p.add_argument(
         "--key-type", dest="key_type", choices=["primary", "secondary"], default="primary"
     )
-    p.set_defaults(func=ep_regenerate)
 
 
 def _deployment_verbs(sp: Any) -> None:
@@ -243,34 +212,24 @@ def _deployment_verbs(sp: Any) -> None:
         ("create", dep_create, "Create a deployment and wait until it is ready."),
         ("update", dep_update, "Update a deployment (rolls its instances)."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-f", "--file")
-        p.add_argument("-n", "--name")
-        p.add_argument("-e", "--endpoint-name", dest="endpoint_name")
-        p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE")
+        p = definition_verb(sp, verb, func, text, endpoint=True)
         if verb == "create":
             p.add_argument("--all-traffic", dest="all_traffic", action="store_true")
             p.add_argument("--skip-script-validation", action="store_true")
         p.add_argument("--local", action="store_true")
         p.add_argument("--no-wait", action="store_true")
-        p.set_defaults(func=func)
 
     for verb, func, text in (
         ("show", dep_show, "Show a deployment."),
         ("delete", dep_delete, "Delete a deployment that takes no traffic."),
         ("get-logs", dep_logs, "The inference server's log (instance 0)."),
     ):
-        p = sp.add_parser(verb, help=text)
-        p.add_argument("-n", "--name", required=True)
-        p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)
+        asks = verb == "delete"
+        p = record_verb(sp, verb, func, text, endpoint=True, confirm=asks, no_wait=asks)
         p.add_argument("--local", action="store_true")
-        if verb == "delete":
-            p.add_argument("-y", "--yes", action="store_true")
-            p.add_argument("--no-wait", action="store_true")
         if verb == "get-logs":
             p.add_argument("-l", "--lines", type=int, default=None)
             p.add_argument("--container", default="inference-server")
-        p.set_defaults(func=func)
 
     p = sp.add_parser("list", help="List an endpoint's deployments.")
     p.add_argument("-e", "--endpoint-name", dest="endpoint_name", required=True)

@@ -6,23 +6,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from amlocal.commands import definition_verb, record_verb
+from amlocal.commands import workspace as _ws
 from amlocal.errors import InvalidInput
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
-    p = verbs.add_parser("create", help="Create a schedule from a YAML file (enabled).")
-    p.add_argument("-f", "--file", required=True)
-    p.add_argument("-n", "--name")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
-    p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=create)
-
-    p = verbs.add_parser("update", help="Update a schedule from a YAML file or with --set.")
-    p.add_argument("-f", "--file")
-    p.add_argument("-n", "--name")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
-    p.add_argument("--no-wait", action="store_true")
-    p.set_defaults(func=update)
+    for verb, func, text in (
+        ("create", create, "Create a schedule from a YAML file (enabled)."),
+        ("update", update, "Update a schedule from a YAML file or with --set."),
+    ):
+        p = definition_verb(verbs, verb, func, text, file_required=verb == "create")
+        p.add_argument("--no-wait", action="store_true")
 
     p = verbs.add_parser("list", help="List schedules.")
     p.add_argument("-r", "--max-results", type=int)
@@ -40,21 +35,10 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
         ("delete", delete, "Delete a schedule."),
         ("trigger", trigger, "Run a schedule's job now."),
     ):
-        p = verbs.add_parser(verb, help=text)
-        p.add_argument("-n", "--name", required=True)
-        if verb in ("enable", "disable", "delete"):
-            p.add_argument("--no-wait", action="store_true")
-        if verb == "delete":
-            p.add_argument("-y", "--yes", action="store_true")
+        waits = verb in ("enable", "disable", "delete")
+        p = record_verb(verbs, verb, fn, text, confirm=verb == "delete", no_wait=waits)
         if verb == "trigger":
             p.add_argument("--schedule-time", help="the fire time to record (ISO 8601)")
-        p.set_defaults(func=fn)
-
-
-def _ws() -> Any:
-    from amlocal.workspace import Workspace
-
-    return Workspace()
 
 
 def _out(ws: Any, name: str) -> dict[str, Any]:

@@ -19,10 +19,7 @@ EP, DEP = "batch-endpoint", "batch-deployment"
 
 
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
-    rec = ws.store.get(EP, name)
-    if rec is None:
-        raise NotFound(f"batch endpoint '{name}' does not exist")
-    return rec
+    return ws.store.require(EP, name, f"batch endpoint '{name}' does not exist")
 
 
 def create_or_update_endpoint(
@@ -92,7 +89,8 @@ def list_jobs(ws: Workspace, name: str, deployment: str | None = None) -> list[d
 
 
 def deployment_record(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
-    rec = ws.store.get(DEP, f"{endpoint}:{name}")
-    if rec is None:
-        raise NotFound(f"deployment '{name}' does not exist on batch endpoint '{endpoint}'")
-    return rec
+    return ws.store.require(
+        DEP,
+        f"{endpoint}:{name}",
+        f"deployment '{name}' does not exist on batch endpoint '{endpoint}'",
+    )

@@ -14,6 +14,7 @@ and deployment's records and writes a plan: it imports neither azure-ai-ml nor M
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -77,20 +78,8 @@ def invoke(
     dep = deployment_record(ws, name, dep_name)
     rt = dep["_runtime"]
     inputs, outputs = _invoke_io(invoke_file, sets)
-    if rt["kind"] == "pipeline":
-        plan = _pipeline_plan(ep, dep, inputs, outputs, input, input_type, output_path)
-    else:
-        plan = _model_plan(
-            ep,
-            dep,
-            inputs,
-            outputs,
-            input,
-            input_type,
-            output_path,
-            mini_batch_size,
-            instance_count,
-        )
+    req = _Request(inputs, outputs, input, input_type, output_path, mini_batch_size, instance_count)
+    plan = _pipeline_plan(ep, dep, req) if rt["kind"] == "pipeline" else _model_plan(ep, dep, req)
     if experiment_name:
         plan["experiment_name"] = experiment_name
     record = pipeline.submit(
@@ -98,6 +87,20 @@ def invoke(
     )
     pipeline.spawn_runner(ws, record["name"])
     return public_job(ws.store.get("job", record["name"]) or record)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one invocation asks of a deployment, from its flags and invoke file: both kinds
+    of plan read it (the model plan all of it, the pipeline plan the inputs and outputs)."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    input: str | None  # --input
+    input_type: str | None
+    output_path: str | None
+    mini_batch_size: int | None
+    instance_count: int | None
 
 
 def _invoke_io(
@@ -128,24 +131,14 @@ def _invoke_io(
     return inputs, outputs
 
 
-def _model_plan(
-    ep: dict[str, Any],
-    dep: dict[str, Any],
-    inputs: dict[str, Any],
-    outputs: dict[str, Any],
-    input: str | None,  # noqa: A002
-    input_type: str | None,
-    output_path: str | None,
-    mini_batch_size: int | None,
-    instance_count: int | None,
-) -> dict[str, Any]:
+def _model_plan(ep: dict[str, Any], dep: dict[str, Any], req: _Request) -> dict[str, Any]:
     rt = dep["_runtime"]
     data: dict[str, Any]
-    if input is not None:
-        kind = input_type or "uri_folder"
-        data = {"type": kind, "path": _input_path(input), "mode": None}
-    elif len(inputs) == 1:
-        v = next(iter(inputs.values()))
+    if req.input is not None:
+        kind = req.input_type or "uri_folder"
+        data = {"type": kind, "path": _input_path(req.input), "mode": None}
+    elif len(req.inputs) == 1:
+        v = next(iter(req.inputs.values()))
         v = v if isinstance(v, dict) else {"path": str(v)}
         data = {"type": v.get("type") or "uri_folder", "path": _input_path(str(v.get("path")))}
         data["mode"] = v.get("mode")
@@ -154,13 +147,13 @@ def _model_plan(
     if data["type"] not in ("uri_folder", "uri_file", "mltable"):
         raise InvalidInput(f"--input-type must be uri_folder or uri_file, got {data['type']}")
     _check_local_input(data["path"], data["type"])
-    out = outputs.get("score") or {}
-    out_path = output_path or (out.get("path") if isinstance(out, dict) else None)
+    out = req.outputs.get("score") or {}
+    out_path = req.output_path or (out.get("path") if isinstance(out, dict) else None)
     settings = dict(rt["settings"])
-    if mini_batch_size is not None:
-        settings["mini_batch_size"] = mini_batch_size
-    if instance_count is not None:
-        settings["instance_count"] = instance_count
+    if req.mini_batch_size is not None:
+        settings["mini_batch_size"] = req.mini_batch_size
+    if req.instance_count is not None:
+        settings["instance_count"] = req.instance_count
     task = {"type": "run_function", "code": rt["code_dir"], "entry_script": rt["entry_script"]}
     if rt.get("environment") is not None:
         task["environment"] = rt["environment"]
@@ -214,25 +207,18 @@ def _model_plan(
     }
 
 
-def _pipeline_plan(
-    ep: dict[str, Any],
-    dep: dict[str, Any],
-    inputs: dict[str, Any],
-    outputs: dict[str, Any],
-    input: str | None,  # noqa: A002
-    input_type: str | None,
-    output_path: str | None,
-) -> dict[str, Any]:
+def _pipeline_plan(ep: dict[str, Any], dep: dict[str, Any], req: _Request) -> dict[str, Any]:
     rt = dep["_runtime"]
     decls: dict[str, Any] = rt["inputs"]
-    if input is not None:  # the component's only data input, for convenience
+    inputs, outputs = req.inputs, req.outputs
+    if req.input is not None:  # the component's only data input, for convenience
         data_inputs = [k for k, v in decls.items() if v.get("type") in DATA_TYPES]
         if len(data_inputs) != 1:
             raise InvalidInput(
                 f"--input is ambiguous for this pipeline deployment (data inputs: "
                 f"{', '.join(data_inputs) or 'none'}); use --set inputs.<name>.path=..."
             )
-        inputs.setdefault(data_inputs[0], {"type": input_type, "path": input})
+        inputs.setdefault(data_inputs[0], {"type": req.input_type, "path": req.input})
     unknown = set(inputs) - set(decls)
     if unknown:
         raise InvalidInput(
@@ -270,7 +256,7 @@ def _pipeline_plan(
         o = o if isinstance(o, dict) else {}
         plan_outputs[k] = {
             "type": decl.get("type", "uri_folder"),
-            "path": o.get("path") or (output_path if len(rt["outputs"]) == 1 else None),
+            "path": o.get("path") or (req.output_path if len(rt["outputs"]) == 1 else None),
             "mode": o.get("mode"),
         }
     settings = {k: v for k, v in (rt.get("settings") or {}).items() if v is not None}

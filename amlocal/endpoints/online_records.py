@@ -9,25 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from amlocal.errors import NotFound
 from amlocal.workspace import Workspace
 
 EP, DEP = "online-endpoint", "online-deployment"
 
 
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
-    rec = ws.store.get(EP, name)
-    if rec is None:
-        raise NotFound(f"online endpoint '{name}' does not exist")
-    return rec
+    return ws.store.require(EP, name, f"online endpoint '{name}' does not exist")
 
 
 def get_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
     get_endpoint(ws, endpoint)
-    rec = ws.store.get(DEP, f"{endpoint}:{name}")
-    if rec is None:
-        raise NotFound(f"deployment '{name}' does not exist on online endpoint '{endpoint}'")
-    return rec
+    return ws.store.require(
+        DEP,
+        f"{endpoint}:{name}",
+        f"deployment '{name}' does not exist on online endpoint '{endpoint}'",
+    )
 
 
 def deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:

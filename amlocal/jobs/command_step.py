@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from amlocal.jobs import artifacts
 from amlocal.jobs import run as steprun
+from amlocal.jobs.context import mark_running
 from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
@@ -31,20 +32,16 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     run_id = ctx.mlflow.start(job)
     artifacts_in_run = artifacts.bind(ctx.ws, r, run_id)
     proc = steprun.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
-    props = {"mlflow.runId": run_id} if run_id else {}
+    submitted = None
     if ctx.standalone:  # keep what submit recorded (git commit, the firing schedule's name)
-        props = {**((ctx.ws.store.get("job", job) or {}).get("properties") or {}), **props}
-    ctx.update_job(
-        job,
-        status=Status.RUNNING,
-        start_time=now_iso(),
-        properties=props,
-        _log=str(proc.log_path),
-        inputs=r.io.input_meta,
-        outputs=r.io.outputs,
-        command=r.command,
-        environment=env["label"],
-    )
+        submitted = (ctx.ws.store.get("job", job) or {}).get("properties")
+    shown = {
+        "inputs": r.io.input_meta,
+        "outputs": r.io.outputs,
+        "command": r.command,
+        "environment": env["label"],
+    }
+    mark_running(ctx, job, run_id, proc.log_path, shown, properties=submitted)
     if ctx.cancel.is_set():
         ctx.update_job(job, status=Status.CANCELED, end_time=now_iso())
         return Status.CANCELED, {}

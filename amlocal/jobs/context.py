@@ -9,9 +9,12 @@ cancel stops. `amlocal.jobs.pipeline.Execution` is the one implementation.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
     from amlocal.jobs.mlflow_runs import MlflowRuns
@@ -118,3 +121,21 @@ class StepContext(Protocol):
     def run_step(self, call: StepCall) -> StepResult:
         """Run a step of any kind (a graph runs its steps through this)."""
         ...
+
+
+def mark_running(
+    ctx: StepContext,
+    job: str,
+    run_id: str | None,
+    log: Path,
+    shown: Mapping[str, object],
+    properties: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Record that a step job started, as every kind shows it: Running, its start time, its
+    log and its MLflow run (`properties['mlflow.runId']`, after `properties`), with `shown`;
+    returns the properties written, for the job's end record to keep."""
+    props = {**(properties or {}), **({"mlflow.runId": run_id} if run_id else {})}
+    ctx.update_job(
+        job, status=Status.RUNNING, start_time=now_iso(), properties=props, _log=str(log), **shown
+    )
+    return props

@@ -24,6 +24,7 @@ from amlocal.errors import InvalidInput
 from amlocal.jobs import environments, reuse
 from amlocal.jobs import expressions as ex
 from amlocal.jobs import parallel as P
+from amlocal.jobs.context import mark_running
 from amlocal.jobs.run import IO, LOG_NAME, resolve_io
 from amlocal.jobs.status import Status
 from amlocal.jobs.status import now_iso as _now
@@ -232,15 +233,7 @@ class _Run:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         for o in self.outputs.values():
             Path(o["local_path"]).mkdir(parents=True, exist_ok=True)
-        props = {"mlflow.runId": self.run_id} if self.run_id else {}
-        ctx.update_job(
-            job,
-            status=Status.RUNNING,
-            start_time=_now(),
-            properties=props,
-            _log=str(self.log_path),
-            **self.shown,
-        )
+        props = mark_running(ctx, job, self.run_id, self.log_path, self.shown)
         if ctx.cancel.is_set():
             ctx.update_job(job, status=Status.CANCELED, end_time=_now())
             self.ran = False

@@ -22,6 +22,7 @@ from amlocal.jobs import expressions as ex
 from amlocal.jobs import reuse
 from amlocal.jobs import run as steprun
 from amlocal.jobs import sweep as sw
+from amlocal.jobs.context import mark_running
 from amlocal.jobs.records import child_record
 from amlocal.jobs.status import Status
 from amlocal.jobs.status import now_iso as _now
@@ -138,15 +139,9 @@ class SweepRun:
             "objective": {"primary_metric": self.metric, "goal": self.goal},
             "search_space": self.space,
         }
-        props = {"mlflow.runId": self.run_id} if self.run_id else {}
-        ex_.update_job(
-            job,
-            status=Status.RUNNING,
-            start_time=_now(),
-            properties=props,
-            _log=str(self.log_path),
-            _trials_total=self._total(),  # for --stream's `trials 3/8 done`
-        )
+        # _trials_total: for --stream's `trials 3/8 done`
+        trials = {"_trials_total": self._total()}
+        props = mark_running(ex_, job, self.run_id, self.log_path, trials)
         ex_.update_job(job, **shown)
         self._log(
             f"sweep {job}: {self.metric} ({self.goal}), up to {self.max_total} trials, "

@@ -130,12 +130,9 @@ def _plots(
         ax.barh([r["feature"] for r in by_feature], [r["value"] for r in by_feature], color=colors)
         ax.axvline(by_feature[0]["threshold"], color="black", linestyle="--", label="threshold")
         ax.set_xlabel(str(first))
-        ax.set_title(f"{name}: {first} by feature")
-        ax.legend()
-        fig.tight_layout()
-        files.append(out / f"{name}-by-feature.png")
-        fig.savefig(files[-1])
-        plt.close(fig)
+        files.append(
+            _save(plt, fig, ax, f"{name}: {first} by feature", out / f"{name}-by-feature.png")
+        )
     for f in sorted({r["feature"] for r in rows}):
         if f not in prod or f not in ref:
             continue
@@ -153,13 +150,20 @@ def _plots(
             r = ref[f].astype(str).value_counts(normalize=True)
             p = prod[f].astype(str).value_counts(normalize=True)
             pd.DataFrame({"reference": r, "production": p}).fillna(0).plot.bar(ax=ax)
-        ax.set_title(f"{name}: {f}")
-        ax.legend()
-        fig.tight_layout()
-        files.append(out / f"{name}-{re.sub(r'[^A-Za-z0-9_-]', '_', f)}.png")
-        fig.savefig(files[-1])
-        plt.close(fig)
+        path = out / f"{name}-{re.sub(r'[^A-Za-z0-9_-]', '_', f)}.png"
+        files.append(_save(plt, fig, ax, f"{name}: {f}", path))
     return files
+
+
+def _save(plt: Any, fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Title, legend and layout as every monitor plot has them; written to `path` and closed
+    (pyplot keeps every open figure in memory)."""
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def table(report: dict[str, Any]) -> str:

@@ -57,10 +57,7 @@ def check_name(name: Any, where: str) -> str:
 
 
 def get(ws: Workspace, name: str) -> dict[str, Any]:
-    record = ws.store.get(KIND, name)
-    if record is None:
-        raise NotFound(f"schedule '{name}' was not found in workspace {ws.home}")
-    return record
+    return ws.store.require(KIND, name, f"schedule '{name}' was not found in workspace {ws.home}")
 
 
 def show(record: dict[str, Any]) -> dict[str, Any]:
