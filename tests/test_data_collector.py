@@ -256,3 +256,118 @@ def test_a_stopped_agent_does_not_fail_requests(home: Path) -> None:
     text = _wait_for(lambda: "dropped" in log.read_text() and log.read_text(), 10)
     assert "dropped" in text
     assert len(_records(home, "blue", "model_inputs")) == before
+
+
+# -- the Collector's batching transport and the agent's batch route (no endpoint) ----------
+INPUTS = b'[{"age":59.0,"sex":2.0,"bmi":32.1}]'
+
+
+def _headers(collection: str, trace: str, correlation: str) -> dict[str, str]:
+    """What the library's MdcSender sends with a payload."""
+    return {
+        "Accept": "*/*",
+        "Content-Type": "application/json",
+        "trace-id": trace,
+        "ce-time": str(int(time.time())),
+        "ce-type": f"azureml.inference.{collection}",
+        "ce-collect-data-type": "pandas.core.frame.DataFrame",
+        "ce-agent": "azureml-ai-monitoring/1.0.0",
+        "ce-x-request-id": correlation,
+        "ce-model-version": "default",
+    }
+
+
+@pytest.fixture
+def agent(tmp_path, monkeypatch):
+    """An agent process for collections model_inputs/model_outputs of ep/blue."""
+    from amlocal.endpoints.collector import Agent, runtime_spec
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AMLOCAL_HOME", str(home))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the agent runs this checkout's code
+    dc = {"collections": {c: {"enabled": "True"} for c in ("model_inputs", "model_outputs")}}
+    spec = runtime_spec(
+        home, "ep", "blue", "/subscriptions/x/onlineEndpoints/ep/deployments/blue", dc
+    )
+    a = Agent(spec, "blue-0", home / "logs" / "instance-0.log")
+    a.start()
+    _wait_for(lambda: a.log_path.exists() and "on 127.0.0.1" in a.log_path.read_text(), 20)
+    try:
+        yield a, home
+    finally:
+        a.stop()
+
+
+def _agent_records(home: Path, collection: str) -> list[dict]:
+    root = home / "datastores" / "workspaceblobstore" / "modelDataCollector" / "ep" / "blue"
+    return [
+        json.loads(line)
+        for f in sorted((root / collection).rglob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+
+
+def test_batched_payloads_are_written_like_single_posts_and_flushed_on_stop(agent) -> None:
+    """A batch (the transport's POST /modeldata/batch) lands as the same records the library's
+    one-payload POST /modeldata/log makes; everything acknowledged is on disk after a
+    graceful stop, before the agent's periodic flush."""
+    import http.client
+
+    from amlocal.endpoints.collector import BatchTransport
+
+    a, home = agent
+    c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=5)
+    c.request("POST", "/modeldata/log", body=INPUTS, headers=_headers("model_inputs", "t0", "r0"))
+    assert c.getresponse().status == 200
+    t = BatchTransport("127.0.0.1", a.port, lambda: 1)  # the library's queue is never empty
+    for i in range(1, 4):
+        assert t.post(_headers("model_inputs", f"t{i}", f"r{i}"), INPUTS)[0] == 202
+        assert t.post(_headers("model_outputs", f"o{i}", f"r{i}"), b'[{"predicted":1.5}]')[0] == 202
+    assert t.flush()[0] == 200  # one post, six payloads
+    a.stop()  # SIGTERM
+    inputs, outputs = _agent_records(home, "model_inputs"), _agent_records(home, "model_outputs")
+    assert [r["id"] for r in inputs] == ["t0", "t1", "t2", "t3"]
+    assert [r["correlationid"] for r in outputs] == ["r1", "r2", "r3"]
+    single, batched = inputs[0], inputs[1]
+    assert list(single) == list(batched)  # the same fields, in the same order
+    for key in (
+        "specversion",
+        "source",
+        "type",
+        "datacontenttype",
+        "time",
+        "data",
+        "modelversion",
+        "collectdatatype",
+        "agent",
+        "contentrange",
+    ):
+        assert single[key] == batched[key], key
+    assert batched["data"] == [{"age": 59.0, "sex": 2.0, "bmi": 32.1}]
+    assert "7 records written (2 posts)" in a.log_path.read_text()
+
+
+def test_transport_drops_and_counts_when_the_agent_is_gone_or_hung(capsys) -> None:
+    """Best effort: an unreachable or silent agent costs a failed post, then payloads are
+    dropped at once (not each waiting on the agent) and counted on stderr."""
+    import socket
+
+    from amlocal.endpoints.collector import BatchTransport
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    t = BatchTransport("127.0.0.1", dead, lambda: 0)
+    status, _ = t.post(_headers("model_inputs", "a", "r"), INPUTS)
+    assert not 200 <= status < 300 and t.dropped == 1
+    statuses = [t.post(_headers("model_inputs", str(i), "r"), INPUTS)[0] for i in range(50)]
+    assert all(not 200 <= s < 300 for s in statuses) and t.dropped == 51
+    assert t.conn is None and time.monotonic() < t.down_until  # no connection was tried
+    assert "1 Collector payload(s) dropped" in capsys.readouterr().err
+    with socket.socket() as hung:  # accepts, never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        t = BatchTransport("127.0.0.1", hung.getsockname()[1], lambda: 0)
+        t.timeout = 0.2
+        assert not 200 <= t.post(_headers("model_inputs", "h", "r"), INPUTS)[0] < 300
+        assert t.dropped == 1

@@ -71,9 +71,9 @@ def main() -> None:
 
     die_with_parent()
     if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
-        from amlocal.endpoints.collector import keep_alive_transport
+        from amlocal.endpoints.collector import batching_transport
 
-        keep_alive_transport()
+        batching_transport()
     # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
     wrappers: list[Callable[[Callable], Callable]] = [deep_nesting_is_a_bad_request]
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
