@@ -71,7 +71,7 @@ def main() -> None:
 
     die_with_parent()
     if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
-        from amlocal.endpoints.collector import batching_transport
+        from amlocal.endpoints.collector_transport import batching_transport
 
         batching_transport()
     # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
