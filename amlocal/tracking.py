@@ -208,12 +208,11 @@ def _fast(ws: Workspace) -> _SqliteRuns | None:
 
 
 def _revision(db: Path) -> str | None:
+    from amlocal.store import read_row
+
     try:
         con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
-        try:
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            con.close()
+        row = read_row(con, "SELECT version_num FROM alembic_version")
     except sqlite3.Error:
         return None
     return row[0] if row else None
