@@ -10,6 +10,7 @@ scan cannot see (an egg, a zipped path entry) is asked of `importlib.metadata`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -20,9 +21,11 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def version(dist: str) -> str | None:
-    """The installed version of distribution `dist`, or None when it is not installed."""
-    want = _normal(dist)
+@functools.cache
+def _installed() -> dict[str, str]:
+    """{normalized name: version} of every `.dist-info` on sys.path, first entry wins as
+    for imports: one scan per process, however many requirements are checked."""
+    found: dict[str, str] = {}
     for entry in sys.path:
         try:
             it = os.scandir(entry or ".")
@@ -31,9 +34,17 @@ def version(dist: str) -> str | None:
         with it:
             for d in it:
                 if d.name.endswith(".dist-info"):
-                    stem, _, found = d.name[: -len(".dist-info")].partition("-")
-                    if found and _normal(stem) == want:
-                        return found
+                    stem, _, ver = d.name[: -len(".dist-info")].partition("-")
+                    if ver:
+                        found.setdefault(_normal(stem), ver)
+    return found
+
+
+def version(dist: str) -> str | None:
+    """The installed version of distribution `dist`, or None when it is not installed."""
+    found = _installed().get(_normal(dist))
+    if found is not None:
+        return found
     from importlib import metadata
 
     try:
