@@ -14,7 +14,6 @@ project venv (pins are then only warned about).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -217,12 +216,6 @@ def _foreign_mlflow(bin_dir: Path) -> bool:
         return False
     if built.mlflow is None:
         return built.mlflow_skinny is not None  # skinny cannot open a SQL store
-    return built.mlflow != _project_mlflow()
+    from amlocal import packages  # indexed once per process: every built-venv step asks
 
-
-@functools.cache
-def _project_mlflow() -> str:
-    """The MLflow version amlocal runs (read once: every step in a built venv asks)."""
-    from amlocal import packages
-
-    return packages.version("mlflow") or ""
+    return built.mlflow != (packages.version("mlflow") or "")
