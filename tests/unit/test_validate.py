@@ -17,7 +17,7 @@ import pytest
 
 from amlocal import validate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD: dict[str, str] = {
     "pyproject.toml": (

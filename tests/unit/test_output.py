@@ -13,7 +13,7 @@ import pytest
 
 from amlocal.output import QueryError, query, render, table, tsv
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARM = (
     "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices/"
     "workspaces/local/onlineEndpoints/"
