@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.engine.conftest import Project
+from tests.e2e.engine.conftest import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
