@@ -4,7 +4,7 @@ A batch deployment scores a folder of unlabeled files, so the sample is flat (no
 sub-folders: the label is what the deployment is asked for). The selection is fixed: the
 last image of every class, plus the second-to-last 1 and 7 (the pair the models confuse
 most), so the folder covers all ten digits. Names keep the sklearn index (`1796.png`),
-which traces each file back to data/digits/<label>/ (tests/test_digits_batch.py checks).
+which traces each file back to data/digits/<label>/ (tests/e2e/project/test_digits_batch.py checks).
 
     .venv/bin/python data/make_digits_batch.py
 """

@@ -3,7 +3,7 @@ mini-batch of image file paths, as Azure ML batch deployments and parallel jobs 
 
 Each image goes through digits_image.py, the same code prep used on the training images and
 the online endpoint uses on requests (identical copies: each code folder must stand alone,
-tests/test_digits_batch.py fails when they differ), so a file gets the label the endpoint
+tests/e2e/project/test_digits_batch.py fails when they differ), so a file gets the label the endpoint
 would give it. The result has one row per image, columns `file, label, probability` (the
 predicted class's probability), appended to predictions.csv without a header as Azure does.
 

@@ -4,7 +4,7 @@ Shared by prep (training images), score (online requests) and batch_digits (batc
 the same function on every side is what makes the served accuracy equal the evaluated one.
 The prep component takes this file through `additional_includes`; a deployment's scoring
 code has no includes in Azure ML, so src/score_digits/ and src/batch_digits/ hold identical
-copies of src/shared/digits_image.py (tests/test_digits_scenario.py fails when they differ).
+copies of src/shared/digits_image.py (tests/e2e/project/test_digits_scenario.py fails when they differ).
 
 Steps, each for a reason:
 - EXIF orientation, alpha composited on white, grayscale: phone photos and PNG canvases.

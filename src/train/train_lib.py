@@ -28,7 +28,7 @@ from sklearn.metrics import (
 TASKS = ("regression", "classification")
 
 # Explicit requirements instead of MLflow's inference, which imports the model in a
-# subprocess (~8 s per save). Keep equal to pyproject.toml (tests/test_diabetes_train.py).
+# subprocess (~8 s per save). Keep equal to pyproject.toml (tests/e2e/project/test_diabetes_train.py).
 # cloudpickle is pinned to the version that actually pickled the model.
 MODEL_PIP_REQUIREMENTS = [
     "mlflow==3.15.0",
