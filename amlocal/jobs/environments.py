@@ -148,7 +148,7 @@ def _project_satisfies(wanted: spec.Spec) -> bool:
         state = os.stat(f"{sys.prefix}/lib/python{v.major}.{v.minor}/site-packages").st_mtime_ns
     except OSError:
         return not spec.unmet(wanted)
-    from amlocal.environments.build import cache_root
+    from amlocal.environments import cache_root
 
     marker = (
         cache_root() / "satisfied" / f"{wanted.digest()[:24]}-{text_digest(sys.prefix)[:8]}-{state}"
