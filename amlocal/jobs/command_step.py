@@ -22,7 +22,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     io = steprun.resolve_io(
         ctx.ws, job, step, call.bound, call.targets, base=ctx.base, datastore=ctx.datastore
     )
-    r = steprun.resolve(ctx.ws, job, step, io, env)
+    r = steprun.resolve(ctx.ws, job, step, io, env, ctx.environment_identity(env))
     hit = ctx.reuse(
         step, r.fingerprint, job, {"inputs": r.io.input_meta, "environment": env["label"]}
     )

@@ -114,7 +114,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     key = reuse.fingerprint(
         component,
         snapshot_digest(code, ws.store),
-        env["identity"],
+        ctx.environment_identity(env),
         io.input_identity,
         io.output_identity,
         {

@@ -178,7 +178,12 @@ class SweepRun:
         code = self.comp.get("code")
         digest = snapshot_digest(Path(code), self.ws.store) if code else None
         return reuse.fingerprint(
-            component, digest, env["identity"], io.input_identity, io.output_identity, {}
+            component,
+            digest,
+            self.ex.environment_identity(env),
+            io.input_identity,
+            io.output_identity,
+            {},
         )
 
     def _loop(self, env: dict[str, Any]) -> None:
