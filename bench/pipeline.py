@@ -4,6 +4,8 @@
   cached, reuse off via settings.force_rerun) against the same step commands run by hand as
   plain subprocesses, in order;
 - a fully reused rerun of the 10-step pipeline (whole `amlocal` process);
+- the Python floor inside the fixed cost per job: a bare interpreter importing the stdlib
+  modules any job process needs, no amlocal code;
 - the second run of a one-step pipeline whose environment pins a version the project venv
   does not have (a venv built on its first run, reused), against the same step in an
   environment the project venv satisfies;
@@ -29,6 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 AMLOCAL = [sys.executable, "-m", "amlocal.cli"]
 STEP = "import sys, pathlib; pathlib.Path(sys.argv[2], 'v').write_text(str(len(sys.argv[1])))\n"
+# What any Python `job create` must import: the CLI, step processes, the SQLite tracking store,
+# JSON records, fingerprints, the step scheduler (which brings threading and logging).
+STDLIB = "argparse, concurrent.futures, datetime, hashlib, json, pathlib, sqlite3, subprocess"
 
 
 def pipeline_yaml(n: int, env: str = "azureml:benchenv@latest") -> str:
@@ -180,6 +185,17 @@ def main() -> None:
                         fixed,
                         0.0,
                         "process start, store writes, scheduling (intercept)",
+                    )
+                )
+                python_floor = statistics.median(
+                    run([sys.executable, "-c", f"import {STDLIB}"], work, env) for _ in range(5)
+                )
+                rows.append(
+                    (
+                        "  Python floor of any job process",
+                        python_floor,
+                        0.0,
+                        "interpreter + site + the stdlib a job needs, no amlocal (in the fixed)",
                     )
                 )
                 reused = statistics.median(run(create, work, env) for _ in range(3))

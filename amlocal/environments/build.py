@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from amlocal.environments import cache_root
 from amlocal.environments.spec import Spec, normalize
 from amlocal.errors import AmlocalError
 from amlocal.hashing import text_digest
@@ -45,13 +46,6 @@ class Built:
     @property
     def bin_dir(self) -> Path:
         return self.root / "bin"
-
-
-def cache_root() -> Path:
-    """`<user cache>/envs`, beside the validated-YAML cache (amlocal.loader.cache_dir)."""
-    from amlocal.loader import cache_dir
-
-    return cache_dir() / "envs"
 
 
 def uv() -> str:

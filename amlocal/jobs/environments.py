@@ -168,12 +168,10 @@ def _project_satisfies(wanted: spec.Spec) -> bool:
         state = os.stat(f"{sys.prefix}/lib/python{v.major}.{v.minor}/site-packages").st_mtime_ns
     except OSError:
         return not spec.unmet(wanted)
-    # build.cache_root(), without importing build: a reused step asks this too (its reuse
-    # key names the interpreter) and must start no slower than before
-    from amlocal.loader import cache_dir
+    from amlocal.environments import cache_root  # not build: a reused step asks this too
 
     name = f"{wanted.digest()[:24]}-{text_digest(sys.prefix)[:8]}-{state}"
-    marker = cache_dir() / "envs" / "satisfied" / name
+    marker = cache_root() / "satisfied" / name
     try:
         return marker.read_text() == "1"
     except OSError:

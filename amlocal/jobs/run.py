@@ -5,6 +5,7 @@ and run its command in a subprocess with the code snapshot as working directory.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -353,25 +354,53 @@ class StepProcess:
         assert self.proc is not None
         started = time.monotonic()
         deadline = started + self.r.timeout if self.r.timeout else None
-        while True:
+        exited = _pidfd(self.proc)
+        try:
+            while True:
+                code = self._wait_a_little(exited)
+                if code is not None:
+                    return code
+                if self.pool is not None and time.monotonic() - started > ARM_AFTER_S:
+                    self.pool.arm()
+                    self.pool = None
+                if cancel.is_set():
+                    self.kill()
+                elif deadline is not None and time.monotonic() > deadline:
+                    self.timed_out = True
+                    self.kill()
+        finally:
+            if exited is not None:
+                os.close(exited)
+
+    def _wait_a_little(self, exited: int | None) -> int | None:
+        """The exit code, or None after at most 50 ms. A pidfd wakes us the moment the step
+        exits: Popen.wait(timeout) sleep-polls with doubling sleeps and noticed a 45 ms step
+        up to 18 ms late, on every step (cProfile of a one-step pipeline: 87 ms in sleeps)."""
+        assert self.proc is not None
+        if exited is None:
             try:
                 return self.proc.wait(timeout=0.05)
             except subprocess.TimeoutExpired:
-                pass
-            if self.pool is not None and time.monotonic() - started > ARM_AFTER_S:
-                self.pool.arm()
-                self.pool = None
-            if cancel.is_set():
-                self.kill()
-            elif deadline is not None and time.monotonic() > deadline:
-                self.timed_out = True
-                self.kill()
+                return None
+        select.select([exited], [], [], 0.05)
+        return self.proc.poll()
 
     def kill(self) -> None:
         """SIGTERM the whole process group, SIGKILL after a grace period."""
         if self.proc is None or self.proc.poll() is not None:
             return
         procs.stop_group(self.proc.pid, self.proc, procs.GENTLE)
+
+
+def _pidfd(proc: subprocess.Popen[bytes] | ForkedStep) -> int | None:
+    """A file descriptor that becomes readable when the step's process exits (Linux 5.3+);
+    None elsewhere (macOS, old kernels) or for a warm step, whose wait is already an event."""
+    if not isinstance(proc, subprocess.Popen) or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(proc.pid)
+    except OSError:
+        return None
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

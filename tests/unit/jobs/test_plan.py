@@ -91,3 +91,28 @@ def test_source_files_follow_components_and_conda_files(tmp_path: Path) -> None:
         (tmp_path / "components" / "c.yml").resolve(),
         (tmp_path / "env.yml").resolve(),
     ]
+
+
+def test_source_files_are_memoized_by_content_without_pyyaml(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "AMLOCAL_CACHE_DIR": str(tmp_path / "cache")}
+    (tmp_path / "c.yml").write_text("command: echo\n")
+    (tmp_path / "d.yml").write_text("command: echo\n")
+    job = tmp_path / "job.yml"
+    job.write_text("jobs:\n  a:\n    component: ./c.yml\n")
+    code = (
+        "import sys; from pathlib import Path; from amlocal.jobs import plan;"
+        f"print([p.name for p in plan.source_files(Path({str(job)!r}))], 'yaml' in sys.modules)"
+    )
+
+    def files() -> str:
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert files() == "['job.yml', 'c.yml'] True"  # first sight: parsed
+    assert files() == "['job.yml', 'c.yml'] False"  # same bytes: the memo, no PyYAML
+    job.write_text("jobs:\n  a:\n    component: ./d.yml\n")
+    assert files() == "['job.yml', 'd.yml'] True"  # edited: parsed anew
