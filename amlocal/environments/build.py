@@ -103,6 +103,11 @@ def load(root: Path) -> Built | None:
     )
 
 
+def venv_key(spec: Spec) -> str:
+    """The name of the venv `ensure` builds for `spec` on this machine (its content hash)."""
+    return key(spec, *find_python(spec.python))
+
+
 def ensure(spec: Spec, label: str) -> Built:
     """The venv for `spec`, built now if it is not built yet."""
     interpreter, pyver = find_python(spec.python)

@@ -21,21 +21,32 @@ from amlocal.workspace import Workspace
 NAME = "artifacts"
 
 
-def bind(ws: Workspace, r: Any, run_id: str | None) -> bool:
-    """Point the step's `artifacts` output at its artifact location (before it starts);
-    True when that is the MLflow run's own folder (./outputs then goes there only once)."""
+def locate(ws: Workspace, job: str, outputs: dict[str, Any], run_id: str | None) -> bool:
+    """Point the job's `artifacts` output (in `outputs`, added when not declared) at its
+    artifact location; True when that is the MLflow run's own folder (./outputs then goes
+    there only once)."""
     folder = None
     if run_id:
         from amlocal import tracking
 
         folder = tracking.run_artifact_dir(ws, run_id)
-    out = r.outputs.get(NAME) or {"type": "uri_folder", "mode": "rw_mount"}
+    out = outputs.get(NAME) or {"type": "uri_folder", "mode": "rw_mount"}
     out.update(
-        local_path=str(folder or ws.job_dir(r.job_name) / NAME),
-        uri=f"azureml://jobs/{r.job_name}/outputs/{NAME}",
+        local_path=str(folder or ws.job_dir(job) / NAME),
+        uri=f"azureml://jobs/{job}/outputs/{NAME}",
     )
+    outputs[NAME] = out
+    return folder is not None
+
+
+def bind(
+    ws: Workspace, r: Any, run_id: str | None, extra: dict[str, dict[str, Any]] | None = None
+) -> bool:
+    """`locate` for a command job (a step or a sweep trial) about to start, rendering its
+    command again when it names `${{outputs.artifacts}}` (`extra`: more expression roots,
+    a trial's `search_space`)."""
     declared = NAME in r.outputs
-    r.outputs[NAME] = out
+    in_run = locate(ws, r.job_name, r.outputs, run_id)
     if declared and f"outputs.{NAME}" in (r.component.get("command") or ""):
         from amlocal.jobs import expressions as ex
 
@@ -43,20 +54,21 @@ def bind(ws: Workspace, r: Any, run_id: str | None) -> bool:
             r.component.get("command") or "",
             r.input_values,
             {k: v["local_path"] for k, v in r.outputs.items()},
+            extra=extra,
         )
-    return folder is not None
+    return in_run
 
 
-def collect(r: Any, cwd: Path, log_path: Path) -> None:
-    """Copy ./outputs, ./logs and the job's log into its artifacts folder, as Azure's upload
-    does after the process exits (a failed job keeps them too)."""
-    out = r.outputs.get(NAME)
+def collect(outputs: dict[str, Any], cwd: Path, log_path: Path, logs: Path | None = None) -> None:
+    """Copy ./outputs, ./logs (or `logs`, where a parallel job's executor writes them) and
+    the job's log into its artifacts folder, as Azure's upload does after the process exits
+    (a failed job keeps them too)."""
+    out = outputs.get(NAME)
     if out is None:
         return
     dest = Path(out["local_path"])
     dest.mkdir(parents=True, exist_ok=True)
-    for sub in ("outputs", "logs"):
-        src = cwd / sub
+    for sub, src in (("outputs", cwd / "outputs"), ("logs", logs or cwd / "logs")):
         if src.is_dir() and any(src.iterdir()):
             shutil.copytree(src, dest / sub, dirs_exist_ok=True)
     if log_path.is_file():

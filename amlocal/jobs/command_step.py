@@ -22,7 +22,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     io = steprun.resolve_io(
         ctx.ws, job, step, call.bound, call.targets, base=ctx.base, datastore=ctx.datastore
     )
-    r = steprun.resolve(ctx.ws, job, step, io, env)
+    r = steprun.resolve(ctx.ws, job, step, io, env, ctx.environment_identity(env))
     hit = ctx.reuse(
         step, r.fingerprint, job, {"inputs": r.io.input_meta, "environment": env["label"]}
     )
@@ -59,7 +59,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
         status, error = Status.COMPLETED, ""
     if run_id:
         ctx.mlflow.end(run_id, status, None if artifacts_in_run else proc.cwd / "outputs")
-    artifacts.collect(r, proc.cwd, proc.log_path)
+    artifacts.collect(r.outputs, proc.cwd, proc.log_path)
     if status == Status.COMPLETED:
         ctx.remember(step, r.fingerprint, job)
     fields: dict[str, object] = {

@@ -93,6 +93,11 @@ class StepContext(Protocol):
         """The interpreter's folder for a resolved environment."""
         ...
 
+    def environment_identity(self, env: dict[str, object]) -> str:
+        """What a step's reuse fingerprint records of its environment: its definition and
+        the interpreter it would run in (the project venv, or which built venv)."""
+        ...
+
     def warn_environment(self, env: dict[str, object]) -> None: ...
 
     def reuse(self, step: Step, key: str, job: str, shown: dict[str, object]) -> JobRecord | None:

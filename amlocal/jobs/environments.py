@@ -114,20 +114,9 @@ def mismatches(definition: dict[str, Any] | None) -> list[str]:
 def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
     """The bin folder whose `python` runs the step: the project venv's, or a built venv's.
     A build failure raises AmlocalError with uv's message and the environment's name."""
-    project = Path(sys.executable).parent
-    wanted = _spec(env)
-    how = mode(isolate)
-    if wanted is None or how == "project":
-        return project
-    if how == "resolve":
-        with _lock:
-            ok = _satisfied.get(env["identity"])
-        if ok is None:
-            ok = _project_satisfies(wanted)
-            with _lock:
-                _satisfied[env["identity"]] = ok
-        if ok:
-            return project
+    wanted = _venv_spec(env, isolate)
+    if wanted is None:
+        return Path(sys.executable).parent
     from amlocal.environments import build
 
     built = build.ensure(wanted, env["label"])
@@ -139,6 +128,37 @@ def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
     return built.bin_dir
 
 
+def interpreter(env: dict[str, Any], isolate: bool) -> str:
+    """What the step would run in, for its reuse fingerprint: "project" (the project venv,
+    whichever mode chose it), or "venv:<key>" (the content-hashed venv `python_bin_dir`
+    builds or finds). Decided as `python_bin_dir` decides, without building anything."""
+    wanted = _venv_spec(env, isolate)
+    if wanted is None:
+        return "project"
+    from amlocal.environments import build
+
+    return "venv:" + build.venv_key(wanted)
+
+
+def _venv_spec(env: dict[str, Any], isolate: bool) -> spec.Spec | None:
+    """The specification a venv is built for, or None: the step runs in the project venv
+    (no specification, AMLOCAL_ENVIRONMENTS=project, or the project venv satisfies it)."""
+    wanted = _spec(env)
+    how = mode(isolate)
+    if wanted is None or how == "project":
+        return None
+    if how == "resolve":
+        with _lock:
+            ok = _satisfied.get(env["identity"])
+        if ok is None:
+            ok = _project_satisfies(wanted)
+            with _lock:
+                _satisfied[env["identity"]] = ok
+        if ok:
+            return None
+    return wanted
+
+
 def _project_satisfies(wanted: spec.Spec) -> bool:
     """Whether the project venv has what `wanted` declares. Reading every installed
     distribution's metadata costs ~0.2 s, so the answer is kept per user, keyed by the
@@ -148,11 +168,10 @@ def _project_satisfies(wanted: spec.Spec) -> bool:
         state = os.stat(f"{sys.prefix}/lib/python{v.major}.{v.minor}/site-packages").st_mtime_ns
     except OSError:
         return not spec.unmet(wanted)
-    from amlocal.environments import cache_root
+    from amlocal.environments import cache_root  # not build: a reused step asks this too
 
-    marker = (
-        cache_root() / "satisfied" / f"{wanted.digest()[:24]}-{text_digest(sys.prefix)[:8]}-{state}"
-    )
+    name = f"{wanted.digest()[:24]}-{text_digest(sys.prefix)[:8]}-{state}"
+    marker = cache_root() / "satisfied" / name
     try:
         return marker.read_text() == "1"
     except OSError:

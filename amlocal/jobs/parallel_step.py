@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import environments, reuse
+from amlocal.jobs import artifacts, environments, reuse
 from amlocal.jobs import expressions as ex
 from amlocal.jobs import parallel as P
 from amlocal.jobs.context import mark_running
@@ -114,7 +114,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     key = reuse.fingerprint(
         component,
         snapshot_digest(code, ws.store),
-        env["identity"],
+        ctx.environment_identity(env),
         io.input_identity,
         io.output_identity,
         {
@@ -128,6 +128,8 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if hit is not None:
         return Status.COMPLETED, hit["outputs"]
     run_id = None if batch else ctx.mlflow.start(job)
+    if not batch:  # a parallel job's default output, as a command job's
+        artifacts.locate(ws, job, io.outputs, run_id)
     ctx.warn_environment(env)
     python = str(ctx.python_bin_dir(env) / "python")
     env_vars = ctx.mlflow.env(job, run_id) if run_id else {"AZUREML_RUN_ID": job}
@@ -143,6 +145,8 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     kind = "batch scoring" if batch else "parallel step"
     run = _Run(ctx, call, io.outputs, out_name, run_id, shown)
     status = run.execute(spec, data_path, kind)
+    if not batch:
+        artifacts.collect(io.outputs, spec.code_dir, run.log_path, logs=run.log_dir)
     if status == Status.COMPLETED:
         ctx.remember(step, key, job)
     return status, (io.outputs if run.ran else {})

@@ -123,6 +123,11 @@ class Execution:
     def python_bin_dir(self, env: dict[str, Any]) -> Path:
         return environments.python_bin_dir(self.ws, env, bool(self.record.get("_isolate")))
 
+    def environment_identity(self, env: dict[str, Any]) -> str:
+        # The project venv keeps the identity alone (reuse keys from before this was added)
+        where = environments.interpreter(env, bool(self.record.get("_isolate")))
+        return env["identity"] if where == "project" else f"{env['identity']}|{where}"
+
     def warn_environment(self, env: dict[str, Any]) -> None:
         if env.get("definition") and env["identity"] not in self.warned_envs:
             self.warned_envs.add(env["identity"])

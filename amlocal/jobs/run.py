@@ -224,9 +224,11 @@ def resolve_io(
     return IO(values, meta, identity, outputs, out_identity)
 
 
-def resolve(ws: Workspace, job_name: str, step: Step, io: IO, env: dict[str, Any]) -> Resolved:
+def resolve(
+    ws: Workspace, job_name: str, step: Step, io: IO, env: dict[str, Any], env_identity: str
+) -> Resolved:
     """A command step from its resolved I/O (`resolve_io`): the rendered command and the
-    reuse fingerprint."""
+    reuse fingerprint (`env_identity`: StepContext.environment_identity)."""
     component = step["component"]
     code = component.get("code")
     code_path = Path(code) if code else None
@@ -258,7 +260,7 @@ def resolve(ws: Workspace, job_name: str, step: Step, io: IO, env: dict[str, Any
     r.fingerprint = reuse.fingerprint(
         component,
         code_digest,
-        env["identity"],
+        env_identity,
         io.input_identity,
         io.output_identity,
         {

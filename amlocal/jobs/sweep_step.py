@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
+from amlocal.jobs import artifacts, reuse
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import reuse
 from amlocal.jobs import run as steprun
 from amlocal.jobs import sweep as sw
 from amlocal.jobs.context import mark_running
@@ -57,6 +57,7 @@ class Live:
     thread: threading.Thread | None = None
     exit_code: int | None = None
     stop_reason: str | None = None
+    artifacts_in_run: bool = False  # the `artifacts` output is the MLflow run's folder
 
 
 def run(ctx: StepContext, call: StepCall) -> StepResult:
@@ -178,7 +179,12 @@ class SweepRun:
         code = self.comp.get("code")
         digest = snapshot_digest(Path(code), self.ws.store) if code else None
         return reuse.fingerprint(
-            component, digest, env["identity"], io.input_identity, io.output_identity, {}
+            component,
+            digest,
+            self.ex.environment_identity(env),
+            io.input_identity,
+            io.output_identity,
+            {},
         )
 
     def _loop(self, env: dict[str, Any]) -> None:
@@ -280,9 +286,11 @@ class SweepRun:
             with self.ex.mlflow.client() as c:
                 c.set_tag(run_id, "hyperparameters", json.dumps(params, default=str))
                 c.set_tag(run_id, "azureml.runType", "sweep_trial")
+        in_run = artifacts.bind(self.ws, r, run_id, extra={"search_space": params})
+        command = r.command
         bin_dir = self.ex.python_bin_dir(env)
         proc = steprun.StepProcess(self.ws, r, self.ex.mlflow.env(name, run_id), bin_dir)
-        lv = Live(state=state, run_id=run_id, proc=proc, resolved=r)
+        lv = Live(state=state, run_id=run_id, proc=proc, resolved=r, artifacts_in_run=in_run)
         self._update(
             name,
             status=Status.RUNNING,
@@ -359,7 +367,9 @@ class SweepRun:
         else:
             st.status = Status.COMPLETED
         if lv.run_id:
-            self.ex.mlflow.end(lv.run_id, st.status, lv.proc.cwd / "outputs")
+            outputs = None if lv.artifacts_in_run else lv.proc.cwd / "outputs"
+            self.ex.mlflow.end(lv.run_id, st.status, outputs)
+        artifacts.collect(lv.resolved.outputs, lv.proc.cwd, lv.proc.log_path)
         best = sw.best_of(st.values, self.goal)
         fields: dict[str, Any] = {
             "status": st.status,
@@ -391,6 +401,13 @@ class SweepRun:
                 if src:
                     _copy(Path(src["local_path"]), Path(target["local_path"]))
                     outputs[out_name] = target
+            if artifacts.NAME not in outputs and artifacts.NAME in (best_rec.get("outputs") or {}):
+                # Azure's sweep outputs are its best trial's, the default one included
+                best_art = best_rec["outputs"][artifacts.NAME]
+                outputs[artifacts.NAME] = {
+                    **best_art,
+                    "uri": f"azureml://jobs/{self.job}/outputs/{artifacts.NAME}",
+                }
         if self.ex.user_canceled or (self.ex.cancel.is_set() and self.stop_reason == "canceled"):
             status, error = Status.CANCELED, "canceled"
         elif best is None:
