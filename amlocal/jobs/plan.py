@@ -61,8 +61,9 @@ def _refs(path: Path) -> list[str]:
         pass
     import yaml
 
+    text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)
     try:
-        refs = _file_refs(yaml.safe_load(data))
+        refs = _file_refs(yaml.safe_load(text))
     except yaml.YAMLError:
         return []  # azure-ai-ml reports it with the file and line
     try:

@@ -183,6 +183,9 @@ def test_ctrl_c_cancels_the_streamed_job_and_its_processes(project: Project) -> 
         env=project.env,
         stdout=log,
         stderr=log,
+        # As from a terminal: a suite started in the background (`cmd &` in a script)
+        # passes SIGINT down ignored, and Python keeps an ignored SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     out = project.home / "datastores/workspaceblobstore/azureml/ctrlc/o"
     deadline = time.monotonic() + 60
