@@ -55,10 +55,11 @@ def _refs(path: Path) -> list[str]:
     data = path.read_bytes()
     memo = loader.cache_dir() / "refs" / f"{hashlib.sha256(data).hexdigest()[:40]}.json"
     try:
-        refs: list[str] = json.loads(memo.read_text())
-        return refs
+        memoized = json.loads(memo.read_text())
+        if isinstance(memoized, list) and all(isinstance(r, str) for r in memoized):
+            return memoized
     except (OSError, ValueError):
-        pass
+        pass  # no memo yet, or a damaged one: parse the file again
     import yaml
 
     text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)

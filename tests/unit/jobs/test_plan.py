@@ -116,3 +116,16 @@ def test_source_files_are_memoized_by_content_without_pyyaml(tmp_path: Path) -> 
     assert files() == "['job.yml', 'c.yml'] False"  # same bytes: the memo, no PyYAML
     job.write_text("jobs:\n  a:\n    component: ./d.yml\n")
     assert files() == "['job.yml', 'd.yml'] True"  # edited: parsed anew
+
+
+def test_a_damaged_refs_memo_is_parsed_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "c.yml").write_text("command: echo\n")
+    job = tmp_path / "job.yml"
+    job.write_text("jobs:\n  a:\n    component: ./c.yml\n")
+    assert [p.name for p in plan.source_files(job)] == ["job.yml", "c.yml"]
+    for memo in (tmp_path / "cache" / "refs").glob("*.json"):
+        memo.write_text('{"../../etc": 1}')  # not a list of names
+    assert [p.name for p in plan.source_files(job)] == ["job.yml", "c.yml"]
