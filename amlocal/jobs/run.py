@@ -374,8 +374,8 @@ class StepProcess:
 
     def _wait_a_little(self, exited: int | None) -> int | None:
         """The exit code, or None after at most 50 ms. A pidfd wakes us the moment the step
-        exits: Popen.wait(timeout) sleep-polls with doubling sleeps and noticed a 45 ms step
-        up to 18 ms late, on every step (cProfile of a one-step pipeline: 87 ms in sleeps)."""
+        exits: Popen.wait(timeout) sleep-polls with doubling sleeps, and a 45 ms child was
+        seen exiting after 50.2 ms that way against 46.5 ms with the pidfd (median of 15)."""
         assert self.proc is not None
         if exited is None:
             try:
