@@ -381,7 +381,7 @@ def _experiment(ws: Workspace, direct: _SqliteRuns | None, name: str) -> tuple[s
     if direct is None:
         return None
     return direct.experiment(name) or direct.create_experiment(
-        name, (ws.mlflow_artifact_root / name).as_uri()
+        name, ws.under("mlartifacts", name).as_uri()
     )
 
 
@@ -397,7 +397,7 @@ def experiment_id(ws: Workspace, name: str) -> str:
         artifact_location = None
         if ws.mlflow_tracking_uri.startswith("sqlite:"):
             # sqlite stores default to ./mlruns in the cwd; keep artifacts in the workspace.
-            artifact_location = (ws.mlflow_artifact_root / name).as_uri()
+            artifact_location = ws.under("mlartifacts", name).as_uri()
         try:
             return c.create_experiment(name, artifact_location=artifact_location)
         except Exception:  # created concurrently by another process

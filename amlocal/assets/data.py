@@ -55,11 +55,38 @@ def create_data(ws: Workspace, path: Path, overrides: list[dict] | None = None) 
     return register(ws, "data", d, identity, path)
 
 
+def inside(root: Path, rel: str, uri: str) -> Path:
+    """`root/rel`, refused unless it stays inside `root` once resolved (`..`, an absolute
+    part and symbolic links included): a datastore path or a job output's sub-path never
+    leaves its folder, as on Azure, where it names a blob in that datastore."""
+    base = root.resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base):
+        raise InvalidInput(f"{uri}: the path leaves its datastore or output folder; refused")
+    return path
+
+
+def output_path(ws: Workspace, uri: str, where: str) -> Path:
+    """The local folder of an output `path`. Azure ML writes outputs to datastores only, so
+    anything else (a local, absolute or `file://` path, which would write on the submitting
+    machine) is refused with the key named, as is a datastore path that leaves its datastore."""
+    m = _DATASTORE.match(str(uri))
+    if m is None:
+        raise InvalidInput(
+            f"{where}: path {uri!r} is not a datastore path; outputs are written to a "
+            f"datastore (azureml://datastores/<datastore>/paths/<path>), never to local folders"
+        )
+    try:
+        return inside(ws.datastore_dir(m["ds"]), m["path"], uri)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
 def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
     """A data URI as a local path; None for URIs that only exist in Azure (https, wasbs...)."""
     uri = str(uri)
     if m := _DATASTORE.match(uri):
-        return ws.datastore_dir(m["ds"]) / m["path"]
+        return inside(ws.datastore_dir(m["ds"]), m["path"], uri)
     if m := _JOB_OUTPUT.match(uri):
         job = ws.store.get("job", m["job"])
         if job is None:
@@ -68,7 +95,7 @@ def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
         if not out.get("local_path"):
             raise NotFound(f"job '{m['job']}' has no output '{m['out']}'")
         p = Path(out["local_path"])
-        return p / m["p"] if m["p"] else p
+        return inside(p, m["p"], uri) if m["p"] else p
     if uri.startswith("azureml:"):
         rec = get(ws, "data", uri)
         return resolve_path(ws, rec["path"], base)

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from amlocal import tracking
 from amlocal.errors import AmlocalError
-from amlocal.jobs import environments, kinds, reuse, warm
+from amlocal.jobs import environments, kinds, output_paths, reuse, warm
 from amlocal.jobs import run as steprun
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
 from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
 from amlocal.jobs.mlflow_runs import MlflowRuns
 from amlocal.jobs.records import submit
 from amlocal.jobs.status import Status, now_iso
-from amlocal.workspace import DEFAULT_DATASTORE, Workspace
+from amlocal.workspace import Workspace
 
 if TYPE_CHECKING:
     from amlocal.jobs.types import Binding, JobRecord, Outputs, Plan, Step
@@ -69,7 +69,7 @@ class Execution:
         self.cancel = threading.Event()
         self.procs: dict[str, Stoppable] = {}
         settings = self.plan.get("settings") or {}
-        self.datastore = _datastore_name(settings.get("default_datastore"))
+        self.datastore = output_paths.datastore_name(settings.get("default_datastore"))
         self.force_rerun = bool(settings.get("force_rerun"))
         cosf = settings.get("continue_on_step_failure")
         self.continue_on_failure = True if cosf is None else bool(cosf)
@@ -253,13 +253,6 @@ def _standalone_binding(b: Binding) -> Binding:
     if "template" in b:
         return {"literal": b["template"]}
     return b
-
-
-def _datastore_name(value: Any) -> str:
-    if not value:
-        return DEFAULT_DATASTORE
-    v = str(value).removeprefix("azureml:")
-    return v.split("/")[-1] or DEFAULT_DATASTORE
 
 
 def execute(ws: Workspace, name: str) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlocal import assets
 from amlocal.errors import AmlocalError, InvalidInput
-from amlocal.jobs import environments
+from amlocal.jobs import environments, output_paths
 from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
@@ -116,6 +116,8 @@ def submit(
         raise InvalidInput(f"a job named '{name}' already exists; job names are unique")
     base = Path(plan["base_dir"])
     plan["experiment_name"] = plan.get("experiment_name") or Path.cwd().name
+    datastore = output_paths.datastore_name((plan.get("settings") or {}).get("default_datastore"))
+    output_paths.check(ws, plan, datastore)
     pipeline = plan["kind"] == "pipeline"
     steps = plan["steps"] if pipeline else {"__job__": plan["step"]}
     for sname, step in steps.items():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal import assets, procs
-from amlocal.assets.data import resolve_path
+from amlocal.assets.data import output_path, resolve_path
 from amlocal.assets.model import model_dir
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
@@ -67,10 +67,7 @@ def output_location(
         uri = ex.substitute_path(
             str(path), {"name": job_name, "output_name": out_name, "default_datastore": datastore}
         )
-        local = resolve_path(ws, uri, Path.cwd())
-        if local is None:
-            raise InvalidInput(f"output '{out_name}': path {uri} is not on a datastore")
-        return local, uri
+        return output_path(ws, uri, f"output '{out_name}'"), uri
     uri = f"azureml://datastores/{datastore}/paths/azureml/{job_name}/{out_name}/"
     return ws.datastore_dir(datastore) / "azureml" / job_name / out_name, uri
 

@@ -483,12 +483,12 @@ class SweepRun:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    if not src.exists():
+    """The best trial's output into the sweep's. Files are written over, never a folder
+    removed: the destination may hold what amlocal did not create (a user's `path:`)."""
+    if not src.exists() or dst.resolve().is_relative_to(src.resolve()):
         return
     if src.is_dir():
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(src, dst)
+        shutil.copytree(src, dst, dirs_exist_ok=True)
     else:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from amlocal.errors import InvalidInput
+
 # reference §25 (reference-yaml-deployment-batch): model batch deployment settings.
 BATCH_DEPLOYMENT_DEFAULTS: dict[str, Any] = {
     "mini_batch_size": 10,
@@ -93,7 +95,7 @@ class ParallelSpec:
             error_threshold=int(s["error_threshold"]),
             mini_batch_error_threshold=-1,
             output_action=str(s["output_action"]).lower(),
-            output_file_name=str(s["output_file_name"]),
+            output_file_name=_file_name(s["output_file_name"], "output_file_name"),
             logging_level=str(s["logging_level"]),
             environment_variables={k: str(v) for k, v in env.items()},
             python=python or sys.executable,
@@ -133,8 +135,9 @@ class ParallelSpec:
             error_threshold=int(error_threshold),
             mini_batch_error_threshold=int(s["mini_batch_error_threshold"]),
             output_action="append_row" if append else "summary_only",
-            output_file_name=str(
-                predefined.get("append_row_file_name") or PARALLEL_JOB_DEFAULTS["output_file_name"]
+            output_file_name=_file_name(
+                predefined.get("append_row_file_name") or PARALLEL_JOB_DEFAULTS["output_file_name"],
+                "--append_row_file_name",
             ),
             logging_level=str(s["logging_level"]),
             environment_variables={
@@ -142,6 +145,15 @@ class ParallelSpec:
             },
             python=python or sys.executable,
         )
+
+
+def _file_name(value: Any, key: str) -> str:
+    """The results file's name: one plain file name, written inside the output folder (a
+    name such as `../../x` would write outside the workspace)."""
+    name = str(value)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise InvalidInput(f"{key}: {name!r} must be a plain file name (no folders)")
+    return name
 
 
 def _first(*values: Any) -> Any:

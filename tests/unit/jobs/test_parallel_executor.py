@@ -369,3 +369,22 @@ def test_batch_deployment_and_parallel_job_defaults_differ_as_documented(tmp_pat
     )
     assert full.workers == 6 and full.max_retries == 0 and full.timeout == 5
     assert full.output_action == "append_row" and full.mini_batch_error_threshold == 2
+
+
+@pytest.mark.parametrize("name", ["../../x.csv", "/tmp/x.csv", "..", "a/b.csv"])
+def test_a_results_file_name_that_names_a_folder_is_refused(tmp_path: Path, name: str) -> None:
+    """The results file is written inside the output folder: a name with folders in it (from
+    a deployment's `output_file_name` or `--append_row_file_name`) would write outside it."""
+    job = {
+        "task": {
+            "entry_script": "s.py",
+            "program_arguments": f"--append_row_file_name {name}",
+            "append_row_to": "${{outputs.scored}}",
+        }
+    }
+    with pytest.raises(InvalidInput, match="--append_row_file_name"):
+        P.ParallelSpec.for_parallel_job(job, code_dir=tmp_path)
+    with pytest.raises(InvalidInput, match="output_file_name"):
+        P.ParallelSpec.for_batch_deployment(
+            {"output_file_name": name}, code_dir=tmp_path, entry_script="s.py"
+        )
