@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,44 @@ def test_registered_model_files_read_like_mlflow_downloads(
     listing = sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*"))
     assert listing == sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*"))
     assert (ours / "sub" / "weights.bin").read_bytes() == b"\x00\x01"
+
+
+def test_the_template_is_keyed_by_the_schema_head_not_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed MLflow's head (read from its migration files) is the revision MLflow
+    creates stores at, and a second install of the same MLflow elsewhere (another clone's
+    venv) maps to the same template file: `make setup` there reuses it."""
+    import importlib.util
+    import shutil
+
+    origin = Path(importlib.util.find_spec("mlflow").origin)  # type: ignore[union-attr,arg-type]
+    versions = origin.with_name("store") / "db_migrations" / "versions"
+    assert tracking.schema_head(versions) == tracking.SCHEMA_REVISION
+    monkeypatch.setenv("AMLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    here = tracking._template_path()
+    assert here == tmp_path / "cache" / f"mlflow-store-{tracking.SCHEMA_REVISION}.db"
+    other = tmp_path / "clone2" / "site-packages" / "mlflow"
+    shutil.copytree(versions, other / "store" / "db_migrations" / "versions")
+    shutil.copy(origin.with_name("version.py"), other / "version.py")
+    (other / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(other.parent))
+    monkeypatch.delitem(sys.modules, "mlflow", raising=False)
+    assert Path(importlib.util.find_spec("mlflow").origin).parent == other  # type: ignore[union-attr,arg-type]
+    assert tracking._template_path() == here
+
+
+def test_the_schema_head_follows_down_revisions_and_merges(tmp_path: Path) -> None:
+    def rev(name: str, down: str) -> None:
+        (tmp_path / f"{name}_x.py").write_text(f'revision = "{name}"\ndown_revision = {down}\n')
+
+    rev("a1", "None")
+    rev("b2", '"a1"')
+    assert tracking.schema_head(tmp_path) == "b2"
+    rev("c3", '"a1"')
+    assert tracking.schema_head(tmp_path) is None  # two heads: no key from the schema
+    rev("d4", '("b2", "c3")')
+    assert tracking.schema_head(tmp_path) == "d4"
 
 
 def test_an_unusable_cache_leaves_the_store_to_mlflow(
