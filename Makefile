@@ -25,7 +25,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 export AML WORKSPACE RESOURCE_GROUP
 
 .PHONY: monitor
-.PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: setup assets train train-digits digits-batch digits-request ui validate test test-unit lint clean deploy batch azure-setup
 
 # Bytecode: PYTHONDONTWRITEBYTECODE=1 is common (CI, containers), and then every process
 # compiles what it imports, every time (MLflow + azure-ai-ml + sklearn: ~3.5x slower to import;
@@ -106,8 +106,24 @@ ui: setup
 validate: setup
 	@$(call timed,every YAML checked with azure-ai-ml,$(BIN)/python -m amlocal.validate)
 
+# The suite in parallel (pytest-xdist): TEST_WORKERS processes (default: one per logical CPU,
+# at least 2, as e2e tests mostly wait on their subprocesses). --dist loadfile keeps a file on
+# one worker, so its module fixtures (a trained workspace, a served endpoint) are built once.
+# Tests marked `serial` (timing-sensitive under load) run afterwards, one at a time.
+# Measured durations: README.md.
+TEST_WORKERS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n )))
+PYTEST = $(BIN)/python -m pytest -q
+# Only the files that have one: collecting the whole suite again would cost ~40 s.
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
 test: setup
-	$(BIN)/python -m pytest -q
+	@echo "make test: the whole suite, $(TEST_WORKERS) workers (about 15 min on 2 idle cores)"
+	@start=$$(date +%s); $(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not serial"; rc=$$?; \
+	  $(PYTEST) -m serial $(SERIAL_FILES); rc2=$$?; [ $$rc2 -eq 5 ] && rc2=0; \
+	  echo "make test: done in $$(( $$(date +%s) - start )) s"; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
+
+# In-process tests only (tests/unit without the ones that start a process): about a minute.
+test-unit: setup
+	$(PYTEST) -n $(TEST_WORKERS) -m "not subprocess" tests/unit
 
 lint: setup
 	$(BIN)/ruff check amlocal tests bench src
