@@ -32,7 +32,7 @@ export AML WORKSPACE RESOURCE_GROUP
 # bench/startup.py). So the venv is compiled at install (uv --compile-bytecode; pip compiles by
 # default), and amlocal/ and src/ on every target (compileall skips what is up to date: ~0.1 s).
 setup: $(VENV)/.installed
-	@$(BIN)/python -m compileall -q -j 0 amlocal src >/dev/null
+	$(if $(wildcard amlocal src),@$(BIN)/python -m compileall -q -j 0 $(wildcard amlocal src) >/dev/null)
 
 # Installs with uv (from PyPI, pinned in pyproject.toml: a parallel resolver and installer with
 # progress bars) into a plain venv; pip is the fallback when uv cannot be installed (UV=no forces it).
@@ -74,6 +74,7 @@ assets: setup
 	$(call tick,environment environments/score.yml registered)
 
 train: assets
+	@echo "make train: submitting pipelines/train.yml (a first run validates it with azure-ai-ml: seconds), then its steps stream"
 	$(AML) job create -f pipelines/train.yml --stream -o none --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
 
 # The digits image classifier: prep -> sweep over model families -> evaluate -> register ->

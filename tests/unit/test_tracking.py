@@ -264,6 +264,7 @@ def test_a_new_store_is_in_wal_mode_and_runs_reuse_one_connection(ws: Workspace)
     assert MlflowClient(ws.mlflow_tracking_uri).get_run(first).info.status == "FINISHED"
 
 
+@pytest.mark.subprocess
 def test_a_forked_process_opens_its_own_connection(ws: Workspace) -> None:
     """SQLite forbids using a connection across fork(); the daemons fork from the CLI."""
     import os
