@@ -479,6 +479,8 @@ def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
 
 if __name__ == "__main__":  # `make setup`: pay for the template once, at install time
     try:
-        print(f"amlocal: MLflow store template {store_template()}")
+        _path = _template_path()
+        _had = _path is not None and _path.is_file()
+        print(f"amlocal: MLflow store template {store_template()} ({'reused' if _had else 'made'})")
     except (OSError, sqlite3.Error) as exc:  # not fatal: new workspaces then ask MLflow
         print(f"amlocal: warning: no MLflow store template: {exc}")

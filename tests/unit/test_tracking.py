@@ -292,3 +292,27 @@ def test_run_ids_are_uuid4_hex_as_mlflow_makes_them() -> None:
     for h in ids:
         u = uuid.UUID(hex=h)
         assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == h
+
+
+@pytest.mark.subprocess
+def test_make_setup_makes_the_template_once_then_reuses_it(tmp_path: Path) -> None:
+    """`python -m amlocal.tracking` (make setup) in a second clone finds the template."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "AMLOCAL_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "amlocal.tracking"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
+        for _ in range(2)
+    ]
+    template = tmp_path / "cache" / f"mlflow-store-{tracking.SCHEMA_REVISION}.db"
+    assert runs[0].strip().endswith(f"{template} (made)"), runs[0]
+    made = template.stat().st_mtime_ns
+    assert runs[1].strip().endswith(f"{template} (reused)"), runs[1]
+    assert template.stat().st_mtime_ns == made
