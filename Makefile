@@ -25,9 +25,14 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 export AML WORKSPACE RESOURCE_GROUP
 
 .PHONY: monitor
-.PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: setup assets train train-digits digits-batch digits-request ui validate test test-unit lint clean deploy batch azure-setup
 
+# Bytecode: PYTHONDONTWRITEBYTECODE=1 is common (CI, containers), and then every process
+# compiles what it imports, every time (MLflow + azure-ai-ml + sklearn: ~3.5x slower to import;
+# bench/startup.py). So the venv is compiled at install (uv --compile-bytecode; pip compiles by
+# default), and amlocal/ and src/ on every target (compileall skips what is up to date: ~0.1 s).
 setup: $(VENV)/.installed
+	$(if $(wildcard amlocal src),@$(BIN)/python -m compileall -q -j 0 $(wildcard amlocal src) >/dev/null)
 
 # Installs with uv (from PyPI, pinned in pyproject.toml: a parallel resolver and installer with
 # progress bars) into a plain venv; pip is the fallback when uv cannot be installed (UV=no forces it).
@@ -40,11 +45,11 @@ $(VENV)/.installed: pyproject.toml
 	echo "make setup: creating $(VENV) and installing about 160 packages (about 0.8 GB)"; \
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	if [ "$(UV)" = yes ] && $(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION); then \
-	  $(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'; \
+	  $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]'; \
 	else \
 	  echo "make setup: installing with pip (no progress per package; a few minutes)"; \
 	  $(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip; \
-	  $(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'; \
+	  $(BIN)/python -m pip install --disable-pip-version-check --compile -e '.[dev]'; \
 	fi; \
 	: "MLflow's empty SQLite store, made once per user: new workspaces copy it (amlocal/tracking.py)"; \
 	$(BIN)/python -m amlocal.tracking; \
@@ -53,12 +58,23 @@ $(VENV)/.installed: pyproject.toml
 
 # Register the data asset and environments the pipeline references (idempotent: an
 # identical version is not re-created).
+# One line per command with its time (a first run validates each YAML with azure-ai-ml, a few
+# seconds each; later runs hit the per-user cache). The clock is a file as each recipe line
+# is its own shell; $(AML) lines stay plain for `make -n` (tests/e2e/project/test_workflows.py).
+CLOCK = $(VENV)/.clock-$@
+tick = @echo "make $@: $(1) in $$(( $$(date +%s) - $$(cat $(CLOCK)) )) s"; date +%s > $(CLOCK)
+timed = start=$$(date +%s); $(2) && echo "make $@: $(1) in $$(( $$(date +%s) - start )) s"
 assets: setup
-	$(AML) data create -f data/diabetes.yml -o none $(AML_FLAGS)
-	$(AML) environment create -f environments/train.yml -o none $(AML_FLAGS)
-	$(AML) environment create -f environments/score.yml -o none $(AML_FLAGS)
+	@date +%s > $(CLOCK)
+	@$(AML) data create -f data/diabetes.yml -o none $(AML_FLAGS)
+	$(call tick,data asset data/diabetes.yml registered)
+	@$(AML) environment create -f environments/train.yml -o none $(AML_FLAGS)
+	$(call tick,environment environments/train.yml registered)
+	@$(AML) environment create -f environments/score.yml -o none $(AML_FLAGS)
+	$(call tick,environment environments/score.yml registered)
 
 train: assets
+	@echo "make train: submitting pipelines/train.yml (a first run validates it with azure-ai-ml: seconds), then its steps stream"
 	$(AML) job create -f pipelines/train.yml --stream -o none --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s))) $(AML_FLAGS)
 
 # The digits image classifier: prep -> sweep over model families -> evaluate -> register ->
@@ -89,10 +105,26 @@ ui: setup
 	AMLOCAL_UI_PORT=$(UI_PORT) $(BIN)/python -m amlocal.ui
 
 validate: setup
-	$(BIN)/python -m amlocal.validate
+	@$(call timed,every YAML checked with azure-ai-ml,$(BIN)/python -m amlocal.validate)
 
+# The suite in parallel (pytest-xdist): TEST_WORKERS processes (default: one per logical CPU,
+# at least 2, as e2e tests mostly wait on their subprocesses). --dist loadfile keeps a file on
+# one worker, so its module fixtures (a trained workspace, a served endpoint) are built once.
+# Tests marked `serial` (timing-sensitive under load) run afterwards, one at a time.
+# Measured durations: README.md.
+TEST_WORKERS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n )))
+PYTEST = $(BIN)/python -m pytest -q
+# Only the files that have one: collecting the whole suite again would cost ~40 s.
+SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
 test: setup
-	$(BIN)/python -m pytest -q
+	@echo "make test: the whole suite, $(TEST_WORKERS) workers (about 15 min on 2 idle cores)"
+	@start=$$(date +%s); $(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not serial"; rc=$$?; \
+	  $(PYTEST) -m serial $(SERIAL_FILES); rc2=$$?; [ $$rc2 -eq 5 ] && rc2=0; \
+	  echo "make test: done in $$(( $$(date +%s) - start )) s"; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
+
+# In-process tests only (tests/unit without the ones that start a process): about a minute.
+test-unit: setup
+	$(PYTEST) -n $(TEST_WORKERS) -m "not subprocess" tests/unit
 
 lint: setup
 	$(BIN)/ruff check amlocal tests bench src

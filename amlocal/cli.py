@@ -23,7 +23,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "environment": ("amlocal.commands.assets", "Environments."),
     "component": ("amlocal.commands.assets", "Components."),
     "model": ("amlocal.commands.assets", "Models (the MLflow model registry)."),
-    "workspace": ("amlocal.commands.workspace", "The local workspace."),
+    "workspace": ("amlocal.commands.workspaces", "The local workspace."),
     "online-endpoint": ("amlocal.commands.online", "Managed online endpoints, served locally."),
     "online-deployment": ("amlocal.commands.online", "Online deployments."),
     "batch-endpoint": ("amlocal.commands.batch", "Batch endpoints."),

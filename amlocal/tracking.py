@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -218,20 +219,45 @@ def _revision(db: Path) -> str | None:
     return row[0] if row else None
 
 
+def schema_head(versions: Path) -> str | None:
+    """The alembic head revision of MLflow's migrations in `versions` (the one revision no
+    other names as its down_revision), read from the files without importing MLflow."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        files = sorted(versions.glob("*.py"))
+        for f in files:
+            text = f.read_text(encoding="utf-8", errors="replace")
+            rev = re.search(r"^revision\s*=\s*['\"]([0-9a-zA-Z_]+)['\"]", text, re.M)
+            down = re.search(r"^down_revision\s*=\s*(.+)$", text, re.M)
+            if rev:
+                revisions.add(rev.group(1))
+            if down:
+                parents.update(re.findall(r"['\"]([0-9a-zA-Z_]+)['\"]", down.group(1)))
+    except OSError:
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def _template_path() -> Path | None:
-    """Where the empty store of the installed MLflow is cached: keyed by MLflow's location
-    and version file, read without importing it."""
+    """Where the empty store of the installed MLflow is cached: keyed by its schema's alembic
+    head revision, not by where MLflow is installed, so every venv and clone of this user with
+    an MLflow at that schema shares one (made once; `make setup` in a new clone reuses it)."""
     spec = importlib.util.find_spec("mlflow")
     if spec is None or not spec.origin:
         return None
-    try:
-        version = Path(spec.origin).with_name("version.py").read_bytes()
-    except OSError:
-        return None
     from amlocal.loader import cache_dir
 
-    key = hashlib.sha256(spec.origin.encode() + b"\0" + version).hexdigest()[:16]
-    return cache_dir() / f"mlflow-store-{key}.db"
+    origin = Path(spec.origin)
+    head = schema_head(origin.with_name("store") / "db_migrations" / "versions")
+    if head is not None:
+        return cache_dir() / f"mlflow-store-{head}.db"
+    try:  # an MLflow laid out differently: its version file, still not its location
+        version = origin.with_name("version.py").read_bytes()
+    except OSError:
+        return None
+    return cache_dir() / f"mlflow-store-v{hashlib.sha256(version).hexdigest()[:16]}.db"
 
 
 def store_template() -> Path | None:
@@ -453,6 +479,8 @@ def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
 
 if __name__ == "__main__":  # `make setup`: pay for the template once, at install time
     try:
-        print(f"amlocal: MLflow store template {store_template()}")
+        _path = _template_path()
+        _had = _path is not None and _path.is_file()
+        print(f"amlocal: MLflow store template {store_template()} ({'reused' if _had else 'made'})")
     except (OSError, sqlite3.Error) as exc:  # not fatal: new workspaces then ask MLflow
         print(f"amlocal: warning: no MLflow store template: {exc}")

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]

@@ -125,6 +125,9 @@ def ensure(spec: Spec, label: str) -> Built:
         shutil.rmtree(root, ignore_errors=True)
         _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
         notes = _install(label, root, list(spec.requirements), pyver)
+        # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
+        # rest now, best effort (a file that does not compile is not a broken venv).
+        _try([str(root / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(root / "lib")])
         if spec.python and not pyver.startswith(spec.python):
             notes.insert(0, f"python={spec.python} -> {pyver} (not on this machine)")
         if spec.left_out:

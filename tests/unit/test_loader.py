@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from amlocal.loader import _scalar, parse_set
@@ -53,6 +54,7 @@ def test_plain_scalars_agree_with_yaml_safe_load() -> None:
         _agree("".join(rng.choice(alphabet) for _ in range(rng.randint(4, 9))))
 
 
+@pytest.mark.subprocess
 def test_the_common_values_are_answered_without_pyyaml() -> None:
     assert [_scalar(v) for v in ("true", "50", "-3", "cpu-cluster", "a.b/c_d")] == [
         (True, True),

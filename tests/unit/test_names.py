@@ -30,6 +30,7 @@ def amlocal(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_names_from_flags_and_set_are_refused_before_any_path(tmp_path: Path) -> None:
     home = tmp_path / "ws" / ".amlocal"
     online = str(REPO / "endpoints" / "online" / "diabetes" / "endpoint.yml")

@@ -93,6 +93,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_cli_query_and_bad_query(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     assert _cli(home, "data", "create", "-f", "data/diabetes.yml", "-o", "none").returncode == 0
@@ -106,6 +107,7 @@ def test_cli_query_and_bad_query(tmp_path: Path) -> None:
     assert r.returncode == 2 and "length()" in r.stderr
 
 
+@pytest.mark.subprocess
 def test_version(tmp_path: Path) -> None:
     r = _cli(tmp_path, "--version")
     assert r.returncode == 0 and r.stdout.startswith("amlocal ")

@@ -14,6 +14,9 @@ import pytest
 
 from amlocal import procs
 
+# Every test here starts processes: the file is not in the in-process tier (make test-unit).
+pytestmark = pytest.mark.subprocess
+
 
 @pytest.fixture(params=["linux", "darwin"])
 def platform(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:

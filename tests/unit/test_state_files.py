@@ -40,6 +40,7 @@ def test_a_damaged_store_is_refused_naming_the_file(tmp_path: Path, damage: str)
     assert str(db) in str(info.value) and "make clean" in str(info.value)
 
 
+@pytest.mark.subprocess
 def test_the_cli_exits_with_the_message_not_a_traceback(tmp_path: Path) -> None:
     home = tmp_path / ".amlocal"
     home.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,44 @@ def test_registered_model_files_read_like_mlflow_downloads(
     assert (ours / "sub" / "weights.bin").read_bytes() == b"\x00\x01"
 
 
+def test_the_template_is_keyed_by_the_schema_head_not_the_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed MLflow's head (read from its migration files) is the revision MLflow
+    creates stores at, and a second install of the same MLflow elsewhere (another clone's
+    venv) maps to the same template file: `make setup` there reuses it."""
+    import importlib.util
+    import shutil
+
+    origin = Path(importlib.util.find_spec("mlflow").origin)  # type: ignore[union-attr,arg-type]
+    versions = origin.with_name("store") / "db_migrations" / "versions"
+    assert tracking.schema_head(versions) == tracking.SCHEMA_REVISION
+    monkeypatch.setenv("AMLOCAL_CACHE_DIR", str(tmp_path / "cache"))
+    here = tracking._template_path()
+    assert here == tmp_path / "cache" / f"mlflow-store-{tracking.SCHEMA_REVISION}.db"
+    other = tmp_path / "clone2" / "site-packages" / "mlflow"
+    shutil.copytree(versions, other / "store" / "db_migrations" / "versions")
+    shutil.copy(origin.with_name("version.py"), other / "version.py")
+    (other / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(other.parent))
+    monkeypatch.delitem(sys.modules, "mlflow", raising=False)
+    assert Path(importlib.util.find_spec("mlflow").origin).parent == other  # type: ignore[union-attr,arg-type]
+    assert tracking._template_path() == here
+
+
+def test_the_schema_head_follows_down_revisions_and_merges(tmp_path: Path) -> None:
+    def rev(name: str, down: str) -> None:
+        (tmp_path / f"{name}_x.py").write_text(f'revision = "{name}"\ndown_revision = {down}\n')
+
+    rev("a1", "None")
+    rev("b2", '"a1"')
+    assert tracking.schema_head(tmp_path) == "b2"
+    rev("c3", '"a1"')
+    assert tracking.schema_head(tmp_path) is None  # two heads: no key from the schema
+    rev("d4", '("b2", "c3")')
+    assert tracking.schema_head(tmp_path) == "d4"
+
+
 def test_an_unusable_cache_leaves_the_store_to_mlflow(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,6 +264,7 @@ def test_a_new_store_is_in_wal_mode_and_runs_reuse_one_connection(ws: Workspace)
     assert MlflowClient(ws.mlflow_tracking_uri).get_run(first).info.status == "FINISHED"
 
 
+@pytest.mark.subprocess
 def test_a_forked_process_opens_its_own_connection(ws: Workspace) -> None:
     """SQLite forbids using a connection across fork(); the daemons fork from the CLI."""
     import os
@@ -252,3 +292,27 @@ def test_run_ids_are_uuid4_hex_as_mlflow_makes_them() -> None:
     for h in ids:
         u = uuid.UUID(hex=h)
         assert u.version == 4 and u.variant == uuid.RFC_4122 and u.hex == h
+
+
+@pytest.mark.subprocess
+def test_make_setup_makes_the_template_once_then_reuses_it(tmp_path: Path) -> None:
+    """`python -m amlocal.tracking` (make setup) in a second clone finds the template."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "AMLOCAL_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "amlocal.tracking"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
+        for _ in range(2)
+    ]
+    template = tmp_path / "cache" / f"mlflow-store-{tracking.SCHEMA_REVISION}.db"
+    assert runs[0].strip().endswith(f"{template} (made)"), runs[0]
+    made = template.stat().st_mtime_ns
+    assert runs[1].strip().endswith(f"{template} (reused)"), runs[1]
+    assert template.stat().st_mtime_ns == made

@@ -183,6 +183,7 @@ def run_validate(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out.out + out.err
 
 
+@pytest.mark.subprocess
 def test_the_repository_validates_from_the_command_line() -> None:
     """`make validate` in this repository: exit 0 and the summary line."""
     proc = subprocess.run(

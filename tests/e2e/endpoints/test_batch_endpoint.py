@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import Project
 
 from tests.batch_support import (
     FEATURES,
@@ -24,7 +25,6 @@ from tests.batch_support import (
     register_model,
     wait_status,
 )
-from tests.e2e.engine.conftest import Project
 
 BATCH = ROOT / "endpoints" / "batch" / "diabetes"
 COMMITTED = ROOT / "data" / "diabetes-batch"

@@ -216,6 +216,9 @@ def crown(ws, version: str, name: str = "diabetes-model") -> None:
     client(ws).set_registered_model_alias(name, "champion", version)
 
 
+# Alone: four deploys and smoke tests against real scoring servers; it failed on a loaded box
+# beside other tests (issue 26), so `make test` runs it after the parallel pass.
+@pytest.mark.serial
 def test_local_blue_green(tmp_path):
     home = tmp_path / "home"
     with workspace_env(home) as ws:

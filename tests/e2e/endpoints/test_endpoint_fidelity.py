@@ -13,9 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_support import Project
 
 from tests.batch_support import wait_status
-from tests.e2e.engine.conftest import Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "endpoint-fidelity"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 HEAD = """\
 $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project, component
+from cli_support import Project, component
 
 PY = """\
 import os, pathlib, sys

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 
 def _index_reachable() -> bool:
@@ -255,3 +254,47 @@ def test_docker_build_context_requirements_are_installed(project: Project) -> No
     job, r = project.create("job.yml")
     assert job["status"] == "Completed"
     assert "six 1.15.0 prefix " in r.stderr
+
+
+def _compiled_share(venv: Path) -> float:
+    """The share of the venv's .py files that have a .pyc (for the venv's interpreter)."""
+    sources = list((venv / "lib").rglob("*.py"))
+    compiled = [p for p in sources if any((p.parent / "__pycache__").glob(f"{p.stem}.*.pyc"))]
+    return len(compiled) / max(1, len(sources))
+
+
+@needs_index
+def test_a_built_venv_has_its_bytecode_compiled(project: Project, tmp_path: Path) -> None:
+    """PYTHONDONTWRITEBYTECODE=1 (CI, containers) would otherwise have every step compile
+    every module it imports, every run: the builder compiles all of the venv, once."""
+    cache = tmp_path / "cache"
+    project.env["AMLOCAL_CACHE_DIR"] = str(cache)
+    project.env["PYTHONDONTWRITEBYTECODE"] = "1"
+    project.write(
+        "conda.yml",
+        """\
+        name: bytecode
+        channels: [conda-forge]
+        dependencies:
+          - python=3.11
+          - pip
+          - pip:
+              - six==1.15.0
+        """,
+    )
+    project.write(
+        "job.yml",
+        """\
+        $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+        command: python -c "import sys; print('prefix', sys.prefix)"
+        environment:
+          image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04
+          conda_file: conda.yml
+        """,
+    )
+    job, run = project.create("job.yml")
+    assert job["status"] == "Completed", run.stderr
+    assert "building environment" in run.stderr
+    venv = Path(run.stderr.split("prefix ")[1].split()[0])
+    assert venv.parent == cache / "envs"
+    assert _compiled_share(venv) >= 0.9

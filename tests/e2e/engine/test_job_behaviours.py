@@ -8,7 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project, component
+from cli_support import Project, component
 
 PIPE_HEAD = """\
 $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json

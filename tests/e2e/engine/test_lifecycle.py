@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 SLEEPER = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
@@ -173,7 +173,7 @@ def test_ctrl_c_cancels_the_streamed_job_and_its_processes(project: Project) -> 
     import signal
     import subprocess
 
-    from tests.e2e.engine.conftest import AMLOCAL
+    from cli_support import AMLOCAL
 
     project.write("slow.yml", SLEEPER.format(extra=""))
     log = (project.root / "cli.log").open("w")

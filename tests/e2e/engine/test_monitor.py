@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 REPO = Path(__file__).resolve().parents[3]
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 
 def _index_reachable() -> bool:

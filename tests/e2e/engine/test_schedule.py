@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 REPO = Path(__file__).resolve().parents[3]
 

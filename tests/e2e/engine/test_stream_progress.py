@@ -8,10 +8,11 @@ import io
 import re
 from pathlib import Path
 
+from cli_support import Project
+
 from amlocal.jobs import progress
 from amlocal.jobs.stream import LiveView
 from amlocal.workspace import Workspace
-from tests.e2e.engine.conftest import Project
 
 TRIAL_PY = """\
 import argparse

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import ENV_YML, Project
+from cli_support import ENV_YML, Project
 
 TRIAL_PY = """\
 import argparse, pathlib, time

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import ENV_YML, Project
 
 from tests.batch_support import assert_no_processes
-from tests.e2e.engine.conftest import ENV_YML, Project
 
 BAYES_PY = """\
 import argparse

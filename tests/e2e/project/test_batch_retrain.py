@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import yaml
+from cli_support import ENV_YML, Project, component
 
 from tests.batch_support import ROOT, assert_no_processes
-from tests.e2e.engine.conftest import ENV_YML, Project, component
 
 RETRAIN = ROOT / "endpoints" / "batch" / "retrain"
 COMPONENT = ROOT / "pipelines" / "train-component.yml"

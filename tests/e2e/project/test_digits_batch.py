@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import Project
 from PIL import Image
 
 from amlocal import loader
 from tests.batch_support import ROOT, assert_no_processes
-from tests.e2e.engine.conftest import Project
 
 BATCH = ROOT / "endpoints" / "batch" / "digits"
 DIGITS = ROOT / "data" / "digits"

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from amlocal.endpoints import daemon, paths
 
 
+@pytest.mark.subprocess
 def test_a_non_utf8_yaml_is_an_input_error_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "job.yml"
     bad.write_bytes(

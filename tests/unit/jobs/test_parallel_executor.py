@@ -21,6 +21,9 @@ import pytest
 from amlocal.errors import InvalidInput
 from amlocal.jobs import parallel as P
 
+# Nearly every test here starts worker processes: the file is not in the in-process tier.
+pytestmark = pytest.mark.subprocess
+
 # Echoes each file's lines as rows: one row per line, `<file>,<line>`.
 ECHO = """
 import os, sys, time

@@ -93,6 +93,7 @@ def test_source_files_follow_components_and_conda_files(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.subprocess
 def test_source_files_are_memoized_by_content_without_pyyaml(tmp_path: Path) -> None:
     import subprocess
     import sys

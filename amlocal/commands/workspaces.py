@@ -1,4 +1,8 @@
-"""`amlocal workspace show`: the local workspace, including its MLflow tracking URI."""
+"""`amlocal workspace show`: the local workspace, including its MLflow tracking URI.
+
+Named `workspaces`, not `workspace`: importing a submodule binds it on the package, and
+`amlocal.commands.workspace` is the handlers' workspace() helper, which the module would
+replace (the other groups then called a module: `'module' object is not callable`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""A throwaway Azure ML project with its own AMLOCAL_HOME, driven through the real `amlocal`
+CLI in subprocesses (the `project` fixture in tests/conftest.py makes one per test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+AMLOCAL = [sys.executable, "-m", "amlocal.cli"]
+
+ENV_YML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json
+name: testenv
+image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04
+"""
+
+
+class Project:
+    """A temporary Azure ML project folder plus the CLI bound to its workspace."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / ".amlocal"
+        self.env = {**os.environ, "AMLOCAL_HOME": str(self.home)}
+        self.env.pop("MLFLOW_TRACKING_URI", None)
+
+    def write(self, rel: str, text: str) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(textwrap.dedent(text))
+        return p
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [*AMLOCAL, *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and r.returncode != 0:
+            raise AssertionError(
+                f"amlocal {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
+            )
+        return r
+
+    def imports(self, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+        """Run `amlocal <args>` under `python -X importtime`: the result and the set of
+        modules the command imported (start-up checks: what a verb must not load)."""
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", *AMLOCAL[1:], *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        modules = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+        return r, modules
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout)
+
+    def create(
+        self, path: str, *extra: str, check: bool = True
+    ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+        r = self.run("job", "create", "-f", path, "--stream", *extra, check=check)
+        return (json.loads(r.stdout) if r.stdout.strip() else {}), r
+
+    def steps(self, name: str) -> dict[str, dict[str, Any]]:
+        return {c["display_name"]: c for c in self.json("job", "list", "--parent-job-name", name)}
+
+
+def component(
+    name: str,
+    command: str,
+    inputs: str = "",
+    outputs: str = "",
+    code: str = "./src",
+    extra: str = "",
+) -> str:
+    """A command component YAML."""
+    return (
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\n"
+        f"name: {name}\ntype: command\nversion: 1\ncode: {code}\n"
+        "environment: azureml:testenv@latest\n"
+        f"command: >-\n  {command}\n"
+        + (f"inputs:\n{textwrap.indent(textwrap.dedent(inputs), '  ')}" if inputs else "")
+        + (f"outputs:\n{textwrap.indent(textwrap.dedent(outputs), '  ')}" if outputs else "")
+        + extra
+    )
