@@ -12,6 +12,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import amlocal
 from amlocal import procs
 from amlocal.jobs.parallel.minibatch import MiniBatch
 from amlocal.jobs.parallel.settings import ParallelSpec
@@ -102,8 +103,10 @@ def worker_env(spec: ParallelSpec, output_dir: Path) -> dict[str, str]:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(var, threads)
     env.setdefault("AZUREML_BI_OUTPUT_PATH", str(output_dir))
-    if Path(spec.python).resolve() != Path(sys.executable).resolve():
-        # Another interpreter (an isolated environment) still needs to find the worker module.
-        root = str(Path(__file__).resolve().parents[3])
+    if Path(spec.python).parent != Path(sys.executable).parent:
+        # Another interpreter (an isolated environment's venv, often made from this very
+        # Python, so compared unresolved) still needs to find the worker module: the folder
+        # that holds the `amlocal` package goes on its path, wherever this module lives.
+        root = str(Path(amlocal.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env

@@ -369,3 +369,23 @@ def test_batch_deployment_and_parallel_job_defaults_differ_as_documented(tmp_pat
     )
     assert full.workers == 6 and full.max_retries == 0 and full.timeout == 5
     assert full.output_action == "append_row" and full.mini_batch_error_threshold == 2
+
+
+def test_a_worker_on_another_interpreter_finds_amlocal(tmp_path: Path) -> None:
+    """An isolated environment's interpreter (a venv without amlocal, made from this very
+    Python as `environments/build.py` makes them) still runs the worker module."""
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    alone = subprocess.run([str(python), "-c", "import amlocal"], capture_output=True, cwd=venv)
+    assert alone.returncode != 0, "the venv must not see amlocal by itself"
+    code = write_script(tmp_path)
+    folder = make_folder(tmp_path, {"a.txt": "1 2", "b.txt": "3"})
+    s = P.ParallelSpec.for_batch_deployment(
+        {"mini_batch_size": 1}, code_dir=code, entry_script="score.py", python=str(python)
+    )
+    summary, _ = run(tmp_path, s, folder)
+    logs = [f.read_text() for f in (tmp_path / "logs/user/stdout").glob("*.txt")]
+    assert summary.status == "Completed", logs
+    out = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert out == ["a.txt,1", "a.txt,2", "b.txt,3"]
