@@ -65,7 +65,7 @@ def _get(ws: Workspace, name: str) -> dict[str, Any]:
 
 def create(args: argparse.Namespace) -> Any:
     from amlocal import loader
-    from amlocal.jobs import pipeline, plan
+    from amlocal.jobs import plan, runner
 
     ws = Workspace()
     path = Path(args.file)
@@ -77,10 +77,10 @@ def create(args: argparse.Namespace) -> Any:
     for warning in unknown_inputs(path, overrides):
         sys.stderr.write(f"WARNING: {warning}\n")
     job_plan = plan.load_plan(ws, path, overrides)
-    record = pipeline.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
+    record = runner.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
     name = record["name"]
     if not args.stream:
-        pipeline.spawn_runner(ws, name)
+        runner.spawn_runner(ws, name)
         if args.web:
             _web_view(ws, _get(ws, name))
         return public(_get(ws, name))
@@ -96,14 +96,14 @@ def validate(args: argparse.Namespace) -> Any:
 
 def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
     """Run in this process with a live view; Ctrl-C cancels the job and its processes."""
-    from amlocal.jobs import pipeline, stream
+    from amlocal.jobs import runner, stream
 
     sys.stderr.write(f"RunId: {name}\n")  # Web View: once the job has its MLflow run (_view)
     done = threading.Event()
     viewer = threading.Thread(target=_view, args=(ws, name, done), daemon=True)
     viewer.start()
     try:
-        status = pipeline.execute(ws, name)
+        status = runner.execute(ws, name)
     except KeyboardInterrupt:
         status = "Canceled"
     done.set()

@@ -4,7 +4,7 @@
 and deployment's records and writes a plan: it imports neither azure-ai-ml nor MLflow.
 
 * a model deployment (`type: model`) becomes a standalone plan of kind `parallel`, run by
-  `amlocal.jobs.parallel_step` with the deployment's settings (batch-deployment defaults),
+  `amlocal.jobs.kinds.parallel.step` with the deployment's settings (batch-deployment defaults),
   input `input_data` and output `score` (Azure's names), `output_file_name` in it;
 * a pipeline-component deployment (`type: pipeline`) becomes a pipeline plan whose steps
   are the component's jobs and whose inputs are the component's, bound from `--file`
@@ -66,7 +66,7 @@ def invoke(
     job_name: str | None = None,
 ) -> dict[str, Any]:
     """Submit the invocation as a job and start its runner; returns the job record."""
-    from amlocal.jobs import pipeline
+    from amlocal.jobs import runner
 
     ep = get_endpoint(ws, name)
     dep_name = deployment or (ep.get("defaults") or {}).get("deployment_name")
@@ -82,10 +82,10 @@ def invoke(
     plan = _pipeline_plan(ep, dep, req) if rt["kind"] == "pipeline" else _model_plan(ep, dep, req)
     if experiment_name:
         plan["experiment_name"] = experiment_name
-    record = pipeline.submit(
+    record = runner.submit(
         ws, cast("Plan", plan), name=job_name, _batch_endpoint=name, _batch_deployment=dep_name
     )
-    pipeline.spawn_runner(ws, record["name"])
+    runner.spawn_runner(ws, record["name"])
     return public_job(ws.store.get("job", record["name"]) or record)
 
 

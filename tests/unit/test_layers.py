@@ -13,7 +13,7 @@ import pytest
 from amlocal.jobs.kinds import KINDS
 from unit.test_import_graph import import_graph
 
-RUNNER = "amlocal.jobs.pipeline"
+RUNNER = "amlocal.jobs.runner"
 # The modules of a kind: its module, or every module of its package when it has parts.
 KIND_ROOTS = sorted({m.rsplit(".", 1)[0] if m.endswith(".step") else m for m in KINDS.values()})
 # Top-level modules that are not ground: the CLI entry point wires every layer together.

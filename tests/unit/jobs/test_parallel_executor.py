@@ -1,4 +1,4 @@
-"""The mini-batch executor (amlocal.jobs.parallel) with tiny entry scripts in real worker
+"""The mini-batch executor (amlocal.jobs.kinds.parallel) with tiny entry scripts in real worker
 subprocesses: splitting, ordering, retries, timeouts, thresholds, logs and clean-up.
 
 Scripts here import only the standard library, so each worker starts in ~0.1 s. Nothing
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import parallel as P
+from amlocal.jobs.kinds import parallel as P
 
 # Echoes each file's lines as rows: one row per line, `<file>,<line>`.
 ECHO = """
@@ -226,7 +226,7 @@ def test_list_rows_are_written_without_importing_pandas() -> None:
     either, or the import (seconds on a busy box) eats into run()'s timeout."""
     probe = (
         "import sys\n"
-        "from amlocal.jobs.parallel_worker import serialize_rows\n"
+        "from amlocal.jobs.kinds.parallel.worker import serialize_rows\n"
         "assert serialize_rows([('a.txt', '1'), ('b.txt', '2')]) == b'a.txt,1\\nb.txt,2\\n'\n"
         "print('pandas' in sys.modules)\n"
     )

@@ -12,7 +12,7 @@ Contract: a module listed in KINDS defines
 - `call.step` is the planned step (`amlocal.jobs.types.Step`): `kind`, `component`
   (azure-ai-ml's `_to_dict()` of the component, code paths absolute), `spec` (the whole
   node), `env` (the resolved environment). `call.bound` / `call.targets`: its inputs bound
-  in the parent's scope and its output declarations; `amlocal.jobs.run.resolve_io(...)`
+  in the parent's scope and its output declarations; `amlocal.jobs.step_io.resolve_io(...)`
   turns them into values, local paths and reuse identity.
 - Return a terminal status and the outputs (name -> {type, mode, local_path, uri}) that
   downstream bindings read. For a standalone job `call.job` is the job itself.
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from amlocal.jobs.context import StepCall, StepContext, StepResult
 
 KINDS: dict[str, str] = {
-    "command": "amlocal.jobs.command_step",
-    "parallel": "amlocal.jobs.parallel_step",
-    "sweep": "amlocal.jobs.sweep_step",
-    "pipeline": "amlocal.jobs.pipeline_step",
+    "command": "amlocal.jobs.kinds.command",
+    "parallel": "amlocal.jobs.kinds.parallel.step",
+    "sweep": "amlocal.jobs.kinds.sweep.step",
+    "pipeline": "amlocal.jobs.kinds.pipeline",
 }
 
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from amlocal.errors import InvalidInput
 from amlocal.jobs import artifacts, reuse
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import run as steprun
-from amlocal.jobs import sweep as sw
+from amlocal.jobs import step_io as steprun
 from amlocal.jobs.context import mark_running
+from amlocal.jobs.kinds.sweep import decisions as sw
 from amlocal.jobs.records import child_record
 from amlocal.jobs.status import Status
 from amlocal.jobs.status import now_iso as _now
@@ -453,7 +453,7 @@ class SweepRun:
         """The best value on the sweep's own run, and the comparison plot (metric by trial and
         by hyperparameter), so `make ui` shows the sweep at a glance."""
         try:
-            from amlocal.sweep_plot import comparison_figure, used_params
+            from amlocal.jobs.kinds.sweep.plot import comparison_figure, used_params
 
             used = used_params(self.ws, self.trials)  # a trial uses what its run logged
             fig = comparison_figure(self.trials, self.metric, self.goal, used)

@@ -1,7 +1,7 @@
 """`type: parallel` steps (and batch-endpoint invocations) on the mini-batch executor.
 
 A parallel node of a pipeline and a model batch deployment run on the same executor
-(`amlocal.jobs.parallel`); they differ only in where their settings come from and in their
+(`amlocal.jobs.kinds.parallel`); they differ only in where their settings come from and in their
 defaults. A pipeline node's `component` holds azure-ai-ml's `_to_dict()` fields (task,
 input_data, mini_batch_size, retry_settings, ...), and node-level keys override them. An
 invocation built by `amlocal.endpoints.batch_invoke` carries a `batch` block instead: the
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from amlocal.errors import InvalidInput
 from amlocal.jobs import artifacts, environments, reuse
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import parallel as P
 from amlocal.jobs.context import mark_running
-from amlocal.jobs.run import IO, LOG_NAME, resolve_io
+from amlocal.jobs.kinds import parallel as P
 from amlocal.jobs.status import Status
 from amlocal.jobs.status import now_iso as _now
+from amlocal.jobs.step_io import IO, LOG_NAME, resolve_io
 
 if TYPE_CHECKING:
     from amlocal.jobs.context import StepCall, StepContext, StepResult

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs.parallel.minibatch import MiniBatch
-from amlocal.jobs.parallel.results import Progress, Summary
-from amlocal.jobs.parallel.settings import ParallelSpec
-from amlocal.jobs.parallel.workers import Worker, worker_env
+from amlocal.jobs.kinds.parallel.minibatch import MiniBatch
+from amlocal.jobs.kinds.parallel.pool import Worker, worker_env
+from amlocal.jobs.kinds.parallel.results import Progress, Summary
+from amlocal.jobs.kinds.parallel.settings import ParallelSpec
 
 WORKER_STOP_GRACE = 5.0
 # Mini-batches handed to a worker at once: the one it runs and the next, waiting in its stdin

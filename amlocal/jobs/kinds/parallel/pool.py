@@ -1,4 +1,4 @@
-"""Worker processes: each runs `amlocal.jobs.parallel_worker` in a process group of its
+"""Worker processes: each runs `amlocal.jobs.kinds.parallel.worker` in a process group of its
 own, talking JSON lines over its stdin/stdout."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import amlocal
 from amlocal import procs
-from amlocal.jobs.parallel.minibatch import MiniBatch
-from amlocal.jobs.parallel.settings import ParallelSpec
+from amlocal.jobs.kinds.parallel.minibatch import MiniBatch
+from amlocal.jobs.kinds.parallel.settings import ParallelSpec
 
 
 class Worker:
@@ -28,7 +28,7 @@ class Worker:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as stderr:  # until the worker redirects its own output
             self.proc = subprocess.Popen(
-                [spec.python, "-m", "amlocal.jobs.parallel_worker"],
+                [spec.python, "-m", "amlocal.jobs.kinds.parallel.worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,

@@ -1,5 +1,5 @@
 """`type: command` steps and standalone command jobs: the command in a subprocess with the
-code snapshot as working directory (`amlocal.jobs.run`), reused when an earlier job had the
+code snapshot as working directory (`amlocal.jobs.step_io`), reused when an earlier job had the
 same fingerprint."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from amlocal.jobs import artifacts
-from amlocal.jobs import run as steprun
+from amlocal.jobs import step_io as steprun
 from amlocal.jobs.context import mark_running
 from amlocal.jobs.status import Status, now_iso
 

@@ -25,26 +25,55 @@ their defaults differ (`ParallelSpec.for_batch_deployment` / `for_parallel_job`,
 
 Call `execute(spec, mini_batches, output_dir, log_dir, log=..., cancel=...)`; it blocks and
 returns a `Summary`. Only the standard library (and numpy, to split CSV rows) is imported.
+
+Why the names below load on first use (PEP 562 `__getattr__`), not at import: every worker
+process starts as `python -m amlocal.jobs.kinds.parallel.worker`, which imports this package
+first. Importing the executor here would put it and its modules into each worker's start
+(and `max_concurrency_per_instance` workers start per instance); lazily, a worker pays only
+for what `worker.py` itself imports. The worker lives beside the code that starts it because
+of that; keep this file free of imports that run.
 """
 
-from amlocal.jobs.parallel.executor import execute
-from amlocal.jobs.parallel.minibatch import (
-    TABULAR_SUFFIXES,
-    MiniBatch,
-    list_files,
-    mltable_files,
-    parse_mini_batch_size,
-    plan,
-    split_rows,
-)
-from amlocal.jobs.parallel.results import Progress, Summary
-from amlocal.jobs.parallel.settings import (
-    BATCH_DEPLOYMENT_DEFAULTS,
-    PARALLEL_JOB_DEFAULTS,
-    ParallelSpec,
-)
-from amlocal.jobs.parallel.workers import worker_env
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from amlocal.jobs.kinds.parallel.executor import execute
+    from amlocal.jobs.kinds.parallel.minibatch import (
+        TABULAR_SUFFIXES,
+        MiniBatch,
+        list_files,
+        mltable_files,
+        parse_mini_batch_size,
+        plan,
+        split_rows,
+    )
+    from amlocal.jobs.kinds.parallel.pool import worker_env
+    from amlocal.jobs.kinds.parallel.results import Progress, Summary
+    from amlocal.jobs.kinds.parallel.settings import (
+        BATCH_DEPLOYMENT_DEFAULTS,
+        PARALLEL_JOB_DEFAULTS,
+        ParallelSpec,
+    )
+
+_HOME = {
+    "BATCH_DEPLOYMENT_DEFAULTS": "settings",
+    "PARALLEL_JOB_DEFAULTS": "settings",
+    "TABULAR_SUFFIXES": "minibatch",
+    "MiniBatch": "minibatch",
+    "ParallelSpec": "settings",
+    "Progress": "results",
+    "Summary": "results",
+    "execute": "executor",
+    "list_files": "minibatch",
+    "mltable_files": "minibatch",
+    "parse_mini_batch_size": "minibatch",
+    "plan": "minibatch",
+    "split_rows": "minibatch",
+    "worker_env": "pool",
+}
 __all__ = [
     "BATCH_DEPLOYMENT_DEFAULTS",
     "PARALLEL_JOB_DEFAULTS",
@@ -61,3 +90,10 @@ __all__ = [
     "split_rows",
     "worker_env",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from matplotlib.colors import to_hex
 
-from amlocal.sweep_plot import comparison_figure
+from amlocal.jobs.kinds.sweep.plot import comparison_figure
 
 
 def _digits_train_lib():  # noqa: ANN202
     """src/train_digits/train_lib.py under a name of its own: src/train has a train_lib too,
     and whichever a test imports first would shadow the other in sys.modules."""
-    path = Path(__file__).resolve().parents[2] / "src" / "train_digits" / "train_lib.py"
+    path = Path(__file__).resolve().parents[3] / "src" / "train_digits" / "train_lib.py"
     spec = importlib.util.spec_from_file_location("digits_train_lib", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

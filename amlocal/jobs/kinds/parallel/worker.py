@@ -1,11 +1,11 @@
-"""One parallel worker process: `python -m amlocal.jobs.parallel_worker`.
+"""One parallel worker process: `python -m amlocal.jobs.kinds.parallel.worker`.
 
 Azure ML's parallel runtime starts `max_concurrency_per_instance` worker processes per node;
 each imports the entry script, calls `init()` once and then `run(mini_batch)` for every
 mini-batch it is given. This module is that process. It imports nothing heavy itself (pandas
 only when a mini-batch needs it), so start-up costs what the user's script costs.
 
-Protocol with the executor (`amlocal.jobs.parallel`), one JSON object per line:
+Protocol with the executor (`amlocal.jobs.kinds.parallel`), one JSON object per line:
   stdin  <- {"config": {...}} first, then {"mb": i, "attempt": a, "items": [...], ...}
             per mini-batch, and {"stop": true} to end (calls `shutdown()` if defined).
   stdout -> {"ev": "ready"} after `init()`, {"ev": "init_failed"} if it raised, and

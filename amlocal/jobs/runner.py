@@ -1,5 +1,5 @@
 """Executing a job: `Execution` runs one job to a terminal state in the detached runner
-process (`python -m amlocal.jobs.pipeline HOME NAME`), a pipeline through the scheduler
+process (`python -m amlocal.jobs.runner HOME NAME`), a pipeline through the scheduler
 (`amlocal.jobs.graph`), a standalone job as a one-step run of its kind.
 
 Everything the engine knows is written to the workspace store as it happens, so any CLI
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from amlocal import tracking
 from amlocal.errors import AmlocalError
 from amlocal.jobs import environments, kinds, reuse, warm
-from amlocal.jobs import run as steprun
+from amlocal.jobs import step_io as steprun
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
 from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
 from amlocal.jobs.mlflow_runs import MlflowRuns
@@ -39,7 +39,7 @@ def spawn_runner(ws: Workspace, name: str) -> int:
     """Run the job in a detached process that outlives this CLI (as Azure runs it remotely)."""
     log = (ws.job_dir(name) / "runner.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amlocal.jobs.pipeline", str(ws.home), name],
+        [sys.executable, "-m", "amlocal.jobs.runner", str(ws.home), name],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
