@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Stoppable(Protocol):
-    """A running process a cancel must stop (`amlocal.jobs.step_io.StepProcess`)."""
+    """A running process a cancel must stop (`amlocal.jobs.process.StepProcess`)."""
 
     def kill(self) -> None: ...
 

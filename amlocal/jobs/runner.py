@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from amlocal import tracking
 from amlocal.errors import AmlocalError
-from amlocal.jobs import environments, kinds, reuse, warm
-from amlocal.jobs import step_io as steprun
+from amlocal.jobs import environments, kinds, process, reuse, warm
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
 from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
 from amlocal.jobs.mlflow_runs import MlflowRuns
@@ -209,7 +208,7 @@ class Execution:
         steps = self.plan["steps"]
         if warm.enabled() and sum(s.get("kind") == "command" for s in steps.values()) > 1:
             bin_dir = Path(sys.executable).parent
-            base = steprun.base_env(bin_dir) | self.mlflow.env("", None)
+            base = process.base_env(bin_dir) | self.mlflow.env("", None)
             self.warm = warm.ForkServer(base, bin_dir, self.ws.home / "warm")
             if not tracking.direct_writes(self.ws):
                 # The first run needs MLflow itself (a new store, say): seconds before the

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlocal.jobs import progress
+from amlocal.jobs.process import log_tail
 from amlocal.jobs.status import TERMINAL
-from amlocal.jobs.step_io import log_tail
 from amlocal.workspace import Workspace
 
 _ICON = {

@@ -1,13 +1,12 @@
 """`type: command` steps and standalone command jobs: the command in a subprocess with the
-code snapshot as working directory (`amlocal.jobs.step_io`), reused when an earlier job had the
+code snapshot as working directory (`amlocal.jobs.process`), reused when an earlier job had the
 same fingerprint."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amlocal.jobs import artifacts
-from amlocal.jobs import step_io as steprun
+from amlocal.jobs import artifacts, process, step_io
 from amlocal.jobs.context import mark_running
 from amlocal.jobs.status import Status, now_iso
 
@@ -19,10 +18,10 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run one command job to a terminal status; see amlocal.jobs.kinds for the contract."""
     job, step = call.job, call.step
     env = step["env"]
-    io = steprun.resolve_io(
+    io = step_io.resolve_io(
         ctx.ws, job, step, call.bound, call.targets, base=ctx.base, datastore=ctx.datastore
     )
-    r = steprun.resolve(ctx.ws, job, step, io, env, ctx.environment_identity(env))
+    r = step_io.resolve(ctx.ws, job, step, io, env, ctx.environment_identity(env))
     hit = ctx.reuse(
         step, r.fingerprint, job, {"inputs": r.io.input_meta, "environment": env["label"]}
     )
@@ -31,7 +30,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     ctx.warn_environment(env)
     run_id = ctx.mlflow.start(job)
     artifacts_in_run = artifacts.bind(ctx.ws, r, run_id)
-    proc = steprun.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
+    proc = process.StepProcess(ctx.ws, r, ctx.mlflow.env(job, run_id), ctx.python_bin_dir(env))
     submitted = None
     if ctx.standalone:  # keep what submit recorded (git commit, the firing schedule's name)
         submitted = (ctx.ws.store.get("job", job) or {}).get("properties")
@@ -69,6 +68,6 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
         "outputs": r.io.outputs,
     }
     if error:
-        fields["error"] = {"message": error, "log_tail": steprun.log_tail(proc.log_path)}
+        fields["error"] = {"message": error, "log_tail": process.log_tail(proc.log_path)}
     ctx.update_job(job, **fields)
     return status, r.io.outputs

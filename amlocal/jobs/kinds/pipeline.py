@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from amlocal.errors import InvalidInput
 from amlocal.jobs import plan as planlib
 from amlocal.jobs.graph import NodeScope, run_graph
+from amlocal.jobs.process import log_tail
 from amlocal.jobs.records import child_record, resolve_step
 from amlocal.jobs.status import Status, now_iso
-from amlocal.jobs.step_io import log_tail, resolve_io
+from amlocal.jobs.step_io import resolve_io
 
 if TYPE_CHECKING:
     from amlocal.jobs.context import StepCall, StepContext, StepResult

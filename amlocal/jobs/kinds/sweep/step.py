@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import artifacts, reuse
+from amlocal.jobs import artifacts, process, reuse, step_io
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import step_io as steprun
 from amlocal.jobs.context import mark_running
 from amlocal.jobs.kinds.sweep import decisions as sw
 from amlocal.jobs.records import child_record
@@ -51,8 +50,8 @@ class Live:
 
     state: sw.TrialState
     run_id: str | None
-    proc: steprun.StepProcess
-    resolved: steprun.Resolved
+    proc: process.StepProcess
+    resolved: step_io.Resolved
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     exit_code: int | None = None
@@ -100,7 +99,7 @@ class SweepRun:
         self.trials: list[sw.TrialState] = []
         self.live: dict[str, Live] = {}
         self.run_id: str | None = None
-        self.log_path = self.ws.job_dir(self.job) / steprun.LOG_NAME
+        self.log_path = self.ws.job_dir(self.job) / step_io.LOG_NAME
         self.stop_reason: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -109,7 +108,7 @@ class SweepRun:
         placeholders: dict[str, Binding] = {
             k: {"literal": None} for k in self.space if k in self.comp["inputs"]
         }
-        io = steprun.resolve_io(
+        io = step_io.resolve_io(
             self.ws,
             job,
             self.step,
@@ -169,7 +168,7 @@ class SweepRun:
             combos *= len(dist.get("values") or []) if isinstance(dist, dict) else 1
         return min(self.max_total, combos)
 
-    def _fingerprint(self, io: steprun.IO, env: dict[str, Any]) -> str | None:
+    def _fingerprint(self, io: step_io.IO, env: dict[str, Any]) -> str | None:
         """Reuse key of the whole sweep; None when sampling is not reproducible."""
         if not sw.is_deterministic(self.algorithm):
             return None
@@ -245,7 +244,7 @@ class SweepRun:
         )
         self.ws.store.put("job", name, dict(record), parent=self.job)
         try:
-            io = steprun.resolve_io(
+            io = step_io.resolve_io(
                 self.ws,
                 name,
                 trial_step,
@@ -269,7 +268,7 @@ class SweepRun:
             self.sampler.tell(params, None, Status.FAILED)
             return
         code = self.comp.get("code")
-        r = steprun.Resolved(
+        r = step_io.Resolved(
             job_name=name,
             component=self.comp,
             io=io,
@@ -289,7 +288,7 @@ class SweepRun:
         in_run = artifacts.bind(self.ws, r, run_id, extra={"search_space": params})
         command = r.command
         bin_dir = self.ex.python_bin_dir(env)
-        proc = steprun.StepProcess(self.ws, r, self.ex.mlflow.env(name, run_id), bin_dir)
+        proc = process.StepProcess(self.ws, r, self.ex.mlflow.env(name, run_id), bin_dir)
         lv = Live(state=state, run_id=run_id, proc=proc, resolved=r, artifacts_in_run=in_run)
         self._update(
             name,
@@ -383,14 +382,14 @@ class SweepRun:
                 "azureml.earlyTerminated": "true",
             }
         if error:
-            fields["error"] = {"message": error, "log_tail": steprun.log_tail(lv.proc.log_path)}
+            fields["error"] = {"message": error, "log_tail": process.log_tail(lv.proc.log_path)}
         self._update(name, **fields)
         self.sampler.tell(st.params, best, st.status)
         shown = "none" if best is None else f"{best:.6g}"
         self._log(f"{name}: {st.status} ({self.metric}={shown}, {st.intervals} intervals)")
 
     # -- the end ------------------------------------------------------------------------------
-    def _finish(self, io: steprun.IO, key: str | None, props: dict[str, Any]) -> tuple[str, Any]:
+    def _finish(self, io: step_io.IO, key: str | None, props: dict[str, Any]) -> tuple[str, Any]:
         best = sw.best_trial(self.trials, self.goal)
         table = [self._row(t) for t in sw.ranked(self.trials, self.goal)]
         outputs: dict[str, Any] = {}
