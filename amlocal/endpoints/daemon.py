@@ -30,19 +30,26 @@ from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings
 from amlocal.endpoints.listener import Server
 from amlocal.store import Store
 
-LOOPBACK_MODULE = "amlocal.endpoints.loopback"
-
 
 def reap_stale(state_dir: Path) -> None:
-    """Stop instances a previous daemon left behind (it was SIGKILLed, say)."""
+    """Stop instances a previous daemon left behind (it was SIGKILLed, say). Each is recorded
+    as its pid and start time (`_save_pids`), and stopped only if that very process still
+    runs: a module name on a command line would also match another endpoint's instance on a
+    recycled pid, and miss instances started under an older module path."""
     f = state_dir / "instances.json"
     with contextlib.suppress(OSError, ValueError):
-        pids = json.loads(f.read_text())
-        if not isinstance(pids, list):  # damaged: nothing to reap, and nothing to fail on
+        recorded = json.loads(f.read_text())
+        if not isinstance(recorded, list):  # damaged: nothing to reap, and nothing to fail on
             f.unlink()
             return
-        for pid in pids:
-            if isinstance(pid, int) and pid > 0 and procs.runs(pid, LOOPBACK_MODULE):
+        for entry in recorded:
+            if not isinstance(entry, dict):
+                continue  # a bare pid proves nothing
+            pid, started = entry.get("pid"), entry.get("started")
+            if not (isinstance(pid, int) and pid > 0 and isinstance(started, int | float)):
+                continue
+            now = procs.started(pid)
+            if now is not None and abs(now - started) < 0.01:
                 procs.stop_group(pid)
 
 
@@ -119,7 +126,8 @@ class Daemon:
     def _save_pids(self) -> None:
         pids = [i.pid for r in self.door.table.routes.values() for i in r.instances if i.pid]
         pids += [i.pid for r in self._pending for i in r.instances if i.pid]
-        paths.write_state(self.dir / "instances.json", pids)
+        recorded = [{"pid": p, "started": procs.started(p)} for p in pids]
+        paths.write_state(self.dir / "instances.json", recorded)
 
     async def reload(self) -> dict[str, Any]:
         """Bring running deployments in line with the store; wait for new ones to be ready."""
