@@ -14,14 +14,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from amlocal.endpoints.online_deployment import create_or_update_deployment
-    from amlocal.endpoints.online_endpoint import create_or_update_endpoint, invoke, set_traffic
+    from amlocal.endpoints.verbs.online_deployment import create_or_update_deployment
+    from amlocal.endpoints.verbs.online_endpoint import (
+        create_or_update_endpoint,
+        invoke,
+        set_traffic,
+    )
 
 _HOME = {
-    "create_or_update_deployment": "online_deployment",
-    "create_or_update_endpoint": "online_endpoint",
-    "invoke": "online_endpoint",
-    "set_traffic": "online_endpoint",
+    "create_or_update_deployment": "verbs.online_deployment",
+    "create_or_update_endpoint": "verbs.online_endpoint",
+    "invoke": "verbs.online_endpoint",
+    "set_traffic": "verbs.online_endpoint",
 }
 __all__ = ["create_or_update_deployment", "create_or_update_endpoint", "invoke", "set_traffic"]
 

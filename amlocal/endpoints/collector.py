@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints.collector_transport import BATCH_PATH, MAX_BODY, decode_frames
+from amlocal.endpoints.instance.collector_transport import BATCH_PATH, MAX_BODY, decode_frames
 
 PAYLOAD_COLLECTIONS = ("request", "response")
 MAX_BATCH = 4 * MAX_BODY  # a /modeldata/batch body (the sender flushes at BATCH_BYTES)

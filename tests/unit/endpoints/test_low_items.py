@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amlocal.endpoints import daemon, paths
+from amlocal.endpoints import paths
+from amlocal.endpoints.daemon import main as daemon
 
 
 def test_a_non_utf8_yaml_is_an_input_error_naming_the_file(tmp_path: Path) -> None:

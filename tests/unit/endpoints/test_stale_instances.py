@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from amlocal import procs
-from amlocal.endpoints.daemon import reap_stale
+from amlocal.endpoints.daemon.main import reap_stale
 
 
 @pytest.fixture
@@ -22,7 +22,12 @@ def lookalike() -> Iterator[subprocess.Popen[bytes]]:
     """A live process in a session of its own whose command line names the instance module,
     as another endpoint's instance does."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "amlocal.endpoints.loopback"],
+        [
+            sys.executable,
+            "-c",
+            "import time; time.sleep(60)",
+            "amlocal.endpoints.instance.loopback",
+        ],
         start_new_session=True,
     )
     yield proc

@@ -4,7 +4,7 @@ A parallel node of a pipeline and a model batch deployment run on the same execu
 (`amlocal.jobs.kinds.parallel`); they differ only in where their settings come from and in their
 defaults. A pipeline node's `component` holds azure-ai-ml's `_to_dict()` fields (task,
 input_data, mini_batch_size, retry_settings, ...), and node-level keys override them. An
-invocation built by `amlocal.endpoints.batch_invoke` carries a `batch` block instead: the
+invocation built by `amlocal.endpoints.verbs.batch_invoke` carries a `batch` block instead: the
 deployment's settings, its code snapshot and model folder, resolved at deployment create so
 that nothing here needs azure-ai-ml or MLflow.
 

@@ -13,11 +13,12 @@ import http.client
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints import deployment, paths
 from amlocal.endpoints import keys as keyfile
-from amlocal.endpoints.online_daemon import control, daemon_pid, ensure_daemon, stop_daemon
-from amlocal.endpoints.online_records import DEP, EP, deployments, get_endpoint
-from amlocal.endpoints.online_traffic import check_traffic
+from amlocal.endpoints import paths
+from amlocal.endpoints.verbs import deployment
+from amlocal.endpoints.verbs.online_daemon import control, daemon_pid, ensure_daemon, stop_daemon
+from amlocal.endpoints.verbs.online_records import DEP, EP, deployments, get_endpoint
+from amlocal.endpoints.verbs.online_traffic import check_traffic
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from amlocal.endpoints.daemon.listener import Headers, Request, Response
 from amlocal.endpoints.keys import bearer_ok
-from amlocal.endpoints.listener import Headers, Request, Response
 
 CONTROL_PREFIX = "/.amlocal/control/"
 STARTING_WAIT_S = 120.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from amlocal.endpoints.batch_endpoint import deployment_record, get_endpoint
+from amlocal.endpoints.verbs.batch_endpoint import deployment_record, get_endpoint
 from amlocal.errors import InvalidInput
 from amlocal.workspace import Workspace, public_job
 

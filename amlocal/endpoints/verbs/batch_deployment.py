@@ -15,12 +15,13 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints import deployment
-from amlocal.endpoints.batch_endpoint import DEP, EP, deployment_record, get_endpoint
+from amlocal import endpoints
+from amlocal.endpoints.verbs import deployment
+from amlocal.endpoints.verbs.batch_endpoint import DEP, EP, deployment_record, get_endpoint
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 
-MLFLOW_DRIVER = Path(__file__).parent / "mlflow_batch" / "mlflow_batch_driver.py"
+MLFLOW_DRIVER = Path(endpoints.__file__).parent / "mlflow_batch" / "mlflow_batch_driver.py"
 
 
 def get_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:

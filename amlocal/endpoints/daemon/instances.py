@@ -1,6 +1,6 @@
 """Deployment instances: stock azmlinfsrv processes, their probes and their restarts.
 
-An instance is `python -m amlocal.endpoints.loopback` (azmlinfsrv bound to 127.0.0.1) in its
+An instance is `python -m amlocal.endpoints.instance.loopback` (azmlinfsrv bound to 127.0.0.1) in its
 own session, so stopping it signals gunicorn's master and workers together. Probes are
 `GET /` on the instance, azmlinfsrv's liveness route, as Azure's probes are.
 """
@@ -119,7 +119,7 @@ class Instance:
                 [
                     rt["python"],
                     "-m",
-                    "amlocal.endpoints.loopback",
+                    "amlocal.endpoints.instance.loopback",
                     "--entry_script",
                     rt["entry_script"],
                     "--model_dir",

@@ -16,16 +16,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints import deployment, paths
-from amlocal.endpoints.online_daemon import control, daemon_pid, ensure_daemon
-from amlocal.endpoints.online_endpoint import set_traffic
-from amlocal.endpoints.online_records import DEP, EP, deployments, get_deployment, get_endpoint
+from amlocal import endpoints
+from amlocal.endpoints import paths
+from amlocal.endpoints.verbs import deployment
+from amlocal.endpoints.verbs.online_daemon import control, daemon_pid, ensure_daemon
+from amlocal.endpoints.verbs.online_endpoint import set_traffic
+from amlocal.endpoints.verbs.online_records import (
+    DEP,
+    EP,
+    deployments,
+    get_deployment,
+    get_endpoint,
+)
 from amlocal.errors import AmlocalError, InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
-MLFLOW_DRIVER = Path(__file__).parent / "mlflow_scoring" / "mlflow_score.py"
+MLFLOW_DRIVER = Path(endpoints.__file__).parent / "mlflow_scoring" / "mlflow_score.py"
 SCHEMA_BASE = "https://azuremlschemas.azureedge.net/latest/"
 DEPLOYMENT_SCHEMAS = {
     "managed": SCHEMA_BASE + "managedOnlineDeployment.schema.json",
@@ -252,7 +260,7 @@ def delete_deployment(ws: Workspace, endpoint: str, name: str) -> None:
 
 def logs(ws: Workspace, endpoint: str, name: str, lines: int | None) -> str:
     get_deployment(ws, endpoint, name)
-    from amlocal.endpoints.instances import tail
+    from amlocal.endpoints.daemon.instances import tail
 
     log = paths.deployment_dir(ws.home, endpoint, name) / "instance-0.log"
     return tail(log, lines or 10_000)

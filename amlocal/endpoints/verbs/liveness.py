@@ -17,7 +17,7 @@ from amlocal import procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 
-DAEMON_MODULE = "amlocal.endpoints.daemon"
+DAEMON_MODULE = "amlocal.endpoints.daemon.main"
 
 
 def daemon_pid(home: Path, endpoint: str, port: int) -> int | None:

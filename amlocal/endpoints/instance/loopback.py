@@ -1,6 +1,6 @@
 """Stock `azmlinfsrv`, bound to 127.0.0.1 instead of its hard-coded 0.0.0.0.
 
-Run as `python -m amlocal.endpoints.loopback <azmlinfsrv args>`. Only the bind host changes:
+Run as `python -m amlocal.endpoints.instance.loopback <azmlinfsrv args>`. Only the bind host changes:
 arguments, environment variables, gunicorn and the Flask app are azmlinfsrv's own. The
 process also asks Linux to SIGTERM it when its supervisor dies, so no server outlives the
 endpoint daemon that started it. With AMLOCAL_INSTANCE_TOKEN set (the daemon sets it), the
@@ -71,13 +71,13 @@ def main() -> None:
 
     die_with_parent()
     if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
-        from amlocal.endpoints.collector_transport import batching_transport
+        from amlocal.endpoints.instance.collector_transport import batching_transport
 
         batching_transport()
     # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
     wrappers: list[Callable[[Callable], Callable]] = [deep_nesting_is_a_bad_request]
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
-        from amlocal.endpoints.payload_logging import wrap
+        from amlocal.endpoints.instance.payload_logging import wrap
 
         wrappers.append(wrap)
     token = os.environ.pop("AMLOCAL_INSTANCE_TOKEN", "")  # the scoring script cannot read it

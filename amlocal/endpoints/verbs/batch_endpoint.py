@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints import deployment
+from amlocal.endpoints.verbs import deployment
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace, public, public_job
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from amlocal.endpoints.online_records import deployments
+from amlocal.endpoints.verbs.online_records import deployments
 from amlocal.errors import InvalidInput
 from amlocal.workspace import Workspace
 

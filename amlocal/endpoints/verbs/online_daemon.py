@@ -15,8 +15,9 @@ from typing import Any
 
 from amlocal import daemons, procs
 from amlocal.endpoints import keys as keyfile
-from amlocal.endpoints import liveness, paths
-from amlocal.endpoints.online_records import EP, get_endpoint
+from amlocal.endpoints import paths
+from amlocal.endpoints.verbs import liveness
+from amlocal.endpoints.verbs.online_records import EP, get_endpoint
 from amlocal.errors import AmlocalError
 from amlocal.workspace import Workspace
 
@@ -54,7 +55,7 @@ def ensure_daemon(ws: Workspace, name: str, _retry: bool = True) -> dict[str, An
         deadline = time.monotonic() + 30
         while daemon_pid(ws, name, port) is None:
             if time.monotonic() > deadline:
-                from amlocal.endpoints.instances import tail
+                from amlocal.endpoints.daemon.instances import tail
 
                 raise AmlocalError(f"endpoint '{name}' did not start:\n{tail(log)}")
             time.sleep(0.02)
@@ -81,7 +82,7 @@ def stop_daemon(ws: Workspace, name: str) -> None:
         return
     pid = daemon_pid(ws, name, rec["_port"])
     if pid is None:
-        from amlocal.endpoints.daemon import reap_stale
+        from amlocal.endpoints.daemon.main import reap_stale
 
         reap_stale(paths.endpoint_dir(ws.home, name))
         return
@@ -97,6 +98,6 @@ def stop_daemon(ws: Workspace, name: str) -> None:
             procs.stop_group(os.getpgid(pid))
         except ProcessLookupError:
             pass
-    from amlocal.endpoints.daemon import reap_stale
+    from amlocal.endpoints.daemon.main import reap_stale
 
     reap_stale(paths.endpoint_dir(ws.home, name))

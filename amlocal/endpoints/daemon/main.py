@@ -1,6 +1,6 @@
 """The per-endpoint daemon: front door + instance supervisor, detached from the CLI.
 
-`python -m amlocal.endpoints.daemon <home> <endpoint>` forks once more and exits, so the
+`python -m amlocal.endpoints.daemon.main <home> <endpoint>` forks once more and exits, so the
 daemon is re-parented to init and never left as a zombie of the CLI (or of pytest). It reads
 the endpoint and its deployments from the workspace store, starts `instance_count` azmlinfsrv
 processes per deployment, serves the front door on the endpoint's port and restarts
@@ -25,9 +25,9 @@ from typing import Any
 from amlocal import procs
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
-from amlocal.endpoints.frontdoor import FrontDoor, Route, Table, traffic_table
-from amlocal.endpoints.instances import Instance, http_get_ok, probe_settings
-from amlocal.endpoints.listener import Server
+from amlocal.endpoints.daemon.frontdoor import FrontDoor, Route, Table, traffic_table
+from amlocal.endpoints.daemon.instances import Instance, http_get_ok, probe_settings
+from amlocal.endpoints.daemon.listener import Server
 from amlocal.store import Store
 
 
