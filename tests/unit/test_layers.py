@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from amlocal.jobs.kinds import KINDS
 from unit.test_import_graph import import_graph
 
@@ -18,11 +16,6 @@ RUNNER = "amlocal.jobs.runner"
 KIND_ROOTS = sorted({m.rsplit(".", 1)[0] if m.endswith(".step") else m for m in KINDS.values()})
 # Top-level modules that are not ground: the CLI entry point wires every layer together.
 NOT_GROUND = {"amlocal.cli"}
-# Known exceptions, removed as they are fixed.
-KNOWN: set[tuple[str, str]] = {
-    ("amlocal.assets.environment", "amlocal.jobs.plan"),
-    ("amlocal.loader", "amlocal.schedules.triggers"),
-}
 
 GRAPH = import_graph()
 
@@ -32,12 +25,7 @@ def _in(module: str, *packages: str) -> bool:
 
 
 def _violations(sources: list[str], forbidden: tuple[str, ...]) -> list[str]:
-    return sorted(
-        f"{m} -> {t}"
-        for m in sources
-        for t in GRAPH[m]
-        if _in(t, *forbidden) and (m, t) not in KNOWN
-    )
+    return sorted(f"{m} -> {t}" for m in sources for t in GRAPH[m] if _in(t, *forbidden))
 
 
 def test_jobs_import_neither_commands_nor_endpoints() -> None:
@@ -59,9 +47,3 @@ def test_assets_loader_and_ground_import_neither_jobs_nor_schedules() -> None:
     lower = [m for m in GRAPH if _in(m, "amlocal.assets")] + ground
     assert "amlocal.loader" in lower
     assert _violations(lower, ("amlocal.jobs", "amlocal.schedules")) == []
-
-
-@pytest.mark.parametrize("pair", sorted(KNOWN))
-def test_known_exceptions_still_exist(pair: tuple[str, str]) -> None:
-    """A fixed exception leaves KNOWN with its fix."""
-    assert pair[1] in GRAPH[pair[0]]
