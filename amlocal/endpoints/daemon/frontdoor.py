@@ -133,7 +133,7 @@ class FrontDoor:
             b"x-amlocal-instance: " + instance_token.encode() if instance_token else b""
         )
         self._control = control
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self.mirrored = 0
         # Set once the deployments are loaded: a request that arrives while the daemon starts
         # waits for them (a valid key is never answered 401, nor a routed request 404).
@@ -276,7 +276,7 @@ def _request_head(
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, list, bytes]:
+async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
     """Send to a ready instance; while none is ready (starting, restarting) wait for one.
     The caller's timeout bounds the wait, as Azure's request timeout does."""
     while True:
@@ -301,7 +301,7 @@ class _Upstream(asyncio.Protocol):
 
     __slots__ = ("request", "chunks", "done")
 
-    def __init__(self, request: bytes, done: asyncio.Future) -> None:
+    def __init__(self, request: bytes, done: asyncio.Future[Any]) -> None:
         self.request = request
         self.chunks: list[bytes] = []
         self.done = done
@@ -317,7 +317,7 @@ class _Upstream(asyncio.Protocol):
             self.done.set_result(b"".join(self.chunks))
 
 
-async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, list, bytes]:
+async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     transport, _ = await loop.create_connection(

@@ -76,7 +76,7 @@ class Instance:
     runtime: dict[str, Any]
     log_path: Path
     port: int = 0
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     ready: bool = False
     restarts: int = 0
     started_at: float = 0.0

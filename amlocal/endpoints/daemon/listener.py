@@ -359,7 +359,7 @@ class Server:
         self.precheck = precheck
         self.limits = limits or Limits()
         self.connections: set[Connection] = set()
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._stop = asyncio.Event()
 

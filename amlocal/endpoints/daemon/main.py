@@ -72,10 +72,10 @@ class Daemon:
         self.server: Server | None = None
         self._pending: list[Route] = []
         self._restarting: set[int] = set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- configuration ---------------------------------------------------------------
-    def _records(self) -> tuple[dict, dict[str, dict]]:
+    def _records(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         ep = self.store.get("online-endpoint", self.endpoint) or {}
         deps = {
             d["name"]: d
@@ -84,7 +84,7 @@ class Daemon:
         }
         return ep, deps
 
-    def _table(self, ep: dict, routes: dict[str, Route]) -> Table:
+    def _table(self, ep: dict[str, Any], routes: dict[str, Route]) -> Table:
         self.keys = keyfile.read(paths.keys_file(self.home, self.endpoint))
         mirror = {k: v for k, v in (ep.get("mirror_traffic") or {}).items() if v}
         return Table(

@@ -20,29 +20,30 @@ from typing import Any
 _REFUSED = b'{"message": "this port serves only its endpoint\'s front door; use the scoring URI"}'
 
 
-def guard(app: Callable, token: str) -> Callable:
+def guard(app: Callable[..., Any], token: str) -> Callable[..., Any]:
     """WSGI middleware: requests without the instance token get 401, before the app."""
     expected = token.encode("latin-1")
 
-    def guarded(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         got = environ.get("HTTP_X_AMLOCAL_INSTANCE", "").encode("latin-1")
         if not hmac.compare_digest(got, expected):
             start_response("401 Unauthorized", [("Content-Type", "application/json")])
             return [_REFUSED]
-        return app(environ, start_response)
+        result: Iterable[bytes] = app(environ, start_response)
+        return result
 
     return guarded
 
 
-def _wrap_app(wrappers: list[Callable[[Callable], Callable]]) -> None:
+def _wrap_app(wrappers: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> None:
     """Apply `wrappers`, innermost first, to the app gunicorn's workers import (they fork
     from this process, so the patched loader is theirs too)."""
     from gunicorn import util
 
     load = util.import_app
 
-    def import_app(module: str) -> Callable:
-        app = load(module)
+    def import_app(module: str) -> Callable[..., Any]:
+        app: Callable[..., Any] = load(module)
         for wrap in wrappers:
             app = wrap(app)
         return app
@@ -50,7 +51,7 @@ def _wrap_app(wrappers: list[Callable[[Callable], Callable]]) -> None:
     util.import_app = import_app
 
 
-def deep_nesting_is_a_bad_request(app: Callable) -> Callable:
+def deep_nesting_is_a_bad_request(app: Callable[..., Any]) -> Callable[..., Any]:
     """azmlinfsrv 1.4.1 parses a POST body with json.loads and lets the RecursionError of a
     body nested beyond Python's limit reach its catch-all handler: an opaque 500 for the
     client's mistake. A handler for it goes next to that catch-all, in every handler map
@@ -75,7 +76,9 @@ def main() -> None:
 
         batching_transport()
     # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
-    wrappers: list[Callable[[Callable], Callable]] = [deep_nesting_is_a_bad_request]
+    wrappers: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        deep_nesting_is_a_bad_request
+    ]
     if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
         from amlocal.endpoints.instance.payload_logging import wrap
 

@@ -40,7 +40,8 @@ def control(ws: Workspace, name: str, verb: str, timeout: float = 600.0) -> dict
         conn.close()
     if resp.status != 200:
         raise AmlocalError(f"endpoint '{name}' daemon: {resp.status} {body[:500]!r}")
-    return json.loads(body)
+    answer: dict[str, Any] = json.loads(body)
+    return answer
 
 
 def ensure_daemon(ws: Workspace, name: str, _retry: bool = True) -> dict[str, Any]:

@@ -98,7 +98,11 @@ def _probe(p: Any) -> dict[str, Any] | None:
 
 
 def build_deployment(
-    ws: Workspace, file: Path, name: str | None, endpoint: str | None, overrides: list[dict]
+    ws: Workspace,
+    file: Path,
+    name: str | None,
+    endpoint: str | None,
+    overrides: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Load and resolve a deployment YAML into its record (what Azure would store)."""
     from amlocal.hashing import text_digest
@@ -165,7 +169,7 @@ def create_or_update_deployment(
     file: Path,
     name: str | None,
     endpoint: str | None,
-    overrides: list[dict],
+    overrides: list[dict[str, Any]],
     all_traffic: bool,
     creating: bool,
 ) -> dict[str, Any]:
@@ -192,7 +196,7 @@ def create_or_update_deployment(
         set_traffic(ws, ep, {d["name"]: 0 for d in deployments(ws, ep)} | {dep: 100}, None)
     else:  # Azure lists every deployment in the endpoint's traffic, at 0 until given some
 
-        def listed(r: dict) -> None:
+        def listed(r: dict[str, Any]) -> None:
             r.setdefault("traffic", {}).setdefault(dep, 0)
 
         ws.store.update(EP, ep, listed)
@@ -200,7 +204,7 @@ def create_or_update_deployment(
 
 
 def update_deployment_in_place(
-    ws: Workspace, endpoint: str, name: str, overrides: list[dict]
+    ws: Workspace, endpoint: str, name: str, overrides: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """`online-deployment update -n -e --set k=v` (no --file): the stored deployment with the
     changes applied, loaded and validated like a file, then rolled out."""
@@ -244,7 +248,7 @@ def delete_deployment(ws: Workspace, endpoint: str, name: str) -> None:
         )
     ws.store.delete(DEP, f"{endpoint}:{name}")
 
-    def drop(r: dict) -> None:
+    def drop(r: dict[str, Any]) -> None:
         r["traffic"] = {k: v for k, v in (r.get("traffic") or {}).items() if k != name}
         r["mirror_traffic"] = {
             k: v for k, v in (r.get("mirror_traffic") or {}).items() if k != name

@@ -34,7 +34,7 @@ def create_or_update_endpoint(
     ws: Workspace,
     file: Path | None,
     name: str | None,
-    overrides: list[dict] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
     traffic: dict[str, int] | None = None,
     mirror: dict[str, int] | None = None,
     creating: bool = True,

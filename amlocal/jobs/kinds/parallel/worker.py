@@ -152,7 +152,7 @@ def _arrow_csv(df: Any) -> bytes | None:
     table = pa.table(columns, names=table.column_names)
     sink = pa.BufferOutputStream()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    return sink.getvalue().to_pybytes()
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _frame_csv(df: Any, pd: Any) -> bytes:
@@ -168,7 +168,7 @@ def _frame_csv(df: Any, pd: Any) -> bytes:
         fast = _arrow_csv(df)
         if fast is not None:
             return fast
-    return df.to_csv(header=False, index=False, lineterminator="\n").encode()
+    return str(df.to_csv(header=False, index=False, lineterminator="\n")).encode()
 
 
 class Worker:
