@@ -1,6 +1,6 @@
 """An online endpoint's daemon as the CLI drives it: start it, stop it, send it a verb.
 
-The daemon (daemon.py) serves the endpoint and its deployments' instances; every CLI verb
+The daemon (`daemon/main.py`) serves the endpoint and its deployments' instances; every CLI verb
 that changes what it serves asks it to reload over its control route, with the endpoint's
 control token. A daemon that died (reboot, kill) is started again by the next verb.
 """

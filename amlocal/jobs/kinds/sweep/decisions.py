@@ -1,5 +1,5 @@
 """Sweep job logic with no processes and no I/O: samplers, early-termination policies and
-the choice of the best trial. `sweep_step.py` runs trials; everything it decides is here so
+the choice of the best trial. `step.py` runs trials; everything it decides is here so
 that it can be tested exhaustively and fast.
 
 Semantics follow Azure ML's sweep reference (docs/local-vs-azure.md, "Sweep jobs" lists the choices
