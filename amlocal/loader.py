@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from amlocal.errors import InvalidInput
+
+# `--set` overrides as azure-ai-ml's `params_override` takes them: one {key: value} each.
+Overrides: TypeAlias = list[dict[str, Any]]
 
 # `az ml`'s loaders, by YAML kind. Batch deployments dispatch on type, as `az ml` does.
 _LOADERS = {

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal import endpoints
 from amlocal.endpoints import paths
@@ -30,6 +30,9 @@ from amlocal.endpoints.verbs.online_records import (
 )
 from amlocal.errors import AmlocalError, InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
+
+if TYPE_CHECKING:
+    from amlocal.loader import Overrides
 
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
@@ -102,7 +105,7 @@ def build_deployment(
     file: Path,
     name: str | None,
     endpoint: str | None,
-    overrides: list[dict[str, Any]],
+    overrides: Overrides,
 ) -> dict[str, Any]:
     """Load and resolve a deployment YAML into its record (what Azure would store)."""
     from amlocal.hashing import text_digest
@@ -169,7 +172,7 @@ def create_or_update_deployment(
     file: Path,
     name: str | None,
     endpoint: str | None,
-    overrides: list[dict[str, Any]],
+    overrides: Overrides,
     all_traffic: bool,
     creating: bool,
 ) -> dict[str, Any]:
@@ -204,7 +207,7 @@ def create_or_update_deployment(
 
 
 def update_deployment_in_place(
-    ws: Workspace, endpoint: str, name: str, overrides: list[dict[str, Any]]
+    ws: Workspace, endpoint: str, name: str, overrides: Overrides
 ) -> dict[str, Any]:
     """`online-deployment update -n -e --set k=v` (no --file): the stored deployment with the
     changes applied, loaded and validated like a file, then rolled out."""

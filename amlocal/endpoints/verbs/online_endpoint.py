@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import http.client
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
@@ -21,6 +21,9 @@ from amlocal.endpoints.verbs.online_records import DEP, EP, deployments, get_end
 from amlocal.endpoints.verbs.online_traffic import check_traffic
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
+
+if TYPE_CHECKING:
+    from amlocal.loader import Overrides
 
 
 def _endpoint_uris(port: int) -> dict[str, str]:
@@ -34,7 +37,7 @@ def create_or_update_endpoint(
     ws: Workspace,
     file: Path | None,
     name: str | None,
-    overrides: list[dict[str, Any]] | None = None,
+    overrides: Overrides | None = None,
     traffic: dict[str, int] | None = None,
     mirror: dict[str, int] | None = None,
     creating: bool = True,
