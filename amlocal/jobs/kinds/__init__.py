@@ -16,17 +16,27 @@ Contract: a module listed in KINDS defines
   turns them into values, local paths and reuse identity.
 - Return a terminal status and the outputs (name -> {type, mode, local_path, uri}) that
   downstream bindings read. For a standalone job `call.job` is the job itself.
+
+Every parallel worker process (`python -m amlocal.jobs.kinds.parallel.worker`) imports this
+package on its way in, so its body runs nothing but the map: the contract's Protocol is a
+type only, and the error import waits for the error.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Protocol, cast
-
-from amlocal.errors import InvalidInput
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from amlocal.jobs.context import StepCall, StepContext, StepResult
+
+    class StepKind(Protocol):
+        """A module that runs one kind of step."""
+
+        def run(self, ctx: StepContext, call: StepCall) -> StepResult: ...
+
 
 KINDS: dict[str, str] = {
     "command": "amlocal.jobs.kinds.command",
@@ -36,18 +46,14 @@ KINDS: dict[str, str] = {
 }
 
 
-class StepKind(Protocol):
-    """A module that runs one kind of step."""
-
-    def run(self, ctx: StepContext, call: StepCall) -> StepResult: ...
-
-
 def kind(name: str, step_name: str) -> StepKind:
     """The module that runs steps of type `name`."""
     module = KINDS.get(name)
     if module is None:
+        from amlocal.errors import InvalidInput
+
         raise InvalidInput(f"step '{step_name}': type '{name}' is not supported yet")
-    return cast(StepKind, importlib.import_module(module))
+    return cast("StepKind", importlib.import_module(module))
 
 
 def run(ctx: StepContext, call: StepCall) -> StepResult:
