@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from amlocal.errors import InvalidInput
+
+# `--set` overrides as azure-ai-ml's `params_override` takes them: one {key: value} each.
+Overrides: TypeAlias = list[dict[str, Any]]
 
 # `az ml`'s loaders, by YAML kind. Batch deployments dispatch on type, as `az ml` does.
 _LOADERS = {
@@ -104,7 +107,7 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
             else:
                 fn = aml.load_batch_deployment
         elif kind == "schedule":  # az ml schedule: job and monitor schedules
-            from amlocal.schedules.triggers import load_schedule as fn
+            fn = _load_schedule
         else:
             fn = getattr(aml, _LOADERS[kind])
         entity = fn(source=path, params_override=overrides or [])
@@ -200,3 +203,86 @@ def validated(
     tmp.write_text(json.dumps(value, default=str))
     os.replace(tmp, target)
     return value
+
+
+def _load_schedule(source: Any, params_override: list[dict[str, Any]]) -> Any:
+    """azure-ai-ml's load_schedule; a monitor schedule's schema errors are reported as such
+    (azure-ai-ml's error path raises a bare NotImplementedError for MonitorSchedule)."""
+    from azure.ai.ml.entities._load_functions import load_schedule
+
+    try:
+        return load_schedule(source=source, params_override=params_override)
+    except NotImplementedError:
+        import yaml
+        from azure.ai.ml._schema.monitoring.schedule import MonitorScheduleSchema
+        from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+
+        data = yaml.safe_load(Path(source).read_text()) or {}
+        ctx = {BASE_PATH_CONTEXT_KEY: Path(source).parent}
+        MonitorScheduleSchema(context=ctx).load(data)  # raises the marshmallow error
+        raise
+
+
+# -- cache key without azure-ai-ml --------------------------------------------------------
+def source_files(path: Path) -> list[Path]:
+    """The job YAML and every local file it pulls in (components, conda files), recursively."""
+    seen: list[Path] = []
+    todo = [path.resolve()]
+    while todo:
+        p = todo.pop()
+        if p in seen or not p.is_file():
+            continue
+        seen.append(p)
+        if p.suffix not in (".yml", ".yaml"):
+            continue
+        todo.extend((p.parent / ref).resolve() for ref in _refs(p))
+    return seen
+
+
+def _refs(path: Path) -> list[str]:
+    """The local files one YAML file names, memoized by its content in the validation cache.
+
+    Why a memo: without it every `job create` imported PyYAML (23 ms) and parsed the job YAML
+    and each component and conda file in pure Python, only to find the cache key; the memo is
+    one small JSON read per file. Keyed by the bytes, so an edited file is parsed anew."""
+    import hashlib
+    import json
+    import os
+
+    data = path.read_bytes()
+    memo = cache_dir() / "refs" / f"{hashlib.sha256(data).hexdigest()[:40]}.json"
+    try:
+        memoized = json.loads(memo.read_text())
+        if isinstance(memoized, list) and all(isinstance(r, str) for r in memoized):
+            return memoized
+    except (OSError, ValueError):
+        pass  # no memo yet, or a damaged one: parse the file again
+    import yaml
+
+    text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)
+    try:
+        refs = _file_refs(yaml.safe_load(text))
+    except yaml.YAMLError:
+        return []  # azure-ai-ml reports it with the file and line
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(refs))
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # a read-only cache only costs the parse next time
+    return refs
+
+
+def _file_refs(node: Any) -> list[str]:
+    refs: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("component", "conda_file", "trial") and isinstance(v, str):
+                if not v.startswith(("azureml:", "http", "${{")):
+                    refs.append(v.removeprefix("file:"))
+            refs.extend(_file_refs(v))
+    elif isinstance(node, list):
+        for v in node:
+            refs.extend(_file_refs(v))
+    return refs

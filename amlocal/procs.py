@@ -67,6 +67,17 @@ def runs(pid: int, marker: str) -> bool:
         return False
 
 
+def started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if it is gone. A pid and
+    its start time name one process: a recycled pid has another start time."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
 def signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to the group; False when it is gone (or not ours)."""
     try:

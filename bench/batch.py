@@ -9,7 +9,7 @@ Ridge (cloudpickle), as the training pipeline registers it. In the same run:
   file, the floor for this work on this machine;
 * CLI: the same deployment through `amlocal batch-endpoint invoke`, timed from the invoke
   command until the job is Completed (runner and worker start-up included);
-* executor: `amlocal.jobs.parallel.execute` with src/batch_score/batch_score.py and the
+* executor: `amlocal.jobs.kinds.parallel.execute` with src/batch_score/batch_score.py and the
   settings of endpoints/batch/diabetes/deployment.yml (max_concurrency_per_instance: 2),
   writing predictions.csv (which the baseline does not even do).
 
@@ -35,7 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from amlocal.jobs import parallel as P  # noqa: E402
+from amlocal.jobs.kinds import parallel as P  # noqa: E402
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 

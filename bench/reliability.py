@@ -433,7 +433,8 @@ def main() -> None:
     import online_support as s
 
     from amlocal.endpoints import keys as keyfile
-    from amlocal.endpoints import online_daemon, paths
+    from amlocal.endpoints import paths
+    from amlocal.endpoints.verbs import online_daemon
     from amlocal.workspace import Workspace
 
     ws = Workspace()

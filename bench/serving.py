@@ -248,7 +248,7 @@ def main() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "amlocal.endpoints.loopback",
+                    "amlocal.endpoints.instance.loopback",
                     "--entry_script",
                     str(REPO / "src/score/score.py"),
                     "--model_dir",

@@ -139,7 +139,7 @@ class ServerThread:
     in a thread; `stop()` stops it gracefully (2 s grace)."""
 
     def __init__(self, handler: Any, precheck: Any = None, limits: Any = None) -> None:
-        from amlocal.endpoints.listener import Server
+        from amlocal.endpoints.daemon.listener import Server
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))

@@ -24,14 +24,13 @@ def create_environment(
     ws: Workspace, path: Path, overrides: list[dict] | None = None
 ) -> dict[str, Any]:
     from amlocal import loader
-    from amlocal.jobs.plan import source_files
 
     info = loader.validated(
         "environment",
         path,
         overrides,
         lambda e: {"dict": environment_record(e), "name": e.name, "version": e.version},
-        files=source_files(path),
+        files=loader.source_files(path),
     )
     d, name = info["dict"], info["name"]
     identity = text_digest(

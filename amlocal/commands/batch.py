@@ -17,7 +17,7 @@ from amlocal.errors import InvalidInput
 
 # -- batch-endpoint --------------------------------------------------------------------------
 def ep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import batch_endpoint
+    from amlocal.endpoints.verbs import batch_endpoint
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
@@ -35,27 +35,27 @@ def ep_update(args: argparse.Namespace) -> Any:
 
 
 def ep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_endpoint
+    from amlocal.endpoints.verbs import batch_endpoint
     from amlocal.workspace import public
 
     return public(batch_endpoint.get_endpoint(_ws(), args.name))
 
 
 def ep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_endpoint
+    from amlocal.endpoints.verbs import batch_endpoint
 
     return batch_endpoint.list_endpoints(_ws())
 
 
 def ep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_endpoint
+    from amlocal.endpoints.verbs import batch_endpoint
 
     batch_endpoint.delete_endpoint(_ws(), args.name)
     return None
 
 
 def ep_list_jobs(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_endpoint
+    from amlocal.endpoints.verbs import batch_endpoint
 
     deployment = args.name if args.group == "batch-deployment" else None
     endpoint = args.endpoint_name if deployment else args.name
@@ -69,7 +69,7 @@ def ep_list_jobs(args: argparse.Namespace) -> Any:
 
 
 def ep_invoke(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_invoke
+    from amlocal.endpoints.verbs import batch_invoke
 
     invoke_file = None
     if args.file:
@@ -102,7 +102,7 @@ def ep_invoke(args: argparse.Namespace) -> Any:
 
 # -- batch-deployment ------------------------------------------------------------------------
 def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import batch_deployment
+    from amlocal.endpoints.verbs import batch_deployment
 
     if args.file is None:
         raise InvalidInput("--file is required")
@@ -122,20 +122,20 @@ def dep_update(args: argparse.Namespace) -> Any:
 
 
 def dep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_deployment
+    from amlocal.endpoints.verbs import batch_deployment
     from amlocal.workspace import public
 
     return public(batch_deployment.get_deployment(_ws(), args.endpoint_name, args.name))
 
 
 def dep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_deployment
+    from amlocal.endpoints.verbs import batch_deployment
 
     return batch_deployment.list_deployments(_ws(), args.endpoint_name)
 
 
 def dep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import batch_deployment
+    from amlocal.endpoints.verbs import batch_deployment
 
     batch_deployment.delete_deployment(_ws(), args.endpoint_name, args.name)
     return None

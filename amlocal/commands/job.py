@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amlocal import procs
 from amlocal.commands import definition_verb, record_verb
 from amlocal.errors import InvalidInput, NotFound
-from amlocal.jobs.status import TERMINAL, Status
+from amlocal.jobs.cancel import reap_dead_runner, request_cancel, wait_terminal
+from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
 from amlocal.workspace import public_job as public
 
@@ -65,7 +62,7 @@ def _get(ws: Workspace, name: str) -> dict[str, Any]:
 
 def create(args: argparse.Namespace) -> Any:
     from amlocal import loader
-    from amlocal.jobs import pipeline, plan
+    from amlocal.jobs import plan, runner
 
     ws = Workspace()
     path = Path(args.file)
@@ -77,10 +74,10 @@ def create(args: argparse.Namespace) -> Any:
     for warning in unknown_inputs(path, overrides):
         sys.stderr.write(f"WARNING: {warning}\n")
     job_plan = plan.load_plan(ws, path, overrides)
-    record = pipeline.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
+    record = runner.submit(ws, job_plan, name=args.name, isolate=args.isolate_environments)
     name = record["name"]
     if not args.stream:
-        pipeline.spawn_runner(ws, name)
+        runner.spawn_runner(ws, name)
         if args.web:
             _web_view(ws, _get(ws, name))
         return public(_get(ws, name))
@@ -96,14 +93,14 @@ def validate(args: argparse.Namespace) -> Any:
 
 def _run_streaming(ws: Workspace, name: str) -> tuple[dict[str, Any], int]:
     """Run in this process with a live view; Ctrl-C cancels the job and its processes."""
-    from amlocal.jobs import pipeline, stream
+    from amlocal.jobs import runner, stream
 
     sys.stderr.write(f"RunId: {name}\n")  # Web View: once the job has its MLflow run (_view)
     done = threading.Event()
     viewer = threading.Thread(target=_view, args=(ws, name, done), daemon=True)
     viewer.start()
     try:
-        status = pipeline.execute(ws, name)
+        status = runner.execute(ws, name)
     except KeyboardInterrupt:
         status = "Canceled"
     done.set()
@@ -153,7 +150,7 @@ def _web_view(ws: Workspace, job: dict[str, Any]) -> bool:
 def show(args: argparse.Namespace) -> Any:
     ws = Workspace()
     record = _get(ws, args.name)
-    _reap_dead_runner(ws, record)
+    reap_dead_runner(ws, record)
     if args.web:
         _web_view(ws, _get(ws, args.name))
     out = public(_get(ws, args.name))
@@ -169,42 +166,10 @@ def show(args: argparse.Namespace) -> Any:
     return out
 
 
-def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
-    """A runner that died without finishing (killed, reboot) leaves a Failed job, not a
-    forever-Running one; its steps are reaped with it (running ones Failed, the rest
-    Canceled), whichever of the pipeline or its steps is shown."""
-    root = record
-    while root.get("parent_job_name"):
-        parent = ws.store.get("job", root["parent_job_name"])
-        if parent is None:
-            break
-        root = parent
-    pid = root.get("_runner_pid")
-    if root.get("status") in TERMINAL or not pid or procs.alive(pid):
-        return
-    error = {"message": "the job's runner process exited unexpectedly"}
-    ws.store.update("job", root["name"], _merge({"status": Status.FAILED, "error": error}))
-    pending = [root["name"]]
-    while pending:
-        for child in ws.store.list("job", parent=pending.pop()):
-            pending.append(child["name"])
-            if child.get("status") not in TERMINAL:
-                change: dict[str, Any] = (
-                    {"status": Status.FAILED, "error": error}
-                    if child.get("status") == Status.RUNNING
-                    else {"status": Status.CANCELED}
-                )
-                ws.store.update("job", child["name"], _merge(change))
-
-
-def _merge(change: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
-    return lambda record: record.update(change)
-
-
 def list_jobs(args: argparse.Namespace) -> Any:
     ws = Workspace()
     if args.parent_job_name:
-        _reap_dead_runner(ws, _get(ws, args.parent_job_name))
+        reap_dead_runner(ws, _get(ws, args.parent_job_name))
         records = ws.store.list("job", parent=args.parent_job_name)
     else:
         records = [r for r in ws.store.list("job") if not r.get("parent_job_name")]
@@ -242,21 +207,9 @@ def cancel(args: argparse.Namespace) -> Any:
     record = _get(ws, args.name)
     if record.get("status") in TERMINAL:
         return public(record)
-    ws.store.update("job", args.name, lambda r: r.update(status="CancelRequested"))
-    pid = record.get("_runner_pid")
-    if pid:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            ws.store.update("job", args.name, lambda r: r.update(status="Canceled"))
+    request_cancel(ws, record)
     if not args.no_wait:
-        import time
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if _get(ws, args.name).get("status") in TERMINAL:
-                break
-            time.sleep(0.1)
+        wait_terminal(ws, args.name, timeout=30)
     return None
 
 

@@ -18,7 +18,7 @@ from amlocal.errors import AmlocalError, InvalidInput
 
 # -- online-endpoint -------------------------------------------------------------------------
 def ep_create(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
@@ -29,7 +29,7 @@ def ep_create(args: argparse.Namespace) -> Any:
 
 
 def ep_update(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint, online_traffic
+    from amlocal.endpoints.verbs import online_endpoint, online_traffic
 
     if args.file is None and not args.name:
         raise InvalidInput("--file or --name is required")
@@ -45,27 +45,27 @@ def ep_update(args: argparse.Namespace) -> Any:
 
 
 def ep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     return online_endpoint.show_endpoint(_ws(), args.name)
 
 
 def ep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_records
+    from amlocal.endpoints.verbs import online_records
     from amlocal.workspace import public
 
     return [public(r) for r in _ws().store.list(online_records.EP)]
 
 
 def ep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     online_endpoint.delete_endpoint(_ws(), args.name)
     return None
 
 
 def ep_invoke(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     path = Path(args.request_file)
     if not path.is_file():
@@ -86,13 +86,13 @@ def ep_invoke(args: argparse.Namespace) -> Any:
 
 
 def ep_credentials(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     return online_endpoint.credentials(_ws(), args.name)
 
 
 def ep_regenerate(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
 
     online_endpoint.regenerate_keys(_ws(), args.name, args.key_type)
     return None
@@ -100,7 +100,7 @@ def ep_regenerate(args: argparse.Namespace) -> Any:
 
 # -- online-deployment -----------------------------------------------------------------------
 def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
-    from amlocal.endpoints import online_deployment
+    from amlocal.endpoints.verbs import online_deployment
 
     if args.file is None:
         raise InvalidInput("--file is required")
@@ -117,7 +117,7 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
 
 def dep_update(args: argparse.Namespace) -> Any:
     if args.file is None:  # `update -n blue -e ep --set instance_count=2`, as az ml takes it
-        from amlocal.endpoints import online_deployment
+        from amlocal.endpoints.verbs import online_deployment
 
         if not args.name or not args.endpoint_name:
             raise InvalidInput("update without --file needs --name and --endpoint-name")
@@ -130,13 +130,13 @@ def dep_update(args: argparse.Namespace) -> Any:
 
 
 def dep_show(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_deployment
+    from amlocal.endpoints.verbs import online_deployment
 
     return online_deployment.show_deployment(_ws(), args.endpoint_name, args.name)
 
 
 def dep_list(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_records
+    from amlocal.endpoints.verbs import online_records
     from amlocal.workspace import public
 
     ws = _ws()
@@ -145,14 +145,14 @@ def dep_list(args: argparse.Namespace) -> Any:
 
 
 def dep_delete(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_deployment
+    from amlocal.endpoints.verbs import online_deployment
 
     online_deployment.delete_deployment(_ws(), args.endpoint_name, args.name)
     return None
 
 
 def dep_logs(args: argparse.Namespace) -> Any:
-    from amlocal.endpoints import online_deployment
+    from amlocal.endpoints.verbs import online_deployment
 
     text = online_deployment.logs(_ws(), args.endpoint_name, args.name, args.lines)
     if args.output in ("json", "jsonc"):

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints.collector_transport import BATCH_PATH, MAX_BODY, decode_frames
+from amlocal.endpoints.instance.collector_transport import BATCH_PATH, MAX_BODY, decode_frames
 
 PAYLOAD_COLLECTIONS = ("request", "response")
 MAX_BATCH = 4 * MAX_BODY  # a /modeldata/batch body (the sender flushes at BATCH_BYTES)
@@ -108,7 +108,7 @@ def collection_dir(home: Path, spec: dict[str, Any], collection: str) -> Path:
         local = resolve_path(Workspace(home), str(path), home)
         if local is not None:
             return local
-    return (
+    return Path(
         Workspace(home).datastore_dir()
         / "modelDataCollector"
         / spec["endpoint"]
@@ -151,7 +151,7 @@ class Agent:
         self.instance = instance
         self.log_path = log_path
         self.port = 0
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.config = log_path.parent / f"{instance}.mdc.json"
 
     def start(self) -> None:

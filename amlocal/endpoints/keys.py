@@ -33,7 +33,8 @@ def write(path: Path, data: dict[str, str]) -> None:
 
 
 def read(path: Path) -> dict[str, str]:
-    return json.loads(path.read_text())
+    keys: dict[str, str] = json.loads(path.read_text())
+    return keys
 
 
 def create(path: Path) -> dict[str, str]:

@@ -3,7 +3,7 @@
 A step kind (`amlocal.jobs.kinds.KINDS`) sees the job it runs in through `StepContext` and
 nothing else: the workspace, where relative paths and outputs go, the cancel event, the
 record writer, the MLflow run lifecycle, reuse, and the registry of running processes that a
-cancel stops. `amlocal.jobs.pipeline.Execution` is the one implementation.
+cancel stops. `amlocal.jobs.runner.Execution` is the one implementation.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class Stoppable(Protocol):
-    """A running process a cancel must stop (`amlocal.jobs.run.StepProcess`)."""
+    """A running process a cancel must stop (`amlocal.jobs.process.StepProcess`)."""
 
     def kill(self) -> None: ...
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from amlocal import loader
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
+from amlocal.loader import source_files
 from amlocal.snapshot import absolute_includes
 from amlocal.workspace import Workspace
 
@@ -24,71 +25,6 @@ if TYPE_CHECKING:
 PLAN_VERSION = "5"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
 STEP_KINDS = {"command", "parallel", "sweep", "pipeline"}
-
-
-# -- cache key without azure-ai-ml --------------------------------------------------------
-def source_files(path: Path) -> list[Path]:
-    """The job YAML and every local file it pulls in (components, conda files), recursively."""
-    seen: list[Path] = []
-    todo = [path.resolve()]
-    while todo:
-        p = todo.pop()
-        if p in seen or not p.is_file():
-            continue
-        seen.append(p)
-        if p.suffix not in (".yml", ".yaml"):
-            continue
-        todo.extend((p.parent / ref).resolve() for ref in _refs(p))
-    return seen
-
-
-def _refs(path: Path) -> list[str]:
-    """The local files one YAML file names, memoized by its content in the validation cache.
-
-    Why a memo: without it every `job create` imported PyYAML (23 ms) and parsed the job YAML
-    and each component and conda file in pure Python, only to find the cache key; the memo is
-    one small JSON read per file. Keyed by the bytes, so an edited file is parsed anew."""
-    import hashlib
-    import json
-    import os
-
-    data = path.read_bytes()
-    memo = loader.cache_dir() / "refs" / f"{hashlib.sha256(data).hexdigest()[:40]}.json"
-    try:
-        memoized = json.loads(memo.read_text())
-        if isinstance(memoized, list) and all(isinstance(r, str) for r in memoized):
-            return memoized
-    except (OSError, ValueError):
-        pass  # no memo yet, or a damaged one: parse the file again
-    import yaml
-
-    text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)
-    try:
-        refs = _file_refs(yaml.safe_load(text))
-    except yaml.YAMLError:
-        return []  # azure-ai-ml reports it with the file and line
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(refs))
-        os.replace(tmp, memo)
-    except OSError:
-        pass  # a read-only cache only costs the parse next time
-    return refs
-
-
-def _file_refs(node: Any) -> list[str]:
-    refs: list[str] = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k in ("component", "conda_file", "trial") and isinstance(v, str):
-                if not v.startswith(("azureml:", "http", "${{")):
-                    refs.append(v.removeprefix("file:"))
-            refs.extend(_file_refs(v))
-    elif isinstance(node, list):
-        for v in node:
-            refs.extend(_file_refs(v))
-    return refs
 
 
 def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> Plan:

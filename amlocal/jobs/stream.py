@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amlocal.jobs import progress
-from amlocal.jobs.run import log_tail
+from amlocal.jobs.process import log_tail
 from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
 

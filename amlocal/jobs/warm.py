@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from amlocal import procs
 
@@ -76,7 +77,7 @@ def serve() -> None:
             out.write(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
 
 
-def _child(step: dict) -> None:
+def _child(step: dict[str, Any]) -> None:
     os.setsid()
     os.chdir(step["cwd"])
     os.environ.clear()

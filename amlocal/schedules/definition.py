@@ -175,7 +175,7 @@ def claim(ws: Workspace, name: str, due: dt.datetime) -> bool:
 
 def fire(ws: Workspace, record: dict[str, Any], fire_time: dt.datetime | None) -> dict[str, Any]:
     """Submit the schedule's job now; returns the job record (an ordinary job)."""
-    from amlocal.jobs import pipeline
+    from amlocal.jobs import runner
 
     action = record["_action"]
     props = {PROP_NAME: record["name"]}
@@ -188,9 +188,9 @@ def fire(ws: Workspace, record: dict[str, Any], fire_time: dt.datetime | None) -
         props[monitor_run.PROP_MONITOR] = record["name"]
     else:
         job_plan = _plan(ws, action)
-    job = pipeline.submit(ws, job_plan)
+    job = runner.submit(ws, job_plan)
     ws.store.update("job", job["name"], lambda r: r.setdefault("properties", {}).update(props))
-    pipeline.spawn_runner(ws, job["name"])
+    runner.spawn_runner(ws, job["name"])
     return ws.store.get("job", job["name"]) or job
 
 

@@ -11,7 +11,6 @@ to IANA names for zoneinfo. Source: reference-yaml-schedule
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,24 +52,6 @@ def parse_time(value: Any, tz: ZoneInfo) -> dt.datetime | None:
         except ValueError:
             raise InvalidInput(f"trigger: {value!r} is not an ISO 8601 date-time") from None
     return t.replace(tzinfo=tz) if t.tzinfo is None else t
-
-
-def load_schedule(source: Any, params_override: list[dict[str, Any]]) -> Any:
-    """azure-ai-ml's load_schedule; a monitor schedule's schema errors are reported as such
-    (azure-ai-ml's error path raises a bare NotImplementedError for MonitorSchedule)."""
-    from azure.ai.ml.entities._load_functions import load_schedule
-
-    try:
-        return load_schedule(source=source, params_override=params_override)
-    except NotImplementedError:
-        import yaml
-        from azure.ai.ml._schema.monitoring.schedule import MonitorScheduleSchema
-        from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
-
-        data = yaml.safe_load(Path(source).read_text()) or {}
-        ctx = {BASE_PATH_CONTEXT_KEY: Path(source).parent}
-        MonitorScheduleSchema(context=ctx).load(data)  # raises the marshmallow error
-        raise
 
 
 class Trigger:

@@ -356,17 +356,17 @@ class LocalTarget:
         return None if rec is None else rec.get("model")
 
     def create_endpoint(self, endpoint_yml: Path, endpoint: str) -> None:
-        from amlocal.endpoints import online_endpoint
+        from amlocal import endpoints
 
-        online_endpoint.create_or_update_endpoint(self.ws, endpoint_yml, endpoint)
+        endpoints.create_or_update_endpoint(self.ws, endpoint_yml, endpoint)
 
     def deploy(
         self, deployment_yml: Path, endpoint: str, slot: str, model: str, code: Path
     ) -> None:
-        from amlocal.endpoints import online_deployment
+        from amlocal import endpoints
 
         exists = self.ws.store.get("online-deployment", f"{endpoint}:{slot}") is not None
-        online_deployment.create_or_update_deployment(
+        endpoints.create_or_update_deployment(
             self.ws,
             deployment_yml,
             slot,
@@ -377,17 +377,15 @@ class LocalTarget:
         )
 
     def invoke(self, endpoint: str, request: Path, deployment: str) -> tuple[int, str]:
-        from amlocal.endpoints import online_endpoint
+        from amlocal import endpoints
 
-        status, _, body = online_endpoint.invoke(
-            self.ws, endpoint, request.read_bytes(), deployment
-        )
+        status, _, body = endpoints.invoke(self.ws, endpoint, request.read_bytes(), deployment)
         return status, body.decode("utf-8", "replace")
 
     def set_traffic(self, endpoint: str, traffic: dict[str, int], mirror: dict[str, int]) -> None:
-        from amlocal.endpoints import online_endpoint
+        from amlocal import endpoints
 
-        online_endpoint.set_traffic(self.ws, endpoint, traffic, mirror)
+        endpoints.set_traffic(self.ws, endpoint, traffic, mirror)
 
     def champion(self, name: str) -> str | None:
         """The champion alias, else the newest version tagged champion=true (register_lib).

@@ -45,7 +45,7 @@ def test_runs_matches_the_command_line_not_just_the_pid(platform: str) -> None:
     try:
         assert child.stdout is not None and child.stdout.readline()  # exec'd and running
         assert procs.runs(child.pid, "marker-x")
-        assert not procs.runs(child.pid, "amlocal.endpoints.daemon")
+        assert not procs.runs(child.pid, "amlocal.endpoints.daemon.main")
     finally:
         child.kill()
         child.wait()

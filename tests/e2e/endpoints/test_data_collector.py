@@ -314,7 +314,7 @@ def test_batched_payloads_are_written_like_single_posts_and_flushed_on_stop(agen
     graceful stop, before the agent's periodic flush."""
     import http.client
 
-    from amlocal.endpoints.collector_transport import BatchTransport
+    from amlocal.endpoints.instance.collector_transport import BatchTransport
 
     a, home = agent
     c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=5)
@@ -353,7 +353,7 @@ def test_transport_drops_and_counts_when_the_agent_is_gone_or_hung(capsys) -> No
     dropped at once (not each waiting on the agent) and counted on stderr."""
     import socket
 
-    from amlocal.endpoints.collector_transport import BatchTransport
+    from amlocal.endpoints.instance.collector_transport import BatchTransport
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

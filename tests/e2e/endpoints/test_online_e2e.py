@@ -54,7 +54,7 @@ class Endpoint:
             conn.close()
 
     def status(self) -> dict:
-        from amlocal.endpoints import online_daemon
+        from amlocal.endpoints.verbs import online_daemon
         from amlocal.workspace import Workspace
 
         return online_daemon.control(Workspace(), self.name, "status")

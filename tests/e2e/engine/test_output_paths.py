@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 COMMAND_JOB = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json

@@ -122,15 +122,15 @@ trial:
 DRIVER = """\
 import json, sys
 from pathlib import Path
-from amlocal.jobs import pipeline, plan
+from amlocal.jobs import plan, runner
 from amlocal.workspace import Workspace
 ws = Workspace()
 job = plan.load_plan(ws, Path(sys.argv[1]), [])
 for holder in (job["spec"], job["step"], job["step"]["spec"]):
     holder["limits"] = {**(holder.get("limits") or {}), **json.loads(sys.argv[2])}
-name = pipeline.submit(ws, job)["name"]
+name = runner.submit(ws, job)["name"]
 print(name, flush=True)
-pipeline.execute(ws, name)
+runner.execute(ws, name)
 """
 
 

@@ -149,7 +149,7 @@ def _output(step: dict[str, Any], name: str) -> Path:
 
 
 def _invoke(trained: dict[str, Any], body: Any) -> tuple[int, Any]:
-    from amlocal.endpoints import online_endpoint
+    from amlocal.endpoints.verbs import online_endpoint
     from amlocal.workspace import Workspace
 
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from amlocal import loader
-from amlocal.jobs import parallel as P
+from amlocal.jobs.kinds import parallel as P
 
 ROOT = Path(__file__).resolve().parents[3]
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]

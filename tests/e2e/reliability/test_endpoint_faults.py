@@ -57,7 +57,7 @@ def post(port: int, key: str | None, body: bytes = BODY, timeout: float = 30) ->
 
 
 def daemon_status(endpoint: dict) -> dict:
-    from amlocal.endpoints import online_daemon
+    from amlocal.endpoints.verbs import online_daemon
 
     return online_daemon.control(endpoint["ws"], "diabetes", "status")
 

@@ -1,4 +1,4 @@
-"""The front door's HTTP/1.1 server (amlocal/endpoints/listener.py) on a real 127.0.0.1
+"""The front door's HTTP/1.1 server (amlocal/endpoints/daemon/listener.py) on a real 127.0.0.1
 socket, spoken to with raw bytes: what curl, requests and Azure's SDK clients rely on."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from online_support import ServerThread
 
-from amlocal.endpoints import frontdoor
-from amlocal.endpoints.listener import Request, Response
+from amlocal.endpoints.daemon import frontdoor
+from amlocal.endpoints.daemon.listener import Request, Response
 
 
 async def echo(req: Request) -> Response:
@@ -117,7 +117,7 @@ def test_request_ids_are_version_4_guids() -> None:
 
 
 def test_idle_keep_alive_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amlocal.endpoints import listener
+    from amlocal.endpoints.daemon import listener
 
     monkeypatch.setattr(listener, "KEEP_ALIVE_S", 0.3)
     r = ServerThread(echo)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from online_support import ServerThread
 
-from amlocal.endpoints import daemon
-from amlocal.endpoints.listener import Limits, Request, Response
+from amlocal.endpoints.daemon import main as daemon
+from amlocal.endpoints.daemon.listener import Limits, Request, Response
 
 KEY = b"Bearer good"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from amlocal.endpoints import daemon, paths
+from amlocal.endpoints import paths
+from amlocal.endpoints.daemon import main as daemon
 
 
 @pytest.mark.subprocess

@@ -1,4 +1,4 @@
-"""The mini-batch executor (amlocal.jobs.parallel) with tiny entry scripts in real worker
+"""The mini-batch executor (amlocal.jobs.kinds.parallel) with tiny entry scripts in real worker
 subprocesses: splitting, ordering, retries, timeouts, thresholds, logs and clean-up.
 
 Scripts here import only the standard library, so each worker starts in ~0.1 s. Nothing
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import parallel as P
+from amlocal.jobs.kinds import parallel as P
 
 # Nearly every test here starts worker processes: the file is not in the in-process tier.
 pytestmark = pytest.mark.subprocess
@@ -229,7 +229,7 @@ def test_list_rows_are_written_without_importing_pandas() -> None:
     either, or the import (seconds on a busy box) eats into run()'s timeout."""
     probe = (
         "import sys\n"
-        "from amlocal.jobs.parallel_worker import serialize_rows\n"
+        "from amlocal.jobs.kinds.parallel.worker import serialize_rows\n"
         "assert serialize_rows([('a.txt', '1'), ('b.txt', '2')]) == b'a.txt,1\\nb.txt,2\\n'\n"
         "print('pandas' in sys.modules)\n"
     )
@@ -391,3 +391,23 @@ def test_a_results_file_name_that_names_a_folder_is_refused(tmp_path: Path, name
         P.ParallelSpec.for_batch_deployment(
             {"output_file_name": name}, code_dir=tmp_path, entry_script="s.py"
         )
+
+
+def test_a_worker_on_another_interpreter_finds_amlocal(tmp_path: Path) -> None:
+    """An isolated environment's interpreter (a venv without amlocal, made from this very
+    Python as `environments/build.py` makes them) still runs the worker module."""
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    alone = subprocess.run([str(python), "-c", "import amlocal"], capture_output=True, cwd=venv)
+    assert alone.returncode != 0, "the venv must not see amlocal by itself"
+    code = write_script(tmp_path)
+    folder = make_folder(tmp_path, {"a.txt": "1 2", "b.txt": "3"})
+    s = P.ParallelSpec.for_batch_deployment(
+        {"mini_batch_size": 1}, code_dir=code, entry_script="score.py", python=str(python)
+    )
+    summary, _ = run(tmp_path, s, folder)
+    logs = [f.read_text() for f in (tmp_path / "logs/user/stdout").glob("*.txt")]
+    assert summary.status == "Completed", logs
+    out = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert out == ["a.txt,1", "a.txt,2", "b.txt,3"]

@@ -1,4 +1,4 @@
-"""amlocal.jobs.run.resolve_io: bound inputs and output declarations to values and paths."""
+"""amlocal.jobs.step_io.resolve_io: bound inputs and output declarations to values and paths."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs.run import resolve_io
+from amlocal.jobs.step_io import resolve_io
 from amlocal.workspace import Workspace
 
 COMPONENT = {

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs import sweep as sw
+from amlocal.jobs.kinds.sweep import decisions as sw
 
 SPACE = {
     "choice": {"type": "choice", "values": [1, "two", 3.5]},

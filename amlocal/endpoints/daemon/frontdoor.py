@@ -1,0 +1,356 @@
+"""The endpoint's front door: what Azure's managed-endpoint front end does.
+
+azmlinfsrv has no auth and no routing; Azure adds them in front of it, and so does this:
+Bearer key check (401), the `azureml-model-deployment` header, weighted traffic and mirror
+traffic, 404 when nothing takes traffic, `request_timeout_ms` -> 408, more than
+2 x max_concurrent_requests_per_instance x instance_count in flight -> 429, any non-200 from
+the model server -> 424 with its status and reason in `ms-azureml-model-error-*` headers,
+and a fresh GUID `x-request-id`. `listener.py` serves it over HTTP; a bare asyncio Protocol
+per upstream request keeps the added cost small next to azmlinfsrv's own (serving.md, 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from amlocal.endpoints.daemon.listener import Headers, Request, Response
+from amlocal.endpoints.keys import bearer_ok
+
+CONTROL_PREFIX = "/.amlocal/control/"
+STARTING_WAIT_S = 120.0
+# Request headers the front door consumes or rewrites instead of passing on.
+_DROP_REQUEST = {
+    b"host",
+    b"authorization",
+    b"connection",
+    b"keep-alive",
+    b"content-length",
+    b"transfer-encoding",
+    b"te",
+    b"upgrade",
+    b"expect",
+    b"x-request-id",
+    b"x-ms-client-request-id",
+    b"azureml-model-deployment",
+    b"x-amlocal-instance",
+}
+_DROP_RESPONSE = {
+    b"connection",
+    b"keep-alive",
+    b"content-length",
+    b"transfer-encoding",
+    b"date",
+    b"server",
+    b"x-request-id",
+    b"x-ms-request-id",
+}
+_CLIENT_ID = re.compile(rb"[^A-Za-z0-9_-]")
+
+
+class UpstreamBroken(Exception):
+    """The instance closed the connection without a complete response (it crashed)."""
+
+
+@dataclass
+class Route:
+    """One deployment as the front door sees it."""
+
+    name: str
+    instances: list[Any]  # instances.Instance
+    timeout_s: float
+    max_inflight: int
+    inflight: int = 0
+    rr: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    on_down: Callable[[Any], None] | None = None
+
+    def pick(self) -> Any | None:
+        """Round-robin over ready instances."""
+        n = len(self.instances)
+        for _ in range(n):
+            self.rr = (self.rr + 1) % n
+            inst = self.instances[self.rr]
+            if inst.ready:
+                return inst
+        return None
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+@dataclass
+class Table:
+    """Everything routing needs; replaced as a whole on reload, never mutated in place."""
+
+    keys: tuple[bytes, ...] = ()
+    auth_mode: str = "key"
+    traffic: list[tuple[float, str]] = field(default_factory=list)  # (cumulative %, name)
+    mirror: tuple[str, float] | None = None
+    routes: dict[str, Route] = field(default_factory=dict)
+
+    def choose(self) -> str | None:
+        if not self.traffic:
+            return None
+        r = random.random() * self.traffic[-1][0]
+        for cum, name in self.traffic:
+            if r < cum:
+                return name
+        return self.traffic[-1][1]
+
+
+def traffic_table(traffic: dict[str, int]) -> list[tuple[float, str]]:
+    out, cum = [], 0.0
+    for name, pct in sorted(traffic.items()):
+        if pct and pct > 0:
+            cum += pct
+            out.append((cum, name))
+    return out
+
+
+Control = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
+class FrontDoor:
+    """The request handler. `table` is swapped by the daemon; `control` serves
+    /.amlocal/control/."""
+
+    def __init__(
+        self, table: Table, control_token: str, control: Control, instance_token: str = ""
+    ) -> None:
+        self.table = table
+        self._control_token = control_token.encode()
+        # Sent on every request to an instance, which refuses requests without it.
+        self._instance_line = (
+            b"x-amlocal-instance: " + instance_token.encode() if instance_token else b""
+        )
+        self._control = control
+        self._background: set[asyncio.Task[Any]] = set()
+        self.mirrored = 0
+        # Set once the deployments are loaded: a request that arrives while the daemon starts
+        # waits for them (a valid key is never answered 401, nor a routed request 404).
+        self.loaded = asyncio.Event()
+        self.loaded.set()  # the daemon clears it until its first reload is done
+
+    def precheck(self, method: str, path: str, headers: dict[bytes, bytes]) -> Response | None:
+        """The key check, done by the listener when the headers arrive: a request without a
+        valid key is answered 401 before its body is read."""
+        if path.startswith(CONTROL_PREFIX):
+            if not hmac.compare_digest(headers.get(b"x-amlocal-control", b""), self._control_token):
+                return _json(401, "Unauthorized", [])
+            return None
+        table = self.table
+        if table.auth_mode == "key" and not bearer_ok(headers.get(b"authorization"), table.keys):
+            return _json(
+                401, "Unauthorized: missing or invalid key", [(b"x-request-id", _request_id())]
+            )
+        return None
+
+    async def handle(self, req: Request) -> Response:
+        headers = req.headers
+        if req.path.startswith(CONTROL_PREFIX):
+            return await self._handle_control(req)
+        request_id = _request_id()
+        extra = [(b"x-request-id", request_id)]
+        client_id = headers.get(b"x-ms-client-request-id")
+        if client_id is not None:
+            client_id = _CLIENT_ID.sub(b"", client_id)[:40]
+            extra.append((b"x-ms-client-request-id", client_id))
+        table = self.table
+        if table.auth_mode == "key" and not bearer_ok(headers.get(b"authorization"), table.keys):
+            return _json(401, "Unauthorized: missing or invalid key", extra)
+        if not self.loaded.is_set():
+            try:
+                async with asyncio.timeout(STARTING_WAIT_S):
+                    await self.loaded.wait()
+            except TimeoutError:
+                return _json(503, "The endpoint is starting; retry shortly", extra)
+            table = self.table
+        named = headers.get(b"azureml-model-deployment")
+        if named:
+            name = named.decode("latin-1").strip()
+            if name not in table.routes:
+                return _json(404, f"Deployment '{name}' not found on this endpoint", extra)
+        else:
+            chosen = table.choose()
+            if chosen is None or chosen not in table.routes:
+                return _json(
+                    404,
+                    "No valid deployments to route to. Please check that the endpoint has at "
+                    "least one deployment with positive weight values or use a deployment "
+                    "specific header to route.",
+                    extra,
+                )
+            name = chosen
+        route = table.routes[name]
+        extra.append((b"azureml-model-deployment", name.encode()))
+        if route.inflight >= route.max_inflight:
+            return _json(429, "Too many pending requests for this deployment", extra)
+        head = _request_head(req, request_id, client_id, self._instance_line)
+        if not named and table.mirror is not None:
+            mname, pct = table.mirror
+            mroute = table.routes.get(mname)
+            if mroute is not None and random.random() * 100 < pct:
+                self._mirror(mroute, head, req.body)
+        route.inflight += 1
+        try:
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+            async with asyncio.timeout(route.timeout_s):
+                status, reason, up_headers, up_body = await _call(route, head, req.body)
+        except TimeoutError:
+            return _json(408, f"Request timed out after {route.timeout_s * 1000:.0f} ms", extra)
+        except UpstreamBroken as exc:
+            return _json(502, f"The model server closed the connection: {exc}", extra)
+        finally:
+            route.inflight -= 1
+        out = [(k, v) for k, v in up_headers if k not in _DROP_RESPONSE]
+        if status != 200:
+            out.append((b"ms-azureml-model-error-statuscode", str(status).encode()))
+            out.append((b"ms-azureml-model-error-reason", reason))
+            status = 424
+        out.extend(extra)
+        return status, out, up_body
+
+    def _mirror(self, route: Route, head: bytes, body: bytes) -> None:
+        """Fire-and-forget copy; the response is dropped, as Azure drops mirrored responses."""
+        if route.inflight >= route.max_inflight:
+            return
+
+        async def go() -> None:
+            route.inflight += 1
+            try:
+                await asyncio.wait_for(_call(route, head, body), route.timeout_s)
+                self.mirrored += 1
+            except Exception:
+                pass
+            finally:
+                route.inflight -= 1
+
+        task = asyncio.ensure_future(go())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _handle_control(self, req: Request) -> Response:
+        token = req.headers.get(b"x-amlocal-control", b"")
+        if not hmac.compare_digest(token, self._control_token):
+            return _json(401, "Unauthorized", [])
+        verb = req.path[len(CONTROL_PREFIX) :]
+        query = dict(p.split("=", 1) for p in req.query.split("&") if "=" in p)
+        status, payload = await self._control(verb, query)
+        return status, [(b"content-type", b"application/json")], json.dumps(payload).encode()
+
+
+def _request_id() -> bytes:
+    """A version-4 GUID, as Azure puts in `x-request-id` (uuid.uuid4 costs 3x as much)."""
+    h = "%032x" % (random.getrandbits(128) & _V4_MASK | _V4_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
+
+
+_V4_MASK = ~(0xF000 << 64 | 0xC000 << 48) & ((1 << 128) - 1)
+_V4_BITS = 0x4000 << 64 | 0x8000 << 48
+
+
+def _request_head(
+    req: Request, request_id: bytes, client_id: bytes | None, instance_line: bytes = b""
+) -> bytes:
+    target = req.path.encode("latin-1")
+    if req.query:
+        target += b"?" + req.query.encode("latin-1")
+    lines = [req.method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1"]
+    lines += [k + b": " + v for k, v in req.headers.items() if k not in _DROP_REQUEST]
+    lines.append(b"x-request-id: " + request_id)
+    if client_id:
+        lines.append(b"x-ms-client-request-id: " + client_id)
+    if instance_line:
+        lines.append(instance_line)
+    lines.append(b"content-length: " + str(len(req.body)).encode())
+    lines.append(b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """Send to a ready instance; while none is ready (starting, restarting) wait for one.
+    The caller's timeout bounds the wait, as Azure's request timeout does."""
+    while True:
+        inst = route.pick()
+        if inst is None:
+            await route.changed.wait()
+            continue
+        try:
+            return await _forward(inst.port, head, body)
+        except ConnectionRefusedError:
+            inst.ready = False
+            if route.on_down is not None:
+                route.on_down(inst)
+
+
+class _Upstream(asyncio.Protocol):
+    """One request to an instance: write it, collect bytes until the server closes.
+
+    A bare Protocol rather than asyncio streams: no StreamReader/Writer objects and no read
+    loop per request (about a third of the front door's CPU per request went there).
+    """
+
+    __slots__ = ("request", "chunks", "done")
+
+    def __init__(self, request: bytes, done: asyncio.Future[Any]) -> None:
+        self.request = request
+        self.chunks: list[bytes] = []
+        self.done = done
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(b"".join(self.chunks))
+
+
+async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    transport, _ = await loop.create_connection(
+        lambda: _Upstream(head + body, done), "127.0.0.1", port
+    )
+    try:
+        raw = await done  # azmlinfsrv closes every connection after its response
+    finally:
+        transport.close()
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")
+    lines = raw[:end].split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    status = int(parts[1])
+    reason = parts[2] if len(parts) > 2 else HTTPStatus(status).phrase.encode()
+    hdrs = []
+    length = None
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        k = k.strip().lower()
+        v = v.strip()
+        if k == b"content-length":
+            length = int(v)
+        hdrs.append((k, v))
+    body_out = raw[end + 4 :]
+    if length is not None:
+        if len(body_out) < length and not head.startswith(b"HEAD "):
+            raise UpstreamBroken(f"body cut at {len(body_out)} of {length} bytes")
+        body_out = body_out[:length]
+    return status, reason, hdrs, body_out
+
+
+def _json(status: int, message: str, extra: Headers) -> Response:
+    body = json.dumps({"message": message}).encode()
+    return status, [(b"content-type", b"application/json"), *extra], body

@@ -1,0 +1,388 @@
+"""The front door's HTTP/1.1 server: httptools parsing on a bare asyncio Protocol.
+
+Why not uvicorn: the front door sits on the hot path of every scoring request, and on a
+small machine its CPU is taken from the azmlinfsrv workers behind it. uvicorn's ASGI layer
+(scope dicts, receive/send messages, middleware) cost about twice the CPU per request of
+this Protocol, which measured as ~2 ms added p50 at 16 connections (bench/serving.py).
+What is kept from a full server: keep-alive with an idle timeout, `Connection: close`,
+HTTP/1.0, chunked request bodies, `Expect: 100-continue`, pipelined requests answered in
+order, 400 on a malformed request, and a graceful stop that lets requests in flight finish.
+
+Bounded in memory and time, whoever the client is (issue 20): the `precheck` (the key) runs
+when the headers arrive, so a request without a key is answered 401 before a byte of its
+body is read; bodies over `Limits.max_body` get 413 (from Content-Length, or as soon as a
+chunked body passes it), heads over `max_head` get 431; the head and the body each have a
+deadline (408), an idle connection is closed, and at `max_connections` an idle keep-alive
+connection makes room for a new one (503 when none is idle). A refused request's connection is half-closed and drained for a moment
+(lingering close), so the client reads the answer instead of a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+KEEP_ALIVE_S = 30.0
+LINGER_S = 2.0
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+@dataclass(slots=True)
+class Limits:
+    """What one client may take. Defaults can be changed with AMLOCAL_* variables (the
+    daemon's environment) or by passing Limits(...) to Server."""
+
+    # Azure documents no per-request body cap for managed online endpoints (only the
+    # 5 MBps bandwidth throttle; docs/local-vs-azure.md); 100 MiB keeps one request from
+    # holding the front door's memory and is far above any scoring payload.
+    max_body: int = field(
+        default_factory=lambda: int(_env_number("AMLOCAL_MAX_REQUEST_BYTES", 100 * 1024 * 1024))
+    )
+    max_head: int = 64 * 1024  # request line + headers (8 KiB is nginx's default per line)
+    head_timeout_s: float = field(
+        default_factory=lambda: _env_number("AMLOCAL_HEADER_TIMEOUT_S", 10.0)
+    )
+    body_timeout_s: float = field(
+        default_factory=lambda: _env_number("AMLOCAL_BODY_TIMEOUT_S", 60.0)
+    )
+    # Azure's documented default: 500 active connections per endpoint (how-to-manage-quotas).
+    max_connections: int = field(
+        default_factory=lambda: int(_env_number("AMLOCAL_MAX_CONNECTIONS", 500))
+    )
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[bytes, bytes]  # lower-case names; a repeated header keeps its last value
+    body: bytes
+
+
+Headers = list[tuple[bytes, bytes]]
+Response = tuple[int, Headers, bytes]
+Handler = Callable[[Request], Awaitable[Response]]
+# Called with (method, path, headers) when the headers are complete: a Response refuses the
+# request before its body is read (401 without a valid key), None lets it through.
+Precheck = Callable[[str, str, dict[bytes, bytes]], Response | None]
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _date() -> bytes:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True).encode())
+    return _date_cache[1]
+
+
+def encode_response(
+    status: int, headers: Headers, body: bytes, keep_alive: bool, head_only: bool = False
+) -> bytes:
+    head = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Unknown")), b"date: " + _date()]
+    head += [k + b": " + v for k, v in headers]
+    head.append(b"content-length: %d" % len(body))
+    if not keep_alive:
+        head.append(b"connection: close")
+    return b"\r\n".join(head) + b"\r\n\r\n" + (b"" if head_only else body)
+
+
+class Connection(asyncio.Protocol):
+    """One client connection. Requests are handled one at a time, in arrival order."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.head_size = 0
+        self.body: list[bytes] = []
+        self.body_size = 0
+        # (request, keep-alive, an answer made before the body was read)
+        self.queue: collections.deque[tuple[Request | None, bool, Response | None]] = (
+            collections.deque()
+        )
+        self.busy = False
+        self.reading = False  # between the first byte of a request and its end
+        self.refused = False  # a request was refused: the rest of the input is discarded
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- transport events ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: cast, do not check.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        if len(self.server.connections) >= self.limits.max_connections and not self._evict_idle():
+            self.refused = True
+            transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
+            self._linger()
+            return
+        self.server.connections.add(self)
+        self._arm(KEEP_ALIVE_S, None)
+
+    def _evict_idle(self) -> bool:
+        """At the cap, close an idle keep-alive connection to make room: idle connections
+        cost the client nothing to hold, so they must not be able to lock others out."""
+        for conn in self.server.connections:
+            if not (conn.busy or conn.reading or conn.queue or conn.refused) and conn.transport:
+                self.server.connections.discard(conn)
+                conn._close()
+                return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.transport = None
+        self.queue.clear()
+        self._disarm()
+        # The parser holds this protocol (its callbacks) and this protocol holds the parser:
+        # break the cycle so a closed connection and its buffers are freed at once, not at
+        # the next full garbage collection.
+        self.parser = None
+        self.body = []
+        self.headers = {}
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused or self.parser is None:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, b"Protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if not self.refused:
+                self._fail(400, b"Invalid HTTP request: " + str(exc).encode())
+
+    # -- parser callbacks ------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.reading = True
+        self.url = b""
+        self.headers = {}
+        self.head_size = 0
+        self.body = []
+        self.body_size = 0
+        self._arm(self.limits.head_timeout_s, b"Timed out reading the request headers")
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.lower()] = value
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, n: int) -> None:
+        self.head_size += n
+        if self.head_size > self.limits.max_head and not self.refused:
+            self._refuse(_plain_response(431, b"Request header fields too large"))
+
+    def on_headers_complete(self) -> None:
+        if self.refused or self.parser is None:
+            return
+        precheck = self.server.precheck
+        if precheck is not None:
+            path = (httptools.parse_url(self.url).path or b"/").decode("latin-1")
+            refusal = precheck(self.parser.get_method().decode("ascii"), path, self.headers)
+            if refusal is not None:
+                self._refuse(refusal)
+                return
+        length = self.headers.get(b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.limits.max_body:
+            self._refuse(self._too_large())
+            return
+        self._arm(self.limits.body_timeout_s, b"Timed out reading the request body")
+        expect = self.headers.get(b"expect")
+        if expect is not None and expect.lower() == b"100-continue" and self.transport:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self.refused:
+            return
+        self.body_size += len(body)
+        if self.body_size > self.limits.max_body:
+            self._refuse(self._too_large())
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.refused or self.parser is None:
+            return
+        self._disarm()
+        self.reading = False
+        url = httptools.parse_url(self.url)
+        request = Request(
+            method=self.parser.get_method().decode("ascii"),
+            path=(url.path or b"/").decode("latin-1"),
+            query=(url.query or b"").decode("latin-1"),
+            headers=self.headers,
+            body=b"".join(self.body),
+        )
+        self.body = []  # the joined copy is the only one kept
+        self.headers = {}
+        self.queue.append((request, self.parser.should_keep_alive(), None))
+        if not self.busy:
+            self._next()
+
+    def _too_large(self) -> Response:
+        return _plain_response(
+            413, f"Request body larger than {self.limits.max_body} bytes".encode()
+        )
+
+    # -- handling --------------------------------------------------------------------
+    def _next(self) -> None:
+        if not self.queue or self.transport is None:
+            self.busy = False
+            if not self.refused and self.timer is None:
+                self._arm(KEEP_ALIVE_S, None)
+            return
+        self.busy = True
+        request, keep_alive, early = self.queue.popleft()
+        if early is not None:  # refused before its body: answer, then close gently
+            status, headers, body = early
+            self.transport.write(encode_response(status, headers, body, False))
+            self.busy = False
+            self._linger()
+            return
+        assert request is not None
+        task = asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
+        self.server.tasks.add(task)
+        task.add_done_callback(self.server.tasks.discard)
+
+    async def _handle(self, request: Request, keep_alive: bool) -> None:
+        try:
+            status, headers, body = await self.server.handler(request)
+        except Exception as exc:  # a handler bug must not take the connection down silently
+            status, headers = 500, [(b"content-type", b"text/plain")]
+            body = f"front door error: {type(exc).__name__}: {exc}".encode()
+        keep_alive = keep_alive and not self.server.stopping
+        if self.transport is None:
+            return
+        head_only = request.method == "HEAD"
+        self.transport.write(encode_response(status, headers, body, keep_alive, head_only))
+        del request, body
+        if not keep_alive:
+            self.transport.close()
+            self.transport = None
+            return
+        self._next()
+
+    def _refuse(self, response: Response) -> None:
+        """Answer `response` once the requests before it are answered, then stop reading."""
+        self.refused = True
+        self.body = []
+        self._disarm()
+        self.queue.append((None, False, response))
+        if not self.busy:
+            self._next()
+
+    def _fail(self, status: int, message: bytes) -> None:
+        """A malformed request: requests already parsed are answered first."""
+        self._refuse(_plain_response(status, message))
+
+    def _linger(self) -> None:
+        """Half-close after a refusal and drain the input for LINGER_S, so the client can
+        read the answer (closing with unread input would reset the connection)."""
+        if self.transport is None:
+            return
+        self.refused = True
+        self._disarm()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.timer = asyncio.get_running_loop().call_later(LINGER_S, self._close)
+
+    def _close(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def _arm(self, seconds: float, message: bytes | None) -> None:
+        """(Re)start the one timer a connection has: keep-alive idle (message None), or the
+        deadline of the head or body being read (408 with `message`)."""
+        self._disarm()
+        if self.transport is not None:
+            self.timer = asyncio.get_running_loop().call_later(seconds, self._expire, message)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self, message: bytes | None) -> None:
+        self.timer = None
+        if self.transport is None:
+            return
+        if message is None:
+            if not self.busy:
+                self._close()
+        else:
+            self._refuse(_plain_response(408, message))
+
+
+def _plain_response(status: int, message: bytes, extra: Headers | None = None) -> Response:
+    return status, [(b"content-type", b"text/plain"), *(extra or [])], message
+
+
+def _plain(status: int, message: bytes, extra: Headers | None = None) -> bytes:
+    return encode_response(*_plain_response(status, message, extra), False)
+
+
+class Server:
+    """Serves `handler` on an already bound, listening socket until `stop()`."""
+
+    def __init__(
+        self, handler: Handler, precheck: Precheck | None = None, limits: Limits | None = None
+    ) -> None:
+        self.handler = handler
+        self.precheck = precheck
+        self.limits = limits or Limits()
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._stop.set()
+
+    async def serve(self, sock: socket.socket, grace_s: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Connection(self), sock=sock, backlog=2048)
+        try:
+            await self._stop.wait()
+        finally:
+            server.close()
+            # Requests in flight finish (their responses close the connection); idle
+            # keep-alive connections are closed now.
+            for conn in list(self.connections):
+                if not conn.busy and conn.transport is not None:
+                    conn.transport.close()
+            if self.tasks:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(grace_s):
+                        await asyncio.gather(*self.tasks, return_exceptions=True)
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.close()

@@ -1,0 +1,98 @@
+"""Stock `azmlinfsrv`, bound to 127.0.0.1 instead of its hard-coded 0.0.0.0.
+
+Run as `python -m amlocal.endpoints.instance.loopback <azmlinfsrv args>`. Only the bind host changes:
+arguments, environment variables, gunicorn and the Flask app are azmlinfsrv's own. The
+process also asks Linux to SIGTERM it when its supervisor dies, so no server outlives the
+endpoint daemon that started it. With AMLOCAL_INSTANCE_TOKEN set (the daemon sets it), the
+app answers 401 to any request without that token in `x-amlocal-instance`: only the
+endpoint's front door (and its probes) can use the instance, as on Azure, where instances
+are not reachable from outside the endpoint.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+_REFUSED = b'{"message": "this port serves only its endpoint\'s front door; use the scoring URI"}'
+
+
+def guard(app: Callable[..., Any], token: str) -> Callable[..., Any]:
+    """WSGI middleware: requests without the instance token get 401, before the app."""
+    expected = token.encode("latin-1")
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        got = environ.get("HTTP_X_AMLOCAL_INSTANCE", "").encode("latin-1")
+        if not hmac.compare_digest(got, expected):
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [_REFUSED]
+        result: Iterable[bytes] = app(environ, start_response)
+        return result
+
+    return guarded
+
+
+def _wrap_app(wrappers: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> None:
+    """Apply `wrappers`, innermost first, to the app gunicorn's workers import (they fork
+    from this process, so the patched loader is theirs too)."""
+    from gunicorn import util
+
+    load = util.import_app
+
+    def import_app(module: str) -> Callable[..., Any]:
+        app: Callable[..., Any] = load(module)
+        for wrap in wrappers:
+            app = wrap(app)
+        return app
+
+    util.import_app = import_app
+
+
+def deep_nesting_is_a_bad_request(app: Callable[..., Any]) -> Callable[..., Any]:
+    """azmlinfsrv 1.4.1 parses a POST body with json.loads and lets the RecursionError of a
+    body nested beyond Python's limit reach its catch-all handler: an opaque 500 for the
+    client's mistake. A handler for it goes next to that catch-all, in every handler map
+    (Flask looks in the blueprint's map before the app's, and within a map takes the most
+    specific class): 400 with azmlinfsrv's error shape. On Azure the same server answers 500."""
+    spec = getattr(app, "error_handler_spec", None)  # a Flask app
+    if spec is not None:
+        for name in [None, *spec]:
+            spec[name][None][RecursionError] = lambda exc: ({"message": _TOO_DEEP}, 400)
+    return app
+
+
+_TOO_DEEP = "the JSON body is nested too deeply to parse"
+
+
+def main() -> None:
+    from amlocal.procs import die_with_parent
+
+    die_with_parent()
+    if os.environ.get("AZUREML_MDC_PORT"):  # data_collector: the Collector's transport
+        from amlocal.endpoints.instance.collector_transport import batching_transport
+
+        batching_transport()
+    # Innermost first: the Flask app's own handlers, payload logging, then the token guard.
+    wrappers: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        deep_nesting_is_a_bad_request
+    ]
+    if os.environ.get("AMLOCAL_MDC_PAYLOAD"):  # request/response logging, inside the guard
+        from amlocal.endpoints.instance.payload_logging import wrap
+
+        wrappers.append(wrap)
+    token = os.environ.pop("AMLOCAL_INSTANCE_TOKEN", "")  # the scoring script cannot read it
+    if token:
+        wrappers.append(lambda app: guard(app, token))
+    _wrap_app(wrappers)
+    from azureml_inference_server_http import amlserver
+
+    amlserver.DEFAULT_HOST = "127.0.0.1"
+    sys.argv[0] = "azmlinfsrv"
+    amlserver.run()
+
+
+if __name__ == "__main__":
+    main()
