@@ -16,6 +16,9 @@ import pytest
 from amlocal import procs
 from amlocal.endpoints.daemon.main import reap_stale
 
+# Each test starts a look-alike process: not in the in-process tier.
+pytestmark = pytest.mark.subprocess
+
 
 @pytest.fixture
 def lookalike() -> Iterator[subprocess.Popen[bytes]]:
