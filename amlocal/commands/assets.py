@@ -11,10 +11,12 @@ from amlocal.assets.component import create_component
 from amlocal.assets.data import create_data, resolve_path
 from amlocal.assets.environment import create_environment
 from amlocal.assets.model import (
+    latest_version,
+    list_versions,
     mlflow_client,
-    model_record,
     registered_model_path,
     registered_model_version,
+    show_model,
 )
 from amlocal.assets.model_registration import create_model
 from amlocal.errors import InvalidInput, NotFound
@@ -186,15 +188,12 @@ def list_assets(args: argparse.Namespace) -> Any:
     if args.group == "model":
         c = mlflow_client(ws)
         if args.name:
-            found = c.search_model_versions(f"name='{args.name}'")
-            items = sorted((model_record(mv) for mv in found), key=lambda r: -int(r["version"]))
+            items = list_versions(ws, args.name)
         else:
             items = [
                 {
                     "name": m.name,
-                    "latest_version": max(
-                        (int(v.version) for v in m.latest_versions), default=None
-                    ),
+                    "latest_version": latest_version(ws, m.name),
                     "description": m.description,
                     "tags": dict(m.tags or {}),
                 }
@@ -225,8 +224,7 @@ def show(args: argparse.Namespace) -> Any:
             if args.version
             else f"azureml:{args.name}@{args.label or 'latest'}"
         )
-        name, version = registered_model_version(ws, ref)
-        return model_record(mlflow_client(ws).get_model_version(name, version))
+        return show_model(ws, ref)
     if not args.version and not args.label:
         raise InvalidInput(f"{args.group} show needs --version or --label")
     ref = (
