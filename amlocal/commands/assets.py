@@ -85,6 +85,10 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
         p.add_argument("-p", "--download-path", dest="download_path", default=".")
         p.set_defaults(func=download, group=group)
 
+    from amlocal.commands import asset_lifecycle
+
+    asset_lifecycle.add_verbs(verbs, group)
+
 
 def _tags(pairs: list[str] | None) -> dict[str, str]:
     """`--tags a=1 b=2`, as az takes them (a bare key gets an empty value)."""
@@ -200,7 +204,12 @@ def list_assets(args: argparse.Namespace) -> Any:
                 for m in c.search_registered_models()
             ]
     else:
-        records = ws.store.list(args.group, name=args.name)
+        records = [
+            r
+            for r in ws.store.list(args.group, name=args.name)
+            if (bool(r.get("_archived")) == args.archived_only)
+            or (args.include_archived and not args.archived_only)
+        ]
         if args.name:
             items = [assets.public(r) for r in reversed(records)]
         else:  # one entry per name with its latest version, as az ml lists containers
@@ -226,7 +235,9 @@ def show(args: argparse.Namespace) -> Any:
         )
         return show_model(ws, ref)
     if not args.version and not args.label:
-        raise InvalidInput(f"{args.group} show needs --version or --label")
+        if args.group != "component":  # az ml component show defaults to the latest
+            raise InvalidInput(f"{args.group} show needs --version or --label")
+        args.label = "latest"
     ref = (
         f"azureml:{args.name}:{args.version}"
         if args.version

@@ -55,6 +55,16 @@ def test_docs_local_deploy_script_serves_its_only_deployment(tmp_path: Path) -> 
         local = project.json("online-endpoint", "invoke", "--local", "-n", "fid-local-b",
                              "-r", "sample-request.json")  # fmt: skip
         assert json.loads(local) == [60.0, 10.0]
+
+        # `--mirror-traffic blue=0` ends the mirror: no 0 % entry is left behind
+        project.run("online-endpoint", "update", "-n", "fid-local-b",
+                    "--mirror-traffic", "blue=10")  # fmt: skip
+        assert project.json("online-endpoint", "show", "-n", "fid-local-b")["mirror_traffic"] == {
+            "blue": 10
+        }
+        project.run("online-endpoint", "update", "-n", "fid-local-b",
+                    "--mirror-traffic", "blue=0")  # fmt: skip
+        assert project.json("online-endpoint", "show", "-n", "fid-local-b")["mirror_traffic"] == {}
     finally:
         for name in ("fid-local", "fid-local-b"):
             project.run("online-endpoint", "delete", "-n", name, "--yes", check=False)
