@@ -21,7 +21,7 @@ from amlocal.assets.data import resolve_path
 from amlocal.assets.model import model_dir
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
-from amlocal.jobs import environments, reuse
+from amlocal.jobs import environments, reuse, reuse_why
 from amlocal.jobs import expressions as ex
 from amlocal.jobs.plan import DATA_TYPES
 from amlocal.jobs.warm import ARM_AFTER_S, ForkedStep, ForkServer, warm_argv
@@ -257,17 +257,23 @@ def resolve(
         if code_path
         else snapshot_digest_includes(r.includes, ws.store)
     )
+    run_settings = {
+        "environment_variables": r.environment_variables,
+        "limits": limits,
+        "resources": step.get("resources"),
+    }
     r.fingerprint = reuse.fingerprint(
+        component, code_digest, env_identity, io.input_identity, io.output_identity, run_settings
+    )
+    reuse_why.note(
+        r.fingerprint,
         component,
-        code_digest,
+        code_path,
+        r.includes,
         env_identity,
         io.input_identity,
         io.output_identity,
-        {
-            "environment_variables": r.environment_variables,
-            "limits": limits,
-            "resources": step.get("resources"),
-        },
+        run_settings,
     )
     return r
 
