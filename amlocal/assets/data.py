@@ -68,7 +68,15 @@ def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
         if not out.get("local_path"):
             raise NotFound(f"job '{m['job']}' has no output '{m['out']}'")
         p = Path(out["local_path"])
+        if m["out"] == "artifacts" and m["p"]:  # or a model the job logged (MLflow 3)
+            from amlocal.assets.logged_models import resolve_in_run
+
+            return resolve_in_run(ws, m["job"], p, m["p"])
         return p / m["p"] if m["p"] else p
+    if uri.startswith("runs:/"):
+        from amlocal.assets.logged_models import resolve_runs_uri
+
+        return resolve_runs_uri(ws, uri)
     if uri.startswith("azureml:"):
         rec = get(ws, "data", uri)
         return resolve_path(ws, rec["path"], base)

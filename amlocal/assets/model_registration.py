@@ -56,7 +56,7 @@ def register_model(
         mv = c.get_model_version(name, str(existing[latest(existing)]))
         if (mv.tags or {}).get("azureml.content_digest") == digest:
             return model_record(mv)
-    dest = _upload(ws, src, digest)
+    dest = _upload(ws, src, digest, _leaf(str(entity.path), src))
     try:
         c.get_registered_model(name)
     except Exception:
@@ -106,9 +106,20 @@ def _same_or_conflict(
     )
 
 
-def _upload(ws: Workspace, src: Path, digest: str) -> Path:
+def _leaf(path: str, src: Path) -> str:
+    """The registered path's last component as Azure keeps it: a job URI's own last part
+    (`.../paths/model`, `runs:/<job>/model`: `model`, even where MLflow 3 stored the files
+    as `models/m-<id>/artifacts`), else the local file or folder's name."""
+    if path.startswith(("azureml://", "runs:/")):
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if last and last not in (".", "..") and ":" not in last:
+            return last
+    return src.name
+
+
+def _upload(ws: Workspace, src: Path, digest: str, leaf: str) -> Path:
     """Copy the model into the workspace, as Azure uploads it to LocalUpload/<hash>/<leaf>."""
-    dest = ws.mlflow_artifact_root / "model-uploads" / digest[:32] / src.name
+    dest = ws.mlflow_artifact_root / "model-uploads" / digest[:32] / leaf
     if not dest.exists():
         tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -137,7 +137,7 @@ def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]
         if (
             key in ("path", "conda_file")
             and "://" not in str(value)
-            and not str(value).startswith("azureml:")
+            and not str(value).startswith(("azureml:", "runs:/"))
         ):
             local = Path(str(value)).expanduser().resolve()
             if not local.exists():
