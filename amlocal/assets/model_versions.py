@@ -57,10 +57,10 @@ def version_map(ws: Workspace, name: str) -> dict[str, int]:
 
 
 def _mlflow_versions(ws: Workspace, name: str) -> list[Any]:
-    from amlocal.assets.model import mlflow_client
+    from amlocal.tracking import client
 
     try:
-        return list(mlflow_client(ws).search_model_versions(f"name='{name}'"))
+        return list(client(ws).search_model_versions(f"name='{name}'"))
     except Exception:
         return []
 
