@@ -377,6 +377,27 @@ def model_location(ws: Workspace, name: str, version: str) -> str | None:
     return (direct.model_versions(name) if direct else {}).get(str(version))
 
 
+def model_version_rows(ws: Workspace, name: str) -> list[tuple[int, str | None]] | None:
+    """(MLflow version, its `azureml.version` tag or None) of the READY versions of `name`,
+    oldest first, read straight from the store; None when only MLflow can answer."""
+    direct = _fast(ws)
+    if direct is None:
+        return None
+    rows = (
+        direct._connect()
+        .execute(
+            "SELECT v.version, t.value FROM model_versions v LEFT JOIN model_version_tags t"
+            " ON t.workspace = v.workspace AND t.name = v.name AND t.version = v.version"
+            " AND t.key = 'azureml.version'"
+            " WHERE v.name = ? AND v.workspace = 'default' AND v.status = 'READY'"
+            " AND v.current_stage != 'Deleted_Internal' ORDER BY v.version",
+            (name,),
+        )
+        .fetchall()
+    )
+    return [(int(v), tag) for v, tag in rows]
+
+
 def max_model_version(ws: Workspace, name: str) -> int | None:
     """The highest version MLflow has numbered for `name`, deleted ones included (the next
     version is this + 1); None when only MLflow can answer."""

@@ -128,6 +128,20 @@ def check_with_azure_ai_ml(doc: Doc) -> list[Problem]:
     return []
 
 
+def _mltable_problems(paths: list[Path], docs: list[Doc]) -> list[Problem]:
+    """MLTable files under `paths`, and the MLTable folders the YAML files name."""
+    from amlocal.assets import mltable
+
+    found: dict[tuple[str, str, str], Problem] = {}
+    for doc in docs:
+        for file, key, msg in mltable.check_yaml(doc.path, doc.raw):
+            found.setdefault((str(file), key, msg), Problem(file, key, msg))
+    for mlt in mltable.find_files(paths):
+        for file, key, msg in mltable.check_file(mlt):
+            found.setdefault((str(file), key, msg), Problem(file, key, msg))
+    return list(found.values())
+
+
 # -- driver --------------------------------------------------------------------------------
 def run(paths: list[Path], root: Path, verbose: bool = False) -> tuple[list[Problem], str]:
     """All problems in `paths` and the one-line summary."""
@@ -139,6 +153,7 @@ def run(paths: list[Path], root: Path, verbose: bool = False) -> tuple[list[Prob
         if verbose:
             print(f"{'FAIL' if found else 'ok  '} {doc.display} ({doc.schema})")
     problems.extend(cross_check(docs, root))
+    problems.extend(_mltable_problems(paths, docs))
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     summary = (

@@ -44,7 +44,11 @@ def _pick_version(
         return version
     if label not in (None, "latest"):
         raise InvalidInput(f"label '@{label}' is not supported for {kind} '{name}' (use @latest)")
-    return max(versions, key=_version_key)
+    archived = {r["version"] for r in ws.store.list(kind, name=name) if r.get("_archived")}
+    live = [v for v in versions if v not in archived]  # an archived version is never latest
+    if not live:
+        raise NotFound(f"{kind} '{name}' has no version that is not archived")
+    return max(live, key=_version_key)
 
 
 def _version_key(v: str) -> tuple:

@@ -95,7 +95,18 @@ def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
         if not out.get("local_path"):
             raise NotFound(f"job '{m['job']}' has no output '{m['out']}'")
         p = Path(out["local_path"])
-        return inside(p, m["p"], uri) if m["p"] else p
+        if not m["p"]:
+            return p
+        inside(p, m["p"], uri)  # a sub-path never climbs out of the output's folder
+        if m["out"] == "artifacts":  # or a model the job logged (MLflow 3)
+            from amlocal.assets.logged_models import resolve_in_run
+
+            return resolve_in_run(ws, m["job"], p, m["p"])
+        return inside(p, m["p"], uri)
+    if uri.startswith("runs:/"):
+        from amlocal.assets.logged_models import resolve_runs_uri
+
+        return resolve_runs_uri(ws, uri)
     if uri.startswith("azureml:"):
         rec = get(ws, "data", uri)
         return resolve_path(ws, rec["path"], base)

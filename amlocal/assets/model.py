@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.assets import parse_ref
+from amlocal.assets.model_versions import (
+    VERSION_TAG,
+    azure_version,
+    azure_version_of,
+    latest,
+    mlflow_version,
+    version_map,
+)
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace
 
@@ -57,9 +65,10 @@ def registered_model_files(ws: Workspace, name: str, version: str) -> Path:
         return dest
     from amlocal import tracking
 
-    location = tracking.model_location(ws, name, version)
+    number = str(mlflow_version(ws, name, version))
+    location = tracking.model_location(ws, name, number)
     if location is None:
-        mv = mlflow_client(ws).get_model_version(name, version)
+        mv = mlflow_client(ws).get_model_version(name, number)
         location = getattr(mv, "storage_location", None) or mv.source
     leaf = _model_leaf(ws, str(location))
     tmp = dest.with_name(f"{version}.{os.getpid()}.partial")
@@ -69,7 +78,7 @@ def registered_model_files(ws: Workspace, name: str, version: str) -> Path:
     if local is not None and local.is_file():
         shutil.copy2(local, tmp / leaf)
     else:
-        tracking.download_model(ws, name, version, str(tmp / leaf))
+        tracking.download_model(ws, name, number, str(tmp / leaf))
     try:
         tmp.rename(dest)
     except OSError:  # another process finished first
@@ -106,26 +115,23 @@ def _model_leaf(ws: Workspace, location: str) -> str:
 
 
 def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
-    """(name, version) for `azureml:name:version`, `azureml:name@latest`, `models:/name/v`,
-    `models:/name@alias`. Versions are read straight from the store where it can be, so
-    resolving a model does not import MLflow; aliases always ask MLflow."""
-    from amlocal import tracking
-
+    """(name, Azure version) for `azureml:name:version`, `azureml:name@latest`,
+    `models:/name/v`, `models:/name@alias`. Versions are read straight from the store where
+    it can be, so resolving a model does not import MLflow; aliases always ask MLflow."""
     version: str | None
     if ref.startswith("models:/"):
         rest = ref.removeprefix("models:/")
         if "@" in rest:
             name, alias = rest.split("@", 1)
-            return name, str(mlflow_client(ws).get_model_version_by_alias(name, alias).version)
+            number = mlflow_client(ws).get_model_version_by_alias(name, alias).version
+            return name, azure_version_of(ws, name, number)
         name, _, version = rest.partition("/")
         ref = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
     parsed = parse_ref(ref)
     if parsed is None:
         raise InvalidInput(f"'{ref}' is not a model reference")
     name, version, label = parsed
-    versions = tracking.model_versions(ws, name)
-    if versions is None:
-        versions = _mlflow_versions(ws, name)
+    versions = version_map(ws, name)
     if not versions:
         raise NotFound(f"model '{name}' is not registered in this workspace")
     if version:
@@ -136,26 +142,38 @@ def registered_model_version(ws: Workspace, ref: str) -> tuple[str, str]:
         return name, version
     if label not in (None, "latest"):
         try:
-            return name, str(mlflow_client(ws).get_model_version_by_alias(name, label).version)
+            number = mlflow_client(ws).get_model_version_by_alias(name, label).version
         except Exception:
             raise NotFound(f"model '{name}' has no label (alias) '{label}'") from None
-    return name, str(max(int(v) for v in versions))
+        return name, azure_version_of(ws, name, number)
+    return name, latest(versions)
 
 
-def _mlflow_versions(ws: Workspace, name: str) -> list[str]:
-    try:
-        found = mlflow_client(ws).search_model_versions(f"name='{name}'")
-    except Exception:
-        return []
-    return [str(mv.version) for mv in found]
+def show_model(ws: Workspace, ref: str) -> dict[str, Any]:
+    """`az ml model show`: the version `ref` names, in az's shape."""
+    name, version = registered_model_version(ws, ref)
+    number = mlflow_version(ws, name, version)
+    return model_record(mlflow_client(ws).get_model_version(name, str(number)))
+
+
+def latest_version(ws: Workspace, name: str) -> str | None:
+    versions = version_map(ws, name)
+    return latest(versions) if versions else None
+
+
+def list_versions(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """`az ml model list --name`: every version, the most recently created first."""
+    found = mlflow_client(ws).search_model_versions(f"name='{name}'")
+    return [model_record(mv) for mv in sorted(found, key=lambda mv: -int(mv.version))]
 
 
 def model_record(mv: Any) -> dict[str, Any]:
     """An MLflow model version in the `az ml model show` shape."""
     tags = dict(mv.tags or {})
+    version = azure_version(mv.version, tags.pop(VERSION_TAG, None))
     return {
         "name": mv.name,
-        "version": str(mv.version),
+        "version": version,
         "type": tags.get("azureml.model_type", "mlflow_model"),
         "path": mv.source,
         "description": mv.description or None,

@@ -10,11 +10,16 @@ from typing import Any
 
 from amlocal.assets.data import resolve_path
 from amlocal.assets.model import mlflow_client, model_record
+from amlocal.assets.model_versions import (
+    VERSION_TAG,
+    check_version,
+    latest,
+    next_version,
+    version_map,
+)
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
 from amlocal.workspace import Workspace
-
-MAX_VERSION_GAP = 1000  # explicit model versions above the next one are filled with placeholders
 
 
 def create_model(ws: Workspace, path: Path, overrides: list[dict] | None = None) -> dict[str, Any]:
@@ -29,30 +34,29 @@ def register_model(
     ws: Workspace, entity: Any, base: Path, *, where: str, reuse_latest: bool = False
 ) -> dict[str, Any]:
     """Register an azure-ai-ml Model entity (a model YAML or a deployment's inline model) in
-    the MLflow registry, as Azure registers it: an explicit version is that version (the
-    same content again is a no-op; other content is an error naming both), no version is
-    the next one. `reuse_latest`: an unversioned inline model whose content is the latest
-    version's reuses it (a deployment update does not grow the registry)."""
+    the MLflow registry, as Azure registers it: an explicit version is that version, any
+    string in any order (the same content again is a no-op; other content is an error naming
+    both), no version is one above the highest integer version. `reuse_latest`: an
+    unversioned inline model whose content is the latest version's reuses it (a deployment
+    update does not grow the registry). The Azure version rides on MLflow's own number as
+    the `azureml.version` tag (assets.model_versions)."""
     src = resolve_path(ws, str(entity.path), base) if entity.path else None
     if src is None or not src.exists():
         raise InvalidInput(f"{where}: model path: {entity.path} does not exist")
     name = str(entity.name)
     version = str(entity.version) if entity.version not in (None, "") else None
-    if version is not None and not version.isdigit():
-        raise InvalidInput(
-            f"{where}: model version: '{version}': the local model registry (MLflow) numbers "
-            f"versions 1, 2, 3...; use an integer version"
-        )
+    if version is not None:
+        check_version(version, where)
     digest = tree_digest(src, store=ws.store)
     c = mlflow_client(ws)
-    existing = {str(mv.version): mv for mv in _search_versions(c, name)}
+    existing = version_map(ws, name)
     if version is not None and version in existing:
-        return _same_or_conflict(existing[version], digest, src, where)
+        return _same_or_conflict(c, name, existing[version], digest, src, where)
     if version is None and reuse_latest and existing:
-        latest = existing[max(existing, key=int)]
-        if (latest.tags or {}).get("azureml.content_digest") == digest:
-            return model_record(latest)
-    dest = _upload(ws, src, digest)
+        mv = c.get_model_version(name, str(existing[latest(existing)]))
+        if (mv.tags or {}).get("azureml.content_digest") == digest:
+            return model_record(mv)
+    dest = _upload(ws, src, digest, _leaf(str(entity.path), src))
     try:
         c.get_registered_model(name)
     except Exception:
@@ -60,35 +64,62 @@ def register_model(
     tags = {str(k): str(v) for k, v in (entity.tags or {}).items()}
     tags["azureml.model_type"] = str(entity.type or "custom_model")
     tags["azureml.content_digest"] = digest
-    if version is not None:
-        _fill_versions_below(ws, c, name, int(version), dest, where)
+    tags[VERSION_TAG] = version or next_version(existing)
     mv = c.create_model_version(name, source=str(dest), tags=tags, description=entity.description)
-    if version is not None and str(mv.version) != version:  # registered concurrently
-        c.delete_model_version(name, mv.version)
-        raise InvalidInput(f"{where}: model {name}:{version} was registered meanwhile; retry")
-    return model_record(mv)
+    for _ in range(20):  # another process registered the same version meanwhile?
+        now = version_map(ws, name)
+        first = min((n for v, n in _claims(ws, name) if v == tags[VERSION_TAG]), default=None)
+        if first is None or first == int(mv.version):
+            return model_record(c.get_model_version(name, mv.version))
+        if version is not None:  # theirs came first: same content is theirs, else a conflict
+            c.delete_model_version(name, mv.version)
+            return _same_or_conflict(c, name, first, digest, src, where)
+        tags[VERSION_TAG] = next_version(now)  # an automatic version: take the next one
+        c.set_model_version_tag(name, mv.version, VERSION_TAG, tags[VERSION_TAG])
+    c.delete_model_version(name, mv.version)
+    raise InvalidInput(f"{where}: model {name} is being registered concurrently; retry")
 
 
-def _search_versions(c: Any, name: str) -> list[Any]:
-    try:
-        return list(c.search_model_versions(f"name='{name}'"))
-    except Exception:
-        return []
+def _claims(ws: Workspace, name: str) -> list[tuple[str, int]]:
+    """(Azure version, MLflow version) of every live version, duplicates kept."""
+    from amlocal import tracking
+    from amlocal.assets.model_versions import azure_version
+
+    rows = tracking.model_version_rows(ws, name)
+    if rows is None:
+        found = mlflow_client(ws).search_model_versions(f"name='{name}'")
+        rows = [(int(mv.version), (mv.tags or {}).get(VERSION_TAG)) for mv in found]
+    return [(azure_version(n, tag), n) for n, tag in rows]
 
 
-def _same_or_conflict(mv: Any, digest: str, src: Path, where: str) -> dict[str, Any]:
+def _same_or_conflict(
+    c: Any, name: str, number: int, digest: str, src: Path, where: str
+) -> dict[str, Any]:
+    mv = c.get_model_version(name, str(number))
     if (mv.tags or {}).get("azureml.content_digest") == digest:
         return model_record(mv)
+    record = model_record(mv)
     raise InvalidInput(
-        f"{where}: model {mv.name}:{mv.version} already exists with different content "
+        f"{where}: model {name}:{record['version']} already exists with different content "
         f"(registered from {mv.source}; this file gives {src}); asset versions are "
         f"immutable: bump `version:` (or --version / --set version=N)"
     )
 
 
-def _upload(ws: Workspace, src: Path, digest: str) -> Path:
+def _leaf(path: str, src: Path) -> str:
+    """The registered path's last component as Azure keeps it: a job URI's own last part
+    (`.../paths/model`, `runs:/<job>/model`: `model`, even where MLflow 3 stored the files
+    as `models/m-<id>/artifacts`), else the local file or folder's name."""
+    if path.startswith(("azureml://", "runs:/")):
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if last and last not in (".", "..") and ":" not in last:
+            return last
+    return src.name
+
+
+def _upload(ws: Workspace, src: Path, digest: str, leaf: str) -> Path:
     """Copy the model into the workspace, as Azure uploads it to LocalUpload/<hash>/<leaf>."""
-    dest = ws.mlflow_artifact_root / "model-uploads" / digest[:32] / src.name
+    dest = ws.mlflow_artifact_root / "model-uploads" / digest[:32] / leaf
     if not dest.exists():
         tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -99,28 +130,3 @@ def _upload(ws: Workspace, src: Path, digest: str) -> Path:
         except OSError:  # another process uploaded the same content first
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _fill_versions_below(
-    ws: Workspace, c: Any, name: str, version: int, source: Path, where: str
-) -> None:
-    """MLflow numbers versions itself (max + 1, deleted ones included): reach an explicit
-    version by creating and deleting placeholders below it, so only `version` exists."""
-    from amlocal import tracking
-
-    current = tracking.max_model_version(ws, name)
-    if current is None:
-        current = max((int(v.version) for v in _search_versions(c, name)), default=0)
-    if version <= current:
-        raise InvalidInput(
-            f"{where}: model {name}:{version} cannot be registered: version {version} was "
-            f"used before and deleted (the next free version is {current + 1})"
-        )
-    if version - current > MAX_VERSION_GAP:
-        raise InvalidInput(
-            f"{where}: model version {version} is more than {MAX_VERSION_GAP} above the "
-            f"latest ({current}) of model '{name}'"
-        )
-    for _ in range(version - current - 1):
-        mv = c.create_model_version(name, source=str(source), tags={"azureml.placeholder": "1"})
-        c.delete_model_version(name, mv.version)

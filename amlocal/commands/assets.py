@@ -11,10 +11,12 @@ from amlocal.assets.component import create_component
 from amlocal.assets.data import create_data, resolve_path
 from amlocal.assets.environment import create_environment
 from amlocal.assets.model import (
+    latest_version,
+    list_versions,
     mlflow_client,
-    model_record,
     registered_model_path,
     registered_model_version,
+    show_model,
 )
 from amlocal.assets.model_registration import create_model
 from amlocal.errors import InvalidInput, NotFound
@@ -83,6 +85,10 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
         p.add_argument("-p", "--download-path", dest="download_path", default=".")
         p.set_defaults(func=download, group=group)
 
+    from amlocal.commands import asset_lifecycle
+
+    asset_lifecycle.add_verbs(verbs, group)
+
 
 def _tags(pairs: list[str] | None) -> dict[str, str]:
     """`--tags a=1 b=2`, as az takes them (a bare key gets an empty value)."""
@@ -131,7 +137,7 @@ def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]
         if (
             key in ("path", "conda_file")
             and "://" not in str(value)
-            and not str(value).startswith("azureml:")
+            and not str(value).startswith(("azureml:", "runs:/"))
         ):
             local = Path(str(value)).expanduser().resolve()
             if not local.exists():
@@ -186,22 +192,24 @@ def list_assets(args: argparse.Namespace) -> Any:
     if args.group == "model":
         c = mlflow_client(ws)
         if args.name:
-            found = c.search_model_versions(f"name='{args.name}'")
-            items = sorted((model_record(mv) for mv in found), key=lambda r: -int(r["version"]))
+            items = list_versions(ws, args.name)
         else:
             items = [
                 {
                     "name": m.name,
-                    "latest_version": max(
-                        (int(v.version) for v in m.latest_versions), default=None
-                    ),
+                    "latest_version": latest_version(ws, m.name),
                     "description": m.description,
                     "tags": dict(m.tags or {}),
                 }
                 for m in c.search_registered_models()
             ]
     else:
-        records = ws.store.list(args.group, name=args.name)
+        records = [
+            r
+            for r in ws.store.list(args.group, name=args.name)
+            if (bool(r.get("_archived")) == args.archived_only)
+            or (args.include_archived and not args.archived_only)
+        ]
         if args.name:
             items = [assets.public(r) for r in reversed(records)]
         else:  # one entry per name with its latest version, as az ml lists containers
@@ -225,10 +233,11 @@ def show(args: argparse.Namespace) -> Any:
             if args.version
             else f"azureml:{args.name}@{args.label or 'latest'}"
         )
-        name, version = registered_model_version(ws, ref)
-        return model_record(mlflow_client(ws).get_model_version(name, version))
+        return show_model(ws, ref)
     if not args.version and not args.label:
-        raise InvalidInput(f"{args.group} show needs --version or --label")
+        if args.group != "component":  # az ml component show defaults to the latest
+            raise InvalidInput(f"{args.group} show needs --version or --label")
+        args.label = "latest"
     ref = (
         f"azureml:{args.name}:{args.version}"
         if args.version

@@ -1,6 +1,6 @@
 """`batch-endpoint` and `batch-deployment` verbs, with `az ml`'s flags and JSON.
 
-Handlers import `amlocal.endpoints.batch_{endpoint,deployment,invoke}` lazily; `invoke`,
+Handlers import `amlocal.endpoints.verbs.batch_{endpoint,deployment,invoke}` lazily; `invoke`,
 `show`, `list` and `list-jobs` never import azure-ai-ml or MLflow (only `create`/`update` validate YAML with azure-ai-ml).
 """
 

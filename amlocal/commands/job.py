@@ -45,6 +45,10 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("--include-archived", action="store_true")
     p.set_defaults(func=list_jobs)
 
+    from amlocal.commands import job_update
+
+    job_update.add_verb(verbs)
+
     record_verb(verbs, "stream", stream, "Stream a job's logs until it finishes.")
     record_verb(verbs, "cancel", cancel, "Cancel a job.", no_wait=True)
 

@@ -1,6 +1,6 @@
 """`online-endpoint` and `online-deployment` verbs, with `az ml`'s flags and JSON.
 
-Handlers import the `endpoints.online_*` modules lazily; `invoke` never imports azure-ai-ml
+Handlers import the `endpoints.verbs.online_*` modules lazily; `invoke` never imports azure-ai-ml
 or MLflow.
 """
 
@@ -70,9 +70,11 @@ def ep_invoke(args: argparse.Namespace) -> Any:
     path = Path(args.request_file)
     if not path.is_file():
         raise InvalidInput(f"--request-file {path}: file not found")
-    status, headers, body = online_endpoint.invoke(
-        _ws(), args.name, path.read_bytes(), args.deployment_name
-    )
+    ws = _ws()
+    deployment = args.deployment_name
+    if deployment is None and getattr(args, "local", False):
+        deployment = _local_deployment(ws, args.name)
+    status, headers, body = online_endpoint.invoke(ws, args.name, path.read_bytes(), deployment)
     text = body.decode("utf-8", "replace")
     if status != 200:
         detail = ""
@@ -98,12 +100,30 @@ def ep_regenerate(args: argparse.Namespace) -> Any:
     return None
 
 
+# A local endpoint (`--local`) serves one deployment and has no traffic rules: Azure routes
+# every request to that deployment (how-to-deploy-online-endpoints, "Deploy and debug locally
+# by using a local endpoint"). amlocal's endpoints are all local, so `--local` gives the
+# deployment the endpoint's traffic, and `invoke --local` scores its only deployment.
+def _local_deployment(ws: Any, endpoint: str, creating: str | None = None) -> str | None:
+    from amlocal.endpoints.verbs import online_records
+
+    names = [d["name"] for d in online_records.deployments(ws, endpoint)]
+    others = [n for n in names if n != creating]
+    if creating is not None and others:
+        raise InvalidInput(
+            f"--local: a local endpoint has only one deployment; '{endpoint}' already has "
+            f"{', '.join(repr(n) for n in others)} (delete it, or create without --local)"
+        )
+    return names[0] if creating is None and len(names) == 1 else None
+
+
 # -- online-deployment -----------------------------------------------------------------------
 def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
     from amlocal.endpoints.verbs import online_deployment
 
     if args.file is None:
         raise InvalidInput("--file is required")
+    local = creating and getattr(args, "local", False)
     return online_deployment.create_or_update_deployment(
         _ws(),
         Path(args.file),
@@ -112,6 +132,7 @@ def dep_create(args: argparse.Namespace, creating: bool = True) -> Any:
         overrides(args),
         all_traffic=getattr(args, "all_traffic", False),
         creating=creating,
+        only=_local_deployment if local else None,
     )
 
 

@@ -26,6 +26,7 @@ def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> 
         raise InvalidInput(f"{path}: file not found")
     job_plan = planlib.load_plan(ws, path, overrides)
     raw = yaml.safe_load(path.read_text()) or {}
+    _check_mltables(path, raw)
     if job_plan["kind"] == "pipeline" and isinstance(raw, dict):
         doc = crossfile.Doc(path, "job", "pipelineJob", raw)
         errors = [p for p in crossfile.check_pipeline(doc) if p.severity == "error"]
@@ -46,6 +47,18 @@ def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> 
                     shown = f"{where}.{key}" if name else f"{where}: {key}"
                     raise InvalidInput(f"{shown}: {exc}") from None
     return {"result": "Succeeded"}
+
+
+def _check_mltables(path: Path, raw: Any) -> None:
+    """The MLTable folders the job names: found, paths resolving, transformations known."""
+    from amlocal.assets import mltable
+
+    problems = [
+        f"{file}: {key}: {msg}" if key else f"{file}: {msg}"
+        for file, key, msg in mltable.check_yaml(path, raw)
+    ]
+    if problems:
+        raise InvalidInput("\n".join(problems))
 
 
 def _registered(ref: Any) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from amlocal import tracking
 from amlocal.errors import AmlocalError
-from amlocal.jobs import environments, kinds, output_paths, process, reuse, warm
+from amlocal.jobs import environments, kinds, output_paths, process, reuse, reuse_why, warm
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
 from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
 from amlocal.jobs.mlflow_runs import MlflowRuns
@@ -148,11 +148,16 @@ class Execution:
         )
         if hit is not None:
             self.update_job(job, **{**reuse.reused_fields(hit), **shown})
+        elif reuse.enabled(step, force_rerun=self.force_rerun, pipeline=not self.standalone):
+            why = reuse_why.explain(self.ws.store, step, key)  # which part changed
+            if why is not None:
+                self.update_job(job, rerun=why)
         return hit
 
     def remember(self, step: Step, key: str, job: str) -> None:
         if reuse.enabled(step, force_rerun=self.force_rerun, pipeline=not self.standalone):
             reuse.remember(self.ws.store, key, job)
+            reuse_why.remember(self.ws.store, step, key, job)
 
     def track(self, job: str, proc: Stoppable) -> None:
         self.procs[job] = proc

@@ -17,7 +17,7 @@ from amlocal.assets.model import model_dir
 from amlocal.errors import InvalidInput
 from amlocal.hashing import tree_digest
 from amlocal.jobs import expressions as ex
-from amlocal.jobs import reuse
+from amlocal.jobs import reuse, reuse_why
 from amlocal.jobs.plan import DATA_TYPES
 from amlocal.snapshot import snapshot_digest, snapshot_digest_includes
 from amlocal.workspace import DEFAULT_DATASTORE, Workspace
@@ -248,16 +248,22 @@ def resolve(
         if code_path
         else snapshot_digest_includes(r.includes, ws.store)
     )
+    run_settings = {
+        "environment_variables": r.environment_variables,
+        "limits": limits,
+        "resources": step.get("resources"),
+    }
     r.fingerprint = reuse.fingerprint(
+        component, code_digest, env_identity, io.input_identity, io.output_identity, run_settings
+    )
+    reuse_why.note(
+        r.fingerprint,
         component,
-        code_digest,
+        code_path,
+        r.includes,
         env_identity,
         io.input_identity,
         io.output_identity,
-        {
-            "environment_variables": r.environment_variables,
-            "limits": limits,
-            "resources": step.get("resources"),
-        },
+        run_settings,
     )
     return r

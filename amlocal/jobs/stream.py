@@ -68,6 +68,7 @@ def rows(
                 "duration": "" if reused else _duration(child),
                 "reuse": f"reused {child['properties']['azureml.reusedrunid']}" if reused else "",
                 "outcome": "" if reused else outcome(child),
+                "why": "; ".join((child.get("rerun") or {}).get("differences") or []),
             }
         )
     return out
@@ -78,9 +79,13 @@ def render(ws: Workspace, job: dict[str, Any], children: list[dict[str, Any]] | 
     for r in rows(ws, job, children):
         lines.append(
             f"  {r['step']:<24} {_ICON.get(r['status'], r['status']):<9} "
-            f"{r['duration']:>8}  {r['reuse'] or r['outcome']}".rstrip()
+            f"{r['duration']:>8}  {r['reuse'] or r['outcome'] or _rerun(r)}".rstrip()
         )
     return "\n".join(lines)
+
+
+def _rerun(row: dict[str, str]) -> str:
+    return f"rerun: {row['why']}" if row.get("why") else ""
 
 
 def failure_report(ws: Workspace, job: dict[str, Any]) -> str:
@@ -193,6 +198,8 @@ class LiveView:
                     done = r["status"] in TERMINAL and r["duration"]
                     extra = f" ({r['duration']})" if done else ""
                     said = f": {r['outcome']}" if r["outcome"] else ""
+                    if r["status"] == "Running" and r.get("why"):
+                        said = f" ({_rerun(r)})"  # why it was not reused
                     self.out.write(f"[{self.name}] {r['step']}: {state}{extra}{said}\n")
             if snaps:
                 plain = self._progress_view(single)

@@ -192,6 +192,7 @@ def run(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         "monitor": spec["monitor"],
         "run_time": run_time.isoformat(),
         "signals": {},
+        "skipped": spec.get("skipped") or {},
     }
     out.mkdir(parents=True, exist_ok=True)
     plots: list[Path] = []
@@ -257,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{sig['reference_rows']} reference rows: "
             + ("passed" if sig["passed"] else f"BREACHED for {', '.join(sig['breached_features'])}")
         )
+    for name, reason in report["skipped"].items():
+        print(f"signal {name}: skipped offline: {reason}")
     if not report["passed"]:
         emails = report["alert_notification"].get("emails") or []
         print(

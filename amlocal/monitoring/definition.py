@@ -36,27 +36,51 @@ def deployment_of(spec: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def action(ws: Workspace, path: Path, spec: dict[str, Any]) -> dict[str, Any]:
+    """The monitor's action. Signals amlocal cannot compute offline (another type, or no data
+    to compare) are skipped with a one-line warning each, here and in every firing's log,
+    instead of refusing the schedule: the others still run, as on Azure."""
+    import sys
+
     signals = spec.get("monitoring_signals") or {}
-    if not signals:
-        raise InvalidInput(
-            f"{path}: create_monitor.monitoring_signals: amlocal needs at least one signal "
-            f"(Azure's out-of-the-box signals need its model and feature-importance services)"
-        )
     target = deployment_of(spec)
+    skipped: dict[str, str] = {}
     for name, sig in signals.items():
-        kind = sig.get("type")
-        if kind not in SUPPORTED:
-            raise InvalidInput(
-                f"{path}: create_monitor.monitoring_signals.{name}: type {kind!r} is not "
-                f"computed offline (supported: {', '.join(SUPPORTED)})"
+        if reason := _not_computable(sig or {}, target is not None):
+            skipped[name] = reason
+            sys.stderr.write(
+                f"amlocal: warning: {path}: create_monitor.monitoring_signals.{name}: {reason}; "
+                f"skipped offline (computed: {', '.join(SUPPORTED)} with reference data)\n"
             )
-        if not (sig.get("production_data") or {}).get("input_data") and target is None:
-            raise InvalidInput(
-                f"{path}: create_monitor.monitoring_signals.{name}: no production_data and no "
-                "monitoring_target.endpoint_deployment_id to take it from"
-            )
-        if not (sig.get("reference_data") or {}).get("input_data"):
-            raise InvalidInput(
-                f"{path}: create_monitor.monitoring_signals.{name}.reference_data: required offline"
-            )
-    return {"type": "monitor", "spec": spec, "base_dir": str(path.resolve().parent)}
+    if not signals:
+        sys.stderr.write(
+            f"amlocal: warning: {path}: create_monitor: no monitoring_signals: Azure's "
+            f"out-of-the-box signals need its model and feature-importance services; a firing "
+            f"computes nothing offline\n"
+        )
+    return {
+        "type": "monitor",
+        "spec": spec,
+        "base_dir": str(path.resolve().parent),
+        "skipped": skipped,
+    }
+
+
+def _not_computable(sig: dict[str, Any], has_target: bool) -> str | None:
+    kind = sig.get("type")
+    if kind not in SUPPORTED:
+        return f"type {kind!r} is not computed offline"
+    if not (sig.get("production_data") or {}).get("input_data") and not has_target:
+        return "no production_data and no monitoring_target.endpoint_deployment_id to take it from"
+    if not (sig.get("reference_data") or {}).get("input_data"):
+        return "no reference_data.input_data (Azure would take the model's training data)"
+    return None
+
+
+def computed(action: dict[str, Any]) -> dict[str, Any]:
+    """The monitor spec with only the signals a firing computes."""
+    spec = dict(action["spec"])
+    skipped = action.get("skipped") or {}
+    spec["monitoring_signals"] = {
+        k: v for k, v in (spec.get("monitoring_signals") or {}).items() if k not in skipped
+    }
+    return spec

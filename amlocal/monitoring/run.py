@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from amlocal.monitoring.definition import computed
 from amlocal.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def plan(ws: Workspace, record: dict[str, Any], run_time: str | None) -> Plan:
         "home": str(ws.home),
         "base_dir": record["_action"]["base_dir"],
         "run_time": run_time,
-        "create_monitor": record["_action"]["spec"],
+        "create_monitor": computed(record["_action"]),
+        "skipped": record["_action"].get("skipped") or {},
     }
     spec_file = folder / f"monitor-{stamp}.json"
     spec_file.write_text(json.dumps(spec, indent=2, default=str))
@@ -48,7 +50,8 @@ def plan(ws: Workspace, record: dict[str, Any], run_time: str | None) -> Plan:
         "type": "command",
         "display_name": f"{name}-{stamp}",
         "experiment_name": name,
-        "description": f"Model monitor {name}: signals {', '.join(spec['create_monitor']['monitoring_signals'])}",
+        "description": f"Model monitor {name}: signals "
+        + (", ".join(spec["create_monitor"]["monitoring_signals"]) or "none computed offline"),
         "command": "python -m amlocal.monitoring.compute --spec ${{inputs.spec}} --signals ${{outputs.signals}}",
         "inputs": {"spec": {"type": "uri_file", "path": f"./{spec_file.name}"}},
         "outputs": {"signals": {"type": "uri_folder"}},

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput, NotFound
+from amlocal.schedules import expressions
 from amlocal.schedules.triggers import Trigger
 from amlocal.workspace import Workspace, public
 
@@ -98,7 +99,8 @@ def _job_action(ws: Workspace, path: Path, raw: Any) -> dict[str, Any]:
     target = (target if target.is_absolute() else path.parent / target).resolve()
     if not target.is_file():
         raise InvalidInput(f"{path}: create_job: {target} not found")
-    plan.load_plan(ws, target, overrides)  # a broken job fails `create`, not the 02:00 firing
+    # a broken job fails `create`, not the 02:00 firing (checked with now as trigger time)
+    plan.load_plan(ws, target, expressions.resolve(overrides, now()))
     return {"type": "job_file", "path": str(target), "overrides": overrides}
 
 
@@ -187,21 +189,22 @@ def fire(ws: Workspace, record: dict[str, Any], fire_time: dt.datetime | None) -
         job_plan = monitor_run.plan(ws, record, props.get(PROP_TIME))
         props[monitor_run.PROP_MONITOR] = record["name"]
     else:
-        job_plan = _plan(ws, action)
+        job_plan = _plan(ws, action, fire_time or now())
     job = runner.submit(ws, job_plan)
     ws.store.update("job", job["name"], lambda r: r.setdefault("properties", {}).update(props))
     runner.spawn_runner(ws, job["name"])
     return ws.store.get("job", job["name"]) or job
 
 
-def _plan(ws: Workspace, action: dict[str, Any]) -> Plan:
+def _plan(ws: Workspace, action: dict[str, Any], fire_time: dt.datetime) -> Plan:
     from amlocal.jobs import plan
 
+    overrides = expressions.resolve(action["overrides"], fire_time)
     if action["type"] == "job_file":
-        return plan.load_plan(ws, Path(action["path"]), action["overrides"])
+        return plan.load_plan(ws, Path(action["path"]), overrides)
     ref = ws.store.get("job", action["job"])
     if ref is None or "_plan" not in ref:
         raise NotFound(f"create_job: job '{action['job']}' no longer exists")
-    if action["overrides"]:
-        return plan.load_plan(ws, Path(ref["_plan"]["source"]), action["overrides"])
+    if overrides:
+        return plan.load_plan(ws, Path(ref["_plan"]["source"]), overrides)
     return copy.deepcopy(ref["_plan"])

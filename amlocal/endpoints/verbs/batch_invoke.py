@@ -246,6 +246,13 @@ def _pipeline_plan(ep: dict[str, Any], dep: dict[str, Any], req: _Request) -> di
                 "mode": g.get("mode"),
             }
         else:
+            if isinstance(given, dict):  # `{type: string, default: x}`, as the docs' inputs.yml
+                if "default" not in given and "value" not in given:
+                    raise InvalidInput(
+                        f"input '{k}' ({decl.get('type')}): a literal input is a value, or "
+                        f"{{type, default: <value>}}; got keys {', '.join(map(str, given))}"
+                    )
+                given = given.get("default", given.get("value"))
             value = given if given is not None else decl.get("default")
             if value is None and not decl.get("optional"):
                 raise InvalidInput(f"deployment '{dep['name']}' needs input '{k}'")

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,9 +176,15 @@ def create_or_update_deployment(
     overrides: Overrides,
     all_traffic: bool,
     creating: bool,
+    only: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
+    """`only` (`create --local`): checked before anything starts, then the deployment takes
+    all the endpoint's traffic, as a local endpoint's single deployment does."""
     rec = build_deployment(ws, file, name, endpoint, overrides)
     ep, dep = rec["endpoint_name"], rec["name"]
+    if only is not None:
+        only(ws, ep, creating=dep)
+        all_traffic = True
     key = f"{ep}:{dep}"
     existing = ws.store.get(DEP, key)
     if existing is None and not creating:

@@ -71,6 +71,8 @@ def create_or_update_endpoint(
     if mirror is not None:
         rec["mirror_traffic"] = mirror
     check_traffic(ws, name, rec["traffic"], rec["mirror_traffic"])
+    # `--mirror-traffic green=0` ends the mirror: Azure shows no entry, not a 0 % one
+    rec["mirror_traffic"] = {k: v for k, v in rec["mirror_traffic"].items() if int(v)}
     if existing is None:
         from amlocal.ports import free_port
 
