@@ -60,6 +60,8 @@ def register_model(
     tags = {str(k): str(v) for k, v in (entity.tags or {}).items()}
     tags["azureml.model_type"] = str(entity.type or "custom_model")
     tags["azureml.content_digest"] = digest
+    if str(entity.path).startswith("azureml://jobs/"):  # lineage: Azure's model `job_name`
+        tags["azureml.job_name"] = str(entity.path).split("/")[3]
     if version is not None:
         _fill_versions_below(ws, c, name, int(version), dest, where)
     mv = c.create_model_version(name, source=str(dest), tags=tags, description=entity.description)
