@@ -24,7 +24,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: monitor promote publish prod-workspace
+.PHONY: monitor promote publish
 .PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
@@ -126,24 +126,18 @@ clean:
 REGISTRY_YAML ?= registries/registry.yml
 PROD_WORKSPACE ?= prod
 PROD_RESOURCE_GROUP ?= $(RESOURCE_GROUP)
-PROD_FLAGS = $(if $(PROD_RESOURCE_GROUP),--resource-group $(PROD_RESOURCE_GROUP)) --workspace-name $(PROD_WORKSPACE)
-prod-workspace: setup
-	@$(AML) workspace show --name $(PROD_WORKSPACE) -o none $(if $(PROD_RESOURCE_GROUP),--resource-group $(PROD_RESOURCE_GROUP)) 2>/dev/null || \
-	  $(AML) workspace create --name $(PROD_WORKSPACE) -o none $(if $(PROD_RESOURCE_GROUP),--resource-group $(PROD_RESOURCE_GROUP))
-	$(MAKE) --no-print-directory assets WORKSPACE=$(PROD_WORKSPACE) RESOURCE_GROUP=$(PROD_RESOURCE_GROUP)
+export PROD_WORKSPACE PROD_RESOURCE_GROUP
 
 # After `make train`: share dev's champion to the registry (metrics and lineage kept) and
 # release it blue/green in prod from the registry reference (scripts/promote.sh); nothing
 # happens when prod already serves that version.
-promote: prod-workspace
-	DEV_WORKSPACE=$(WORKSPACE) PROD_WORKSPACE=$(PROD_WORKSPACE) PROD_RESOURCE_GROUP=$(PROD_RESOURCE_GROUP) \
-	  scripts/promote.sh $(REGISTRY_YAML) diabetes-model $(ONLINE_ENDPOINT) endpoints/online/diabetes
+promote: setup
+	DEV_WORKSPACE=$(WORKSPACE) scripts/promote.sh $(REGISTRY_YAML) diabetes-model $(ONLINE_ENDPOINT) endpoints/online/diabetes
 
 # Publish the training pipeline's components and environment to the registry, then retrain in
 # prod from them: pipelines/train.yml with its components replaced by the registry's (--set).
-publish: prod-workspace
-	sets=$$(scripts/publish.sh $(REGISTRY_YAML) pipelines/train.yml) && \
-	  $(AML) job create -f pipelines/train.yml --stream -o none $$sets --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s))) $(PROD_FLAGS)
+publish: setup
+	scripts/publish.sh $(REGISTRY_YAML) pipelines/train.yml --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s)))
 
 # Online endpoint (issue 4): `make train` deploys each newly registered model blue/green.
 # On Azure the name takes ENDPOINT_SUFFIX (names are unique per region): diabetes-<suffix>.

@@ -48,6 +48,7 @@ else
 fi
 gh_output model "$uri"
 
+if [[ -n "${PROD_WORKSPACE:-}" ]]; then prod_workspace "$PROD_WORKSPACE" "$PROD_RESOURCE_GROUP"; fi
 export WORKSPACE=${PROD_WORKSPACE:-} RESOURCE_GROUP=$PROD_RESOURCE_GROUP
 slot=$("$HERE/blue-green.sh" deploy "$endpoint" "$config" "$uri")
 "$HERE/blue-green.sh" promote "$endpoint" "$config" "$slot"

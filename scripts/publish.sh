@@ -2,23 +2,25 @@
 # Publish a pipeline's components and their environments to a registry, so every workspace
 # (prod) runs exactly what dev tested, on its own data ("promote the pipeline"):
 #
-#   scripts/publish.sh REGISTRY_YAML PIPELINE_YAML > sets.txt
+#   scripts/publish.sh REGISTRY_YAML PIPELINE_YAML [JOB CREATE FLAGS...]
 #
 # For each job of PIPELINE_YAML whose component is a local file: its environment
 # (`azureml:<env>@latest|:<v>`, defined in environments/<file>.yml) is created in the
 # registry, then the component with `environment:` pointing at the registry's copy. Registry
 # versions are immutable: a version already there is left as it is (bump `version:` to publish
 # a change). A component with an inline (anonymous) environment cannot be in a registry and
-# stays a local file. Prints one `--set jobs.<job>.component=azureml://registries/...` per
-# published component: `az ml job create -f PIPELINE_YAML $(cat sets.txt)` runs the same
-# pipeline from the registry. Env: AML (default "az ml").
+# stays a local file. Then, with PROD_WORKSPACE set (PROD_RESOURCE_GROUP), prod retrains:
+# `job create -f PIPELINE_YAML --set jobs.<job>.component=azureml://registries/...` (one per
+# published component, the extra flags after them) in PROD_WORKSPACE, streamed; without it the
+# --set flags are printed. Env: AML (default "az ml").
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-(($# == 2)) || die "usage: $0 REGISTRY_YAML PIPELINE_YAML"
+(($# >= 2)) || die "usage: $0 REGISTRY_YAML PIPELINE_YAML [JOB CREATE FLAGS...]"
 registry_yaml=$1 pipeline=$2
+shift 2
 registry=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' "$registry_yaml")
 reg() { "${AML_CMD[@]}" "$@" --registry-name "$registry"; }
 
@@ -49,6 +51,7 @@ for job, node in (yaml.safe_load(pipeline.read_text()).get("jobs") or {}).items(
 PY
 )
 
+sets=()
 while IFS='|' read -r job file name version env_name env_version env_file; do
   if [[ -z "$env_name" ]]; then
     log "$job: $name keeps its inline environment: a registry holds only named assets; it stays a local file"
@@ -65,5 +68,14 @@ while IFS='|' read -r job file name version env_name env_version env_file; do
     log "publishing component $name:$version (environment $env_uri)"
     reg component create --file "$file" --set "environment=$env_uri" --output none
   fi
-  echo "--set jobs.$job.component=azureml://registries/$registry/components/$name/versions/$version"
+  sets+=(--set "jobs.$job.component=azureml://registries/$registry/components/$name/versions/$version")
 done <<<"$plan"
+
+if [[ -z "${PROD_WORKSPACE:-}" ]]; then
+  printf '%s\n' "${sets[@]}"
+  exit 0
+fi
+prod_workspace "$PROD_WORKSPACE" "${PROD_RESOURCE_GROUP:-${RESOURCE_GROUP:-}}"
+export WORKSPACE=$PROD_WORKSPACE RESOURCE_GROUP=${PROD_RESOURCE_GROUP:-${RESOURCE_GROUP:-}}
+log "retraining in $PROD_WORKSPACE from $registry: ${sets[*]}"
+aml job create --file "$pipeline" --stream --output none "${sets[@]}" "$@"

@@ -15,6 +15,13 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("-f", "--file", required=True)
     p.add_argument("-n", "--name")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tags", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--display-name", dest="display_name", help="Display name of the registry.")
+    p.add_argument(
+        "--public-network-access",
+        dest="public_network_access",
+        help="Recorded (Enabled or Disabled); offline there is no network boundary.",
+    )
     p.add_argument("--no-wait", action="store_true")
     p.set_defaults(func=create)
 
@@ -45,6 +52,11 @@ def _doc(args: argparse.Namespace) -> dict[str, Any]:
     overrides = loader.parse_set(args.set)
     if args.name:
         overrides.append({"name": args.name})
+    for pair in getattr(args, "tags", None) or []:
+        key, _, value = pair.partition("=")
+        overrides.append({f"tags.{key}": value})
+    if getattr(args, "public_network_access", None):
+        overrides.append({"public_network_access": args.public_network_access})
     return registries.load(Path(args.file), overrides)
 
 

@@ -75,6 +75,11 @@ def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
             except AmlocalError as exc:
                 raise InvalidInput(f"{where}: environment {env}: {exc}") from None
             label = f"{definition['name']}:{definition['version']}"
+            if registry_refs.is_local(env):  # a registry's: named as Azure shows it, pinned
+                reg = env.split("/")[3]
+                label = (
+                    f"azureml://registries/{reg}/environments/{label.replace(':', '/versions/')}"
+                )
         else:
             raise InvalidInput(f"{where}: environment '{env}' is not a reference or definition")
         body = {k: definition.get(k) for k in ("image", "conda_file", "build", "inference_config")}
