@@ -266,3 +266,46 @@ def test_shared_model_keeps_lineage_and_resolves_in_a_job(home: Project) -> None
         )
         assert (out / "weights.txt").read_text() == "w=7"
     assert json.loads(home.run("model", "list", "-w", "prod").stdout) == []
+
+
+def test_environment_and_data_share_from_a_workspace(home: Project) -> None:
+    """`environment share` and `data share` copy a workspace's version into the registry
+    (renamed with --share-with-name/--share-with-version); prod then reads the data."""
+    _registry(home)
+    home.write("words.txt", "shared words\n")
+    home.write(
+        "data.yml",
+        "$schema: https://azuremlschemas.azureedge.net/latest/data.schema.json\n"
+        "name: words\nversion: '1'\ntype: uri_file\npath: ./words.txt\n",
+    )
+    dev = ("-w", "dev", "-g", "rg-ml")
+    home.run("data", "create", "-f", "data.yml", *dev)
+    env = home.json(
+        "environment", "share", "-n", "testenv", "-v", "1", "--registry-name", "ml-shared",
+        "--share-with-name", "base-env", "--share-with-version", "7", *dev,
+    )  # fmt: skip
+    assert env["id"] == "azureml://registries/ml-shared/environments/base-env/versions/7"
+    assert env["image"] == "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+    data = home.json(
+        "data", "share", "-n", "words", "-v", "1", "--registry-name", "ml-shared", *dev
+    )
+    assert data["id"] == "azureml://registries/ml-shared/data/words/versions/1"
+    # the registry holds its own copy: changing dev's file later changes nothing
+    home.write("words.txt", "changed\n")
+    home.write(
+        "read.yml",
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+        "command: cp ${{inputs.w}} ${{outputs.o}}/w.txt\n"
+        "environment: azureml://registries/ml-shared/environments/base-env/versions/7\n"
+        "inputs:\n  w: {type: uri_file, path: azureml://registries/ml-shared/data/words/versions/1}\n"
+        "outputs:\n  o: {type: uri_folder}\n",
+    )
+    job = home.json("job", "create", "-f", "read.yml", "--stream", "-w", "prod")
+    assert job["status"] == "Completed"
+    out = home.home / "workspaces/prod/datastores/workspaceblobstore/azureml" / job["name"] / "o"
+    assert (out / "w.txt").read_text() == "shared words\n"
+    assert home.json("data", "list", "-w", "prod") == []
+    r = home.run(
+        "data", "share", "-n", "words", "-v", "9", "--registry-name", "ml-shared", *dev, check=False
+    )
+    assert r.returncode != 0 and "words" in r.stderr and "'9'" in r.stderr
