@@ -24,7 +24,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: monitor
+.PHONY: monitor promote publish
 .PHONY: setup assets train train-digits digits-batch digits-request ui validate test test-unit lint clean deploy batch azure-setup
 
 # Bytecode: PYTHONDONTWRITEBYTECODE=1 is common (CI, containers), and then every process
@@ -152,6 +152,24 @@ clean:
 	-test -x $(BIN)/amlocal && for ep in $$($(BIN)/amlocal online-endpoint list --query "[].name" -o tsv 2>/dev/null); do \
 	  $(BIN)/amlocal online-endpoint delete -n $$ep --yes -o none; done
 	rm -rf .amlocal .pytest_cache .ruff_cache
+
+# Dev -> prod through a registry (registries/registry.yml; docs/azure.md). The dev workspace is
+# WORKSPACE's (the default one offline), prod is PROD_WORKSPACE (created offline if missing).
+REGISTRY_YAML ?= registries/registry.yml
+PROD_WORKSPACE ?= prod
+PROD_RESOURCE_GROUP ?= $(RESOURCE_GROUP)
+export PROD_WORKSPACE PROD_RESOURCE_GROUP
+
+# After `make train`: share dev's champion to the registry (metrics and lineage kept) and
+# release it blue/green in prod from the registry reference (scripts/promote.sh); nothing
+# happens when prod already serves that version.
+promote: setup
+	DEV_WORKSPACE=$(WORKSPACE) scripts/promote.sh $(REGISTRY_YAML) diabetes-model $(ONLINE_ENDPOINT) endpoints/online/diabetes
+
+# Publish the training pipeline's components and environment to the registry, then retrain in
+# prod from them: pipelines/train.yml with its components replaced by the registry's (--set).
+publish: setup
+	scripts/publish.sh $(REGISTRY_YAML) pipelines/train.yml --set inputs.endpoint_name=$(ONLINE_ENDPOINT) $(if $(SET),$(foreach s,$(SET),--set $(s)))
 
 # Online endpoint (issue 4): `make train` deploys each newly registered model blue/green.
 # On Azure the name takes ENDPOINT_SUFFIX (names are unique per region): diabetes-<suffix>.

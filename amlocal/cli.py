@@ -23,7 +23,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "environment": ("amlocal.commands.assets", "Environments."),
     "component": ("amlocal.commands.assets", "Components."),
     "model": ("amlocal.commands.assets", "Models (the MLflow model registry)."),
-    "workspace": ("amlocal.commands.workspaces", "The local workspace."),
+    "workspace": ("amlocal.commands.workspaces", "Local workspaces (-w/-g select one)."),
+    "registry": ("amlocal.commands.registry", "Registries shared by every workspace."),
     "online-endpoint": ("amlocal.commands.online", "Managed online endpoints, served locally."),
     "online-deployment": ("amlocal.commands.online", "Online deployments."),
     "batch-endpoint": ("amlocal.commands.batch", "Batch endpoints."),
@@ -50,10 +51,10 @@ def _global_flags(p: argparse.ArgumentParser) -> None:
         metavar="JMESPATH",
         help="JMESPath query string (as az: the jmespath library). See http://jmespath.org/.",
     )
-    offline = "accepted so az ml scripts run unchanged; the workspace is .amlocal/ or AMLOCAL_HOME"
-    g.add_argument("-g", "--resource-group", default=None, help=f"Resource group: {offline}.")
-    g.add_argument("-w", "--workspace-name", default=None, help=f"Workspace: {offline}.")
-    g.add_argument("--subscription", default=None, help=f"Subscription: {offline}.")
+    home = "workspaces of the amlocal home (.amlocal/ or AMLOCAL_HOME): `amlocal workspace create`"
+    g.add_argument("-g", "--resource-group", default=None, help=f"Resource group of the {home}.")
+    g.add_argument("-w", "--workspace-name", default=None, help=f"One of the {home}.")
+    g.add_argument("--subscription", default=None, help="Accepted; offline there is one.")
     for flag in ("--debug", "--verbose", "--only-show-errors"):
         g.add_argument(
             flag, action="store_true", help="Accepted; amlocal logs the same either way."
@@ -113,6 +114,25 @@ def versions() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _configure(argv: list[str]) -> int:
+    """`configure --defaults workspace=dev group=rg`: the workspace used without -w."""
+    p = Parser(prog="amlocal configure", description="Set the default workspace and group.")
+    p.add_argument("-d", "--defaults", nargs="+", default=[], metavar="KEY=VALUE")
+    p.add_argument("-l", "--list-defaults", action="store_true")
+    args = p.parse_args(argv)
+    from amlocal import workspaces
+    from amlocal.output import emit
+
+    try:
+        saved = workspaces.configure(args.defaults) if args.defaults else workspaces.defaults()
+    except AmlocalError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return exc.exit_code
+    if args.list_defaults:
+        emit([{"name": k, "value": v} for k, v in saved.items()], "json", None)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Offline by default: MLflow 3 sends usage telemetry from every process that imports it
@@ -123,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--version"]:
         sys.stdout.write(versions())
         return 0
+    if argv[:1] == ["configure"]:  # `az configure --defaults workspace=<name> group=<rg>`
+        return _configure(argv[1:])
     group = argv[0] if argv and argv[0] in GROUPS else None
     parser = build_parser(group)
     args = parser.parse_args(argv)
@@ -131,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     from amlocal.output import emit
 
     try:
+        from amlocal import workspaces
+
+        workspaces.activate(args.workspace_name, args.resource_group)
         result = args.func(args)
     except AmlocalError as exc:
         sys.stderr.write(f"ERROR: {exc}\n")

@@ -26,6 +26,7 @@ _LOADERS = {
     "online-endpoint": "load_online_endpoint",
     "online-deployment": "load_online_deployment",
     "batch-endpoint": "load_batch_endpoint",
+    "registry": "load_registry",
 }
 
 

@@ -6,10 +6,17 @@ Layout (all under the workspace home):
   datastores/<name>/        local folders standing in for Azure datastores
   jobs/<job-name>/          per-job working copy, logs and ./outputs
   envs/<hash>/              venvs built with --isolate-environments
+
+One amlocal home holds several workspaces and the registries they share (amlocal.workspaces):
+the home itself is the default workspace "local" (today's layout, read in place), a named
+workspace is `workspaces/<name>/` (the same layout, plus `workspace.json` naming it), and
+registries are `registries/<name>/`. Steps, daemons and instances get the workspace's own
+folder as AMLOCAL_HOME, so a workspace knows its name and home from its folder alone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +36,8 @@ INITIAL_FOLDERS = (
     "workspaceworkingdirectory",
 )
 WORKSPACE_NAME = "local"
+WORKSPACE_FILE = "workspace.json"  # in a named workspace's folder: its name and resource group
+NAMED_DIR = "workspaces"
 # The ARM prefix of every local resource id (Azure's shape, with "local" placeholders).
 ARM_PREFIX = "/subscriptions/local/resourceGroups/local/providers/Microsoft.MachineLearningServices"
 
@@ -67,9 +76,27 @@ class Workspace:
     def store(self) -> Store:
         return Store(self.home / "store.db")
 
+    @cached_property
+    def identity(self) -> dict[str, str]:
+        """The workspace's name and resource group: its `workspace.json`, or the default's."""
+        marker = self.home / WORKSPACE_FILE
+        if self.home.parent.name == NAMED_DIR and marker.is_file():
+            try:
+                doc = json.loads(marker.read_text()[:65536])
+                return {"name": str(doc["name"]), "resource_group": str(doc["resource_group"])}
+            except (ValueError, KeyError, TypeError):
+                pass
+        return {"name": WORKSPACE_NAME, "resource_group": "local"}
+
     @property
     def name(self) -> str:
-        return WORKSPACE_NAME
+        return self.identity["name"]
+
+    @property
+    def root(self) -> Path:
+        """The amlocal home this workspace belongs to (registries live there)."""
+        named = self.home.parent.name == NAMED_DIR and (self.home / WORKSPACE_FILE).is_file()
+        return self.home.parent.parent if named else self.home
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -95,7 +122,9 @@ class Workspace:
 
     def arm_id(self, path: str = "") -> str:
         """The resource id of the workspace, or of `path` (e.g. "jobs/x") inside it."""
-        return f"{ARM_PREFIX}/workspaces/{self.name}" + (f"/{path}" if path else "")
+        rg = self.identity["resource_group"]
+        prefix = ARM_PREFIX.replace("/resourceGroups/local/", f"/resourceGroups/{rg}/")
+        return f"{prefix}/workspaces/{self.name}" + (f"/{path}" if path else "")
 
     def show(self) -> dict:
         """The `az ml workspace show` shape, with local values."""
@@ -103,7 +132,7 @@ class Workspace:
             "name": self.name,
             "display_name": self.name,
             "location": "local",
-            "resource_group": "local",
+            "resource_group": self.identity["resource_group"],
             "mlflow_tracking_uri": self.mlflow_tracking_uri,
             "discovery_url": None,
             "id": self.arm_id(),

@@ -21,6 +21,7 @@ DEFAULT_DIRS = (
     "data",
     "compute",
     "schedules",
+    "registries",
 )
 
 # `$schema` file stem -> amlocal.loader kind (the `az ml` group whose `create -f` reads it).
@@ -48,6 +49,7 @@ SCHEMA_KINDS: dict[str, str] = {
     "modelBatchDeployment": "batch-deployment",
     "pipelineComponentBatchDeployment": "batch-deployment",
     "schedule": "schedule",
+    "registry": "registry",
 }
 SCHEMA_HOST = "azuremlschemas.azureedge.net"
 SCHEMA_STEM = re.compile(r"/([A-Za-z]+)\.schema\.json$")

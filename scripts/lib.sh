@@ -25,6 +25,19 @@ aml() {
   "${AML_CMD[@]}" "$@" "${WS_FLAGS[@]}"
 }
 
+# prod_workspace WS RG: the workspace exists (created if not: offline that is instant; on
+# Azure scripts/azure-setup.sh or docs/azure.md made it) and has this repository's
+# environments and data assets (scripts/register-assets.sh, only missing versions).
+prod_workspace() {
+  local group=()
+  if [[ -n "${2:-}" ]]; then group=(--resource-group "$2"); fi
+  if ! "${AML_CMD[@]}" workspace show --name "$1" "${group[@]}" --output none 2>/dev/null; then
+    log "creating workspace $1"
+    "${AML_CMD[@]}" workspace create --name "$1" "${group[@]}" --output none
+  fi
+  WORKSPACE=$1 RESOURCE_GROUP=${2:-} "$(dirname "${BASH_SOURCE[0]}")/register-assets.sh" >/dev/null
+}
+
 # Write key=value to the step's outputs under GitHub Actions (a no-op elsewhere).
 gh_output() {
   if [[ -n "${GITHUB_OUTPUT:-}" ]]; then printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"; fi

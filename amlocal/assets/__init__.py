@@ -56,7 +56,12 @@ def _version_key(v: str) -> tuple:
 
 
 def get(ws: Workspace, kind: str, ref: str) -> dict[str, Any]:
-    """Resolve `azureml:name:version`, `azureml:name@latest` or `name` to a stored asset record."""
+    """Resolve `azureml:name:version`, `azureml:name@latest` or `name` to a stored asset record
+    (a registry's reference, `azureml://registries/...`, in that registry)."""
+    if ref.startswith("azureml://registries/"):
+        from amlocal.registries.refs import target
+
+        ws, ref = target(ws, kind, ref)
     parsed = parse_ref(ref if ref.startswith("azureml:") else f"azureml:{ref}")
     if parsed is None:
         raise InvalidInput(

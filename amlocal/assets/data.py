@@ -107,6 +107,17 @@ def resolve_path(ws: Workspace, uri: str, base: Path) -> Path | None:
         from amlocal.assets.logged_models import resolve_runs_uri
 
         return resolve_runs_uri(ws, uri)
+    if uri.startswith("azureml://registries/"):
+        from amlocal.registries import refs
+
+        parsed = refs.parse(uri)
+        if parsed is not None and refs.is_local(uri):
+            reg = refs.registry_of(parsed.registry, ws)
+            if parsed.kind == "model":  # a model input (type: mlflow_model/custom_model)
+                from amlocal.assets.model import model_dir
+
+                return model_dir(reg, parsed.local, base)
+            return resolve_path(reg, get(reg, "data", parsed.local)["path"], base)
     if uri.startswith("azureml:"):
         rec = get(ws, "data", uri)
         return resolve_path(ws, rec["path"], base)

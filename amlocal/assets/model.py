@@ -39,7 +39,11 @@ def mlflow_client(ws: Workspace) -> Any:
 
 def model_dir(ws: Workspace, ref: str, base: Path | None = None) -> Path:
     """A model as a job input sees it: the registered path itself (`azureml:name:version`,
-    `@label`, `models:/...`), or a local path."""
+    `@label`, `models:/...`, a registry's `azureml://registries/...`), or a local path."""
+    if ref.startswith("azureml://registries/"):
+        from amlocal.registries.refs import target
+
+        ws, ref = target(ws, "model", ref)
     if ref.startswith(("azureml:", "models:/")):
         return registered_model_path(ws, *registered_model_version(ws, ref))
     p = Path(ref.removeprefix("file://"))
@@ -171,6 +175,11 @@ def model_record(mv: Any) -> dict[str, Any]:
     """An MLflow model version in the `az ml model show` shape."""
     tags = dict(mv.tags or {})
     version = azure_version(mv.version, tags.pop(VERSION_TAG, None))
+    # A registry's shared model keeps its lineage in tags under this prefix (registries.share)
+    props = {k[17:]: tags.pop(k) for k in list(tags) if k.startswith("azureml.property.")}
+    if mv.run_id:
+        props["mlflow.run_id"] = mv.run_id
+    job_name = tags.pop("azureml.job_name", None)
     return {
         "name": mv.name,
         "version": version,
@@ -178,7 +187,8 @@ def model_record(mv: Any) -> dict[str, Any]:
         "path": mv.source,
         "description": mv.description or None,
         "tags": tags,
-        "properties": {"mlflow.run_id": mv.run_id} if mv.run_id else {},
+        "properties": props,
         "creation_context": {"created_at": mv.creation_timestamp},
         "aliases": list(getattr(mv, "aliases", []) or []),
+        **({"job_name": job_name} if job_name else {}),
     }

@@ -65,6 +65,8 @@ def register_model(
     tags["azureml.model_type"] = str(entity.type or "custom_model")
     tags["azureml.content_digest"] = digest
     tags[VERSION_TAG] = version or next_version(existing)
+    if str(entity.path).startswith("azureml://jobs/"):  # lineage: Azure's model `job_name`
+        tags["azureml.job_name"] = str(entity.path).split("/")[3]
     mv = c.create_model_version(name, source=str(dest), tags=tags, description=entity.description)
     for _ in range(20):  # another process registered the same version meanwhile?
         now = version_map(ws, name)

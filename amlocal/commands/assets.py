@@ -62,6 +62,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
         p.add_argument("-i", "--image")
         p.add_argument("-b", "--build-context", dest="build_context")
         p.add_argument("--dockerfile-path", dest="dockerfile_path")
+    _registry_flag(p)
     p.set_defaults(func=create, group=group)
 
     p = verbs.add_parser("list", help=f"List {group} assets.")
@@ -69,6 +70,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("-r", "--max-results", type=int)
     p.add_argument("--archived-only", action="store_true")
     p.add_argument("--include-archived", action="store_true")
+    _registry_flag(p)
     p.set_defaults(func=list_assets, group=group)
 
     p = verbs.add_parser("show", help=f"Show a {group} asset.")
@@ -76,7 +78,13 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--version")
     g.add_argument("-l", "--label")
+    _registry_flag(p)
     p.set_defaults(func=show, group=group)
+
+    if group in ("model", "environment", "data"):
+        from amlocal.commands.registry_assets import add_share
+
+        add_share(verbs, group)
 
     if group in ("model", "data"):
         p = verbs.add_parser("download", help=f"Download a {group} asset's files.")
@@ -88,6 +96,31 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     from amlocal.commands import asset_lifecycle
 
     asset_lifecycle.add_verbs(verbs, group)
+
+
+def _registry_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry-name", dest="registry_name", help="act on this registry of the amlocal home"
+    )
+
+
+def _target(args: argparse.Namespace) -> Workspace:
+    """The workspace, or the registry `--registry-name` names (amlocal.registries)."""
+    if getattr(args, "registry_name", None):
+        from amlocal import registries
+
+        return registries.get(args.registry_name)
+    return Workspace()
+
+
+def _create(group: str, ws: Workspace, spec: Path, overrides: list[dict[str, Any]]) -> Any:
+    from amlocal.registries import Registry
+
+    if isinstance(ws, Registry):
+        from amlocal.registries import rules
+
+        return rules.create(ws, group, spec, overrides)
+    return _CREATE[group](ws, spec, overrides)
 
 
 def _tags(pairs: list[str] | None) -> dict[str, str]:
@@ -113,7 +146,7 @@ def create(args: argparse.Namespace) -> Any:
             overrides.append({key: value})
     for k, v in _tags(getattr(args, "tags", None)).items():
         overrides.append({f"tags.{k}": v})
-    return _CREATE[args.group](Workspace(), Path(args.file), overrides)
+    return _create(args.group, _target(args), Path(args.file), overrides)
 
 
 def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]) -> Any:
@@ -156,7 +189,7 @@ def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]
         spec = Path(tmp) / f"{group}.yml"
         spec.write_text(yaml.safe_dump(doc, sort_keys=False))
         try:
-            return _CREATE[group](Workspace(), spec, overrides)
+            return _create(group, _target(args), spec, overrides)
         except InvalidInput as exc:
             raise InvalidInput(str(exc).replace(str(spec), assets.source_name(spec))) from None
 
@@ -188,7 +221,7 @@ def download(args: argparse.Namespace) -> Any:
 
 
 def list_assets(args: argparse.Namespace) -> Any:
-    ws = Workspace()
+    ws = _target(args)
     if args.group == "model":
         c = mlflow_client(ws)
         if args.name:
@@ -226,7 +259,15 @@ def list_assets(args: argparse.Namespace) -> Any:
 
 
 def show(args: argparse.Namespace) -> Any:
-    ws = Workspace()
+    ws = _target(args)
+    if args.registry_name:
+        from amlocal.registries.rules import shown
+
+        return shown(ws, args.group, _show(ws, args))  # type: ignore[arg-type]
+    return _show(ws, args)
+
+
+def _show(ws: Workspace, args: argparse.Namespace) -> Any:
     if args.group == "model":
         ref = (
             f"azureml:{args.name}:{args.version}"

@@ -249,6 +249,11 @@ def download(args: argparse.Namespace) -> Any:
             for sub in ("user_logs", "logs", "wd/outputs"):
                 if (jd / sub).exists():
                     _copy(jd / sub, prefix / Path(sub).name)
+            # the default output is the MLflow run's artifacts (mlflow.log_artifacts(d, "model")
+            # is downloaded as artifacts/model/), as az ml job download lays it out
+            run_artifacts = ((job.get("outputs") or {}).get("artifacts") or {}).get("local_path")
+            if run_artifacts and Path(run_artifacts).is_dir():
+                _copy(Path(run_artifacts), prefix)
     return None
 
 

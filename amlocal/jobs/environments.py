@@ -25,6 +25,7 @@ from amlocal import assets
 from amlocal.environments import curated, overlay, spec
 from amlocal.errors import AmlocalError, InvalidInput
 from amlocal.hashing import text_digest
+from amlocal.registries import refs as registry_refs
 from amlocal.workspace import Workspace
 
 MODE_VAR = "AMLOCAL_ENVIRONMENTS"
@@ -57,7 +58,11 @@ def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
         label = env
         resolved = spec.from_conda(body["conda_file"], f"curated {found.name} ({found.source})")
         left_out = found.azure_only
-    elif isinstance(env, str) and env.startswith("azureml://registries/"):
+    elif (
+        isinstance(env, str)
+        and env.startswith("azureml://registries/")
+        and not registry_refs.is_local(env)
+    ):
         # Another registry's environments can't be reproduced offline: name them and move on.
         return {"label": env, "definition": None, "identity": env, "curated": True}
     else:
@@ -70,6 +75,11 @@ def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
             except AmlocalError as exc:
                 raise InvalidInput(f"{where}: environment {env}: {exc}") from None
             label = f"{definition['name']}:{definition['version']}"
+            if registry_refs.is_local(env):  # a registry's: named as Azure shows it, pinned
+                reg = env.split("/")[3]
+                label = (
+                    f"azureml://registries/{reg}/environments/{label.replace(':', '/versions/')}"
+                )
         else:
             raise InvalidInput(f"{where}: environment '{env}' is not a reference or definition")
         body = {k: definition.get(k) for k in ("image", "conda_file", "build", "inference_config")}

@@ -340,3 +340,19 @@ def test_error_json_is_flattened_to_keys() -> None:
     assert list(validate._flatten(nested)) == [("a.b", "Unknown field."), ("c", "x; y")]
     result = {"result": "Failed", "errors": [{"path": "inputs.alpha", "message": "bad"}]}
     assert list(validate._flatten(result)) == [("inputs.alpha", "bad")]
+
+
+def test_registry_yaml_is_loaded_with_the_registry_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """registries/ is validated by default; a registry YAML whose replication_locations is
+    not a list of regions is an error naming the file and the key."""
+    assert validate.main(["--root", str(ROOT), str(ROOT / "registries"), "-v"]) == 0
+    assert "ok   registries/registry.yml (registry)" in capsys.readouterr().out
+    bad = tmp_path / "registries" / "registry.yml"
+    bad.parent.mkdir()
+    text = (ROOT / "registries" / "registry.yml").read_text()
+    bad.write_text(text.replace("\n  - location: westeurope", " westeurope"))
+    assert validate.main(["--root", str(tmp_path), str(bad.parent)]) == 2
+    err = capsys.readouterr().err
+    assert "registry.yml" in err and "replication_locations" in err, err

@@ -75,6 +75,17 @@ def resolve_model(ws: Workspace, model: Any, base: Path, where: str) -> Resolved
         name, version = rec["name"], rec["version"]
     else:
         ref = str(model).strip()
+        from amlocal.registries import refs
+
+        if refs.is_local(ref):  # a registry's model: resolved and mounted from the registry
+            parsed = refs.parse(ref)
+            assert parsed is not None
+            if parsed.kind != "model":
+                raise InvalidInput(f"{where}: model: '{ref}' is a {parsed.kind} reference")
+            reg = refs.registry_of(parsed.registry, ws)
+            name, version = registered_model_version(reg, parsed.local)
+            files = registered_model_files(reg, name, version)
+            return ResolvedModel(reg.asset_uri("model", name, version), files)
         if not ref.startswith(("azureml:", "models:/")):
             if assets.parse_ref(f"azureml:{ref}") is None:
                 raise InvalidInput(
