@@ -25,7 +25,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 export AML WORKSPACE RESOURCE_GROUP
 
 .PHONY: monitor
-.PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: stop setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -115,8 +115,13 @@ batch: setup
 azure-setup:
 	scripts/azure-setup.sh
 
-# Stops every local endpoint (their processes outlive the CLI) before removing the workspace.
-clean:
+# Stops what the workspace ($AMLOCAL_HOME or .amlocal) runs: endpoint daemons, the scheduler,
+# running jobs. Endpoints and schedules stay defined and start again when next used.
+stop:
+	-test -x $(BIN)/amlocal && $(BIN)/amlocal workspace stop -o table
+
+# Stops everything (and deletes every local endpoint) before removing the workspace.
+clean: stop
 	-test -x $(BIN)/amlocal && for ep in $$($(BIN)/amlocal online-endpoint list --query "[].name" -o tsv 2>/dev/null); do \
 	  $(BIN)/amlocal online-endpoint delete -n $$ep --yes -o none; done
 	rm -rf .amlocal .pytest_cache .ruff_cache
