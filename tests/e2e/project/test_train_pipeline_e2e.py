@@ -121,15 +121,18 @@ def test_rerun_reuses_training_and_keeps_the_live_slot(trained: Any) -> None:
     for name in ("prep", "train"):
         assert steps[name]["properties"].get("azureml.isreused") == "true", name
     # evaluate and register read the registry (is_deterministic: false), deploy changes an
-    # endpoint: all three run, and deploy finds the model live.
+    # endpoint: all three run. The same model as the champion v1 is not promoted again, so
+    # nothing is registered and nothing deployed.
     for name in ("evaluate", "register", "deploy"):
         assert steps[name]["properties"].get("azureml.isreused") is None, name
+    decision = Path(steps["evaluate"]["outputs"]["decision"]["local_path"]) / "decision.json"
+    assert json.loads(decision.read_text())["promote"] is False
     info = json.loads(
         (
             Path(steps["deploy"]["outputs"]["deployment"]["local_path"]) / "deploy_info.json"
         ).read_text()
     )
-    assert info["unchanged"] is True
+    assert info["deployed"] is False
     after, _ = cli("online-endpoint", "show", "-n", "diabetes")
     assert after["traffic"] == before["traffic"]
 
