@@ -150,6 +150,15 @@ def _mlflow_versions(ws: Workspace, name: str) -> list[str]:
     return [str(mv.version) for mv in found]
 
 
+def _iso(epoch_ms: Any) -> Any:
+    """MLflow's epoch milliseconds as ISO 8601 in UTC, the form of job records' times."""
+    if not isinstance(epoch_ms, int | float):
+        return epoch_ms
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+
+
 def model_record(mv: Any) -> dict[str, Any]:
     """An MLflow model version in the `az ml model show` shape."""
     tags = dict(mv.tags or {})
@@ -161,6 +170,6 @@ def model_record(mv: Any) -> dict[str, Any]:
         "description": mv.description or None,
         "tags": tags,
         "properties": {"mlflow.run_id": mv.run_id} if mv.run_id else {},
-        "creation_context": {"created_at": mv.creation_timestamp},
+        "creation_context": {"created_at": _iso(mv.creation_timestamp)},
         "aliases": list(getattr(mv, "aliases", []) or []),
     }
