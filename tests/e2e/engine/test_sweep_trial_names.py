@@ -1,5 +1,6 @@
-"""Issue 31, item 5: a sweep trial's MLflow run is named by the parameters its family uses
-(those it logged), not by every parameter of the search space's product."""
+"""Issue 31, items 5 and 4: a sweep trial's MLflow run is named by the parameters its family
+uses (those it logged), not by every parameter of the search space's product; the sweep's
+summary line names its best trial so, without the log's timestamp."""
 
 from __future__ import annotations
 
@@ -55,3 +56,9 @@ def test_trial_runs_are_named_by_the_parameters_they_used(tmp_path: Path) -> Non
         names.add(run.info.run_name)
         assert trial["parameters"].keys() == {"family", "depth", "C"}  # the job keeps all
     assert names == {"tree depth=3", "linear C=0.5"}
+    # The sweep's row in the `--stream` table names its best trial the same way (item 4).
+    from amlocal.jobs import stream
+    from amlocal.workspace import Workspace
+
+    row = stream.outcome(Workspace(p.home).store.get("job", job["name"]) or {})
+    assert row.startswith(f"sweep {job['name']}: Completed; best tree depth=3 (acc=0.9, "), row
