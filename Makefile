@@ -24,8 +24,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: monitor
-.PHONY: stop setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: stop setup assets train ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -63,6 +62,7 @@ train: assets
 
 # The digits image classifier: prep -> sweep over model families -> evaluate -> register ->
 # deploy to endpoints/online/digits.
+.PHONY: train-digits digits-batch digits-request
 train-digits: assets
 	$(AML) data create -f data/digits.yml -o none $(AML_FLAGS)
 	$(AML) environment create -f environments/digits-train.yml -o none $(AML_FLAGS)
@@ -139,10 +139,12 @@ invoke: setup
 # Production data and a model monitor (after make train): shifted rows to the diabetes
 # endpoint's blue slot, then schedules/monitor-diabetes.yml runs at once and prints its
 # signals table. NO_SHIFT=1 sends unshifted rows to green instead: no drift.
+.PHONY: monitor
 monitor: setup
 	AML="$(AML)" $(BIN)/python scripts/monitor.py $(if $(NO_SHIFT),--no-shift)
 
-# A new project from this repository as it is now (copier; docs/bring-your-own-code.md):
+# A new project from this repository as it is now, its tracked files (copier;
+# docs/bring-your-own-code.md); not in the projects it makes (they have no newproject/):
 #   make new-project NAME=churn [DEST=../churn] [TASK=classification] [DATA=f.csv TARGET=col]
 #   [EXAMPLES=digits]. Exit 2, nothing written, on a bad NAME, DATA, TARGET or non-empty DEST.
 .PHONY: new-project
