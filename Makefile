@@ -24,8 +24,8 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 # scripts/*.sh read these (scripts/lib.sh: AML, RESOURCE_GROUP, WORKSPACE).
 export AML WORKSPACE RESOURCE_GROUP
 
-.PHONY: monitor promote publish
-.PHONY: setup assets train train-digits digits-batch digits-request ui validate test test-unit lint clean deploy batch azure-setup
+.PHONY: promote publish
+.PHONY: stop setup assets train ui validate test test-unit lint clean deploy batch azure-setup
 
 # Bytecode: PYTHONDONTWRITEBYTECODE=1 is common (CI, containers), and then every process
 # compiles what it imports, every time (MLflow + azure-ai-ml + sklearn: ~3.5x slower to import;
@@ -79,6 +79,7 @@ train: assets
 
 # The digits image classifier: prep -> sweep over model families -> evaluate -> register ->
 # deploy to endpoints/online/digits.
+.PHONY: train-digits digits-batch digits-request
 train-digits: assets
 	$(AML) data create -f data/digits.yml -o none $(AML_FLAGS)
 	$(AML) environment create -f environments/digits-train.yml -o none $(AML_FLAGS)
@@ -147,8 +148,13 @@ batch: setup
 azure-setup:
 	scripts/azure-setup.sh
 
-# Stops every local endpoint (their processes outlive the CLI) before removing the workspace.
-clean:
+# Stops what the workspace ($AMLOCAL_HOME or .amlocal) runs: endpoint daemons, the scheduler,
+# running jobs. Endpoints and schedules stay defined and start again when next used.
+stop:
+	-test -x $(BIN)/amlocal && $(BIN)/amlocal workspace stop -o table
+
+# Stops everything (and deletes every local endpoint) before removing the workspace.
+clean: stop
 	-test -x $(BIN)/amlocal && for ep in $$($(BIN)/amlocal online-endpoint list --query "[].name" -o tsv 2>/dev/null); do \
 	  $(BIN)/amlocal online-endpoint delete -n $$ep --yes -o none; done
 	rm -rf .amlocal .pytest_cache .ruff_cache
@@ -184,10 +190,12 @@ invoke: setup
 # Production data and a model monitor (after make train): shifted rows to the diabetes
 # endpoint's blue slot, then schedules/monitor-diabetes.yml runs at once and prints its
 # signals table. NO_SHIFT=1 sends unshifted rows to green instead: no drift.
+.PHONY: monitor
 monitor: setup
 	AML="$(AML)" $(BIN)/python scripts/monitor.py $(if $(NO_SHIFT),--no-shift)
 
-# A new project from this repository as it is now (copier; docs/bring-your-own-code.md):
+# A new project from this repository as it is now, its tracked files (copier;
+# docs/bring-your-own-code.md); not in the projects it makes (they have no newproject/):
 #   make new-project NAME=churn [DEST=../churn] [TASK=classification] [DATA=f.csv TARGET=col]
 #   [EXAMPLES=digits]. Exit 2, nothing written, on a bad NAME, DATA, TARGET or non-empty DEST.
 .PHONY: new-project

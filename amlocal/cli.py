@@ -67,7 +67,27 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"ERROR: {self.prog}: {message}\n")
+        sys.stderr.write(similar(message))
         raise SystemExit(2)
+
+
+def similar(message: str) -> str:
+    """az's hint for a misspelt group or verb ("The most similar choice to 'jbo' is:"),
+    from argparse's "invalid choice: 'jbo' (choose from 'job', ...)"; else nothing."""
+    import difflib
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    close = difflib.get_close_matches(found.group(1), choices, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    word = "choice" if len(close) == 1 else "choices"
+    verb = "is" if len(close) == 1 else "are"
+    lines = "".join(f"\t{c}\n" for c in close)
+    return f"The most similar {word} to '{found.group(1)}' {verb}:\n{lines}"
 
 
 def build_parser(group: str | None = None) -> Parser:

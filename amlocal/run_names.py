@@ -24,6 +24,14 @@ def trial(params: dict[str, Any]) -> str:
     return " ".join(words + numbers)[:250] or "trial"
 
 
+def used(params: dict[str, Any], logged: set[str] | dict[str, Any]) -> dict[str, Any]:
+    """The sampled parameters a trial used: those it logged as MLflow params, when it logged
+    any of them (a knn trial that logs `model_family` and `n_neighbors` is not named by the
+    `C` it was also handed); all of them when it logged none."""
+    kept = {k: v for k, v in params.items() if k in logged}
+    return kept or params
+
+
 def for_job(ws: Workspace, job_name: str) -> str:
     """The run name of job `job_name` (its record in the store), else the job name."""
     record = ws.store.get("job", job_name)

@@ -208,17 +208,39 @@ def git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-def render(project: Project, out: Path) -> None:
-    """copier renders this repository (working tree included) into `out`."""
-    import warnings
+def tracked_files(src: Path, dest: Path) -> Path:
+    """The files git tracks in `src`, as they are in the working tree (uncommitted edits
+    included), copied into `dest`; returns the folder to render. Untracked files (a user's
+    churn.csv beside the Makefile, scratch notes) are never part of a new project: copier
+    alone would render the whole working tree. Without git, `src` itself."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached"], cwd=src, capture_output=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return src
+    for raw in filter(None, listed.split(b"\0")):
+        rel = os.fsdecode(raw)
+        source, target = src / rel, dest / rel
+        if not source.is_symlink() and not source.is_file():
+            continue  # deleted in the working tree, or a submodule
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+    return dest
 
+
+def render(project: Project, out: Path) -> None:
+    """copier renders this repository's tracked files (working tree edits included) into
+    `out`."""
     import copier
 
-    # Rendering the working tree, uncommitted changes included, is the point.
-    warnings.filterwarnings("ignore", message="Dirty template changes")
     sys.path.insert(0, str(ROOT))  # copier imports newproject.names.ProjectNames
+    source = tracked_files(ROOT, out.parent / "template")
     copier.run_copy(
-        str(ROOT),
+        str(source),
         out,
         data=answers(project),
         defaults=True,

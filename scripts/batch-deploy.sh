@@ -8,7 +8,8 @@
 # The deployment becomes the endpoint's default only after its own scoring job produced one
 # prediction per input row: a broken deployment never replaces a working default.
 # Env: AML (default "az ml"), RESOURCE_GROUP/WORKSPACE, POLL_SECONDS, MAX_WAIT_SECONDS,
-# OUTPUT_DIR (default: a temp dir). Writes job_name/predictions to GITHUB_OUTPUT.
+# OUTPUT_DIR (default: batch-output/<job> under the current folder, the project, so the
+# predictions stay where `make batch` ran; batch-output/ is git-ignored). Writes job_name/predictions to GITHUB_OUTPUT.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,7 +44,7 @@ gh_output job_name "$job"
 log "scoring job $job"
 status=$(wait_for_job "$job") || die "scoring job $job ended ${status:-badly}"
 
-out=${OUTPUT_DIR:-$(mktemp -d)}
+out=${OUTPUT_DIR:-batch-output/$job}
 # Batch jobs name their output `score` (predictions.csv with output_action: append_row).
 aml job download --name "$job" --output-name score --download-path "$out" --output none
 predictions=$(find "$out" -name predictions.csv -type f | head -n 1)

@@ -171,6 +171,15 @@ def list_versions(ws: Workspace, name: str) -> list[dict[str, Any]]:
     return [model_record(mv) for mv in sorted(found, key=lambda mv: -int(mv.version))]
 
 
+def _iso(epoch_ms: Any) -> Any:
+    """MLflow's epoch milliseconds as ISO 8601 in UTC, the form of job records' times."""
+    if not isinstance(epoch_ms, int | float):
+        return epoch_ms
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+
+
 def model_record(mv: Any) -> dict[str, Any]:
     """An MLflow model version in the `az ml model show` shape."""
     tags = dict(mv.tags or {})
@@ -188,7 +197,7 @@ def model_record(mv: Any) -> dict[str, Any]:
         "description": mv.description or None,
         "tags": tags,
         "properties": props,
-        "creation_context": {"created_at": mv.creation_timestamp},
+        "creation_context": {"created_at": _iso(mv.creation_timestamp)},
         "aliases": list(getattr(mv, "aliases", []) or []),
         **({"job_name": job_name} if job_name else {}),
     }

@@ -45,7 +45,10 @@ _SCHEMAS = {
 
 
 def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
-    p = verbs.add_parser("create", help=f"Create a {group} asset from a YAML file or flags.")
+    article = "an" if group[0] in "aeiou" else "a"
+    p = verbs.add_parser(
+        "create", help=f"Create {article} {group} asset from a YAML file or flags."
+    )
     p.add_argument("-f", "--file", required=group == "component")
     p.add_argument("-n", "--name")
     p.add_argument("-v", "--version")

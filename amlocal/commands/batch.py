@@ -84,7 +84,7 @@ def ep_invoke(args: argparse.Namespace) -> Any:
                 p = port.get("path") if isinstance(port, dict) else None
                 if p and not str(p).startswith("azureml:") and "://" not in str(p):
                     port["path"] = str((path.parent / p).resolve())
-    return batch_invoke.invoke(
+    job = batch_invoke.invoke(
         _ws(),
         args.name,
         deployment=args.deployment_name,
@@ -98,6 +98,22 @@ def ep_invoke(args: argparse.Namespace) -> Any:
         experiment_name=args.experiment_name,
         job_name=args.job_name,
     )
+    from amlocal.commands.job import next_steps
+
+    next_steps(args, job["name"], _output_to_download(args.name, job["name"]))
+    return job
+
+
+def _output_to_download(endpoint: str, job_name: str) -> str | None:
+    """The output a person downloads after an invocation: a model deployment's `score`
+    (Azure's name), else the pipeline's first output."""
+    from amlocal.endpoints.verbs.batch_endpoint import deployment_record
+
+    record = _ws().store.get("job", job_name) or {}
+    dep = deployment_record(_ws(), endpoint, str(record.get("_batch_deployment")))
+    if (dep.get("_runtime") or {}).get("kind") != "pipeline":
+        return "score"
+    return next((o for o in (record.get("outputs") or {}) if o != "artifacts"), None)
 
 
 # -- batch-deployment ------------------------------------------------------------------------

@@ -84,8 +84,24 @@ def create(args: argparse.Namespace) -> Any:
         runner.spawn_runner(ws, name)
         if args.web:
             _web_view(ws, _get(ws, name))
+        next_steps(args, name)
         return public(_get(ws, name))
     return _run_streaming(ws, name)
+
+
+def next_steps(args: argparse.Namespace, name: str, output: str | None = None) -> None:
+    """What to run next, after a verb that leaves a job running in the background: on
+    stderr, so stdout stays the JSON a script reads; `--only-show-errors` leaves it out."""
+    if getattr(args, "only_show_errors", False):
+        return
+    lines = [
+        f"Job {name} runs in the background. Next:",
+        f"  amlocal job stream -n {name}    # follow its log until it ends",
+        f"  amlocal job show -n {name} --query status -o tsv",
+    ]
+    if output:
+        lines.append(f"  amlocal job download -n {name} --output-name {output} -p <folder>")
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def validate(args: argparse.Namespace) -> Any:
@@ -188,11 +204,36 @@ def list_jobs(args: argparse.Namespace) -> Any:
                 "type": r.get("type"),
                 "status": r.get("status"),
                 "experiment_name": r.get("experiment_name"),
+                "created": _when((r.get("creation_context") or {}).get("created_at")),
+                "duration": _duration(r),
                 "reused": r.get("properties", {}).get("azureml.isreused", ""),
             }
             for r in records
         ]
     return [public(r) for r in records]
+
+
+def _when(iso: Any) -> str:
+    """An ISO 8601 time as a table shows it: to the second, UTC."""
+    return str(iso or "")[:19].replace("T", " ")
+
+
+def _duration(record: dict[str, Any]) -> str:
+    """How long the job ran (so far, while it runs): `42.1s`, `3m05s`, `1h02m`."""
+    import datetime as dt
+
+    try:
+        start = dt.datetime.fromisoformat(str(record["start_time"]))
+        end_raw = record.get("end_time")
+        end = dt.datetime.fromisoformat(str(end_raw)) if end_raw else dt.datetime.now(dt.UTC)
+        seconds = (end - start).total_seconds()
+    except (KeyError, ValueError, TypeError):
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def stream(args: argparse.Namespace) -> Any:
@@ -237,6 +278,7 @@ def download(args: argparse.Namespace) -> Any:
         src = Path(outputs[n]["local_path"])
         target = dest / "named-outputs" / n
         _copy(src, target if src.is_dir() else target / src.name)
+        sys.stderr.write(f"Downloaded output '{n}' of {args.name} to {target}\n")
     if not args.output_name:
         jobs = [record, *ws.store.list("job", parent=args.name)]
         for job in jobs:
@@ -254,6 +296,10 @@ def download(args: argparse.Namespace) -> Any:
             run_artifacts = ((job.get("outputs") or {}).get("artifacts") or {}).get("local_path")
             if run_artifacts and Path(run_artifacts).is_dir():
                 _copy(Path(run_artifacts), prefix)
+        steps = f" and its {len(jobs) - 1} steps" if len(jobs) > 1 else ""
+        sys.stderr.write(
+            f"Downloaded the logs and outputs of {args.name}{steps} to {dest / 'artifacts'}\n"
+        )
     return None
 
 

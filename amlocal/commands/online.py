@@ -7,6 +7,7 @@ or MLflow.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,14 +48,27 @@ def ep_update(args: argparse.Namespace) -> Any:
 def ep_show(args: argparse.Namespace) -> Any:
     from amlocal.endpoints.verbs import online_endpoint
 
-    return online_endpoint.show_endpoint(_ws(), args.name)
+    return _table_traffic(args, online_endpoint.show_endpoint(_ws(), args.name))
 
 
 def ep_list(args: argparse.Namespace) -> Any:
     from amlocal.endpoints.verbs import online_records
     from amlocal.workspace import public
 
-    return [public(r) for r in _ws().store.list(online_records.EP)]
+    return [_table_traffic(args, public(r)) for r in _ws().store.list(online_records.EP)]
+
+
+def _table_traffic(args: argparse.Namespace, rec: dict[str, Any]) -> dict[str, Any]:
+    """`-o table` leaves nested values out (az's rule), which hid where traffic goes: the
+    table gets it as text, `blue=90 green=10` (JSON output and queries are unchanged)."""
+    if args.output != "table" or args.query:
+        return rec
+    out = dict(rec)
+    for key in ("traffic", "mirror_traffic"):
+        split = rec.get(key)
+        if isinstance(split, dict):
+            out[key] = " ".join(f"{d}={pct}" for d, pct in split.items()) or None
+    return out
 
 
 def ep_delete(args: argparse.Namespace) -> Any:
@@ -84,7 +98,13 @@ def ep_invoke(args: argparse.Namespace) -> Any:
                 f"{headers.get('ms-azureml-model-error-reason', '')})"
             )
         raise AmlocalError(f"({status}) Request failed{detail}: {text}")
-    return text  # az ml prints the response body as a JSON string
+    # az ml prints the body as a JSON-encoded string ("[1.5, 2.5]" in quotes); a person wants
+    # the JSON, and --query wants to reach into it: a JSON body is printed as JSON
+    # (docs/local-vs-azure.md), anything else as the string az prints.
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def ep_credentials(args: argparse.Namespace) -> Any:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from amlocal.commands import workspace_status
 from amlocal.errors import InvalidInput
 
 
@@ -29,6 +30,7 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p = verbs.add_parser("show", help="Show a workspace (the selected one without --name).")
     p.add_argument("-n", "--name")
     p.set_defaults(func=show)
+    workspace_status.add_verbs(verbs)  # status, stop
 
 
 def _tags(pairs: list[str] | None) -> dict[str, str]:

@@ -189,7 +189,9 @@ class Terminal:
                 desc = f"{s.label}: {what}" if s.label else what
                 self.tasks[s.label] = self.bars.add_task(desc, total=s.total, info=info)
             self.bars.update(self.tasks[s.label], completed=s.done, total=s.total, info=info)
-        parts: list[Any] = [Text(head)] if head else []
+        # One line per step, cut at the terminal's width: a long outcome wrapped to column 0
+        # would break the table (and each redraw would move it).
+        parts: list[Any] = [Text(head, no_wrap=True, overflow="ellipsis")] if head else []
         if self.tasks:
             parts.append(self.bars)
         self.live.update(Group(*parts), refresh=True)

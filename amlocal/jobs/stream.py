@@ -5,6 +5,7 @@ each status change is printed once."""
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 from datetime import datetime
@@ -16,6 +17,7 @@ from amlocal.jobs.process import log_tail
 from amlocal.jobs.status import TERMINAL
 from amlocal.workspace import Workspace
 
+_STAMP = re.compile(r"^\[\d{4}-\d\d-\d\dT[^\]]*\] ")
 _ICON = {
     "Completed": "ok",
     "Failed": "FAILED",
@@ -36,8 +38,10 @@ def _duration(r: dict[str, Any]) -> str:
 
 
 def outcome(child: dict[str, Any], limit: int = 4096) -> str:
-    """The last line a finished step printed (e.g. `register: not registered: ...`): what
-    people wait for, shown beside the step. Only the log's last `limit` bytes are read."""
+    """What a finished step decided, shown beside it: the last line it printed at the left
+    margin (e.g. `register: not registered: ...`), with the first of the indented lines that
+    detail it (evaluate's `promote=False` and its first reason, not a trailing `(info)`
+    line), a `[timestamp]` prefix left out. Only the log's last `limit` bytes are read."""
     path = child.get("_log")
     if not path or child.get("status") not in TERMINAL:
         return ""
@@ -48,8 +52,15 @@ def outcome(child: dict[str, Any], limit: int = 4096) -> str:
             tail = f.read().decode(errors="replace")
     except OSError:
         return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][:200] if lines else ""
+    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    heads = [i for i, line in enumerate(lines) if not line[:1].isspace()]
+    if not heads:
+        return lines[-1].strip()[:200] if lines else ""
+    head = _STAMP.sub("", lines[heads[-1]])
+    details = lines[heads[-1] + 1 : heads[-1] + 2]
+    if details:
+        head += "; " + details[0].strip().removeprefix("- ")
+    return head[:200]
 
 
 def rows(
@@ -76,9 +87,11 @@ def rows(
 
 def render(ws: Workspace, job: dict[str, Any], children: list[dict[str, Any]] | None = None) -> str:
     lines = [f"{job['name']}  [{job.get('type')}]  {job.get('status')}  {_duration(job)}"]
+    ended = job.get("status") in TERMINAL  # its unstarted steps will not start: not "waiting"
     for r in rows(ws, job, children):
+        icon = "NotStarted" if ended and r["status"] == "NotStarted" else _ICON.get(r["status"])
         lines.append(
-            f"  {r['step']:<24} {_ICON.get(r['status'], r['status']):<9} "
+            f"  {r['step']:<24} {icon or r['status']:<9} "
             f"{r['duration']:>8}  {r['reuse'] or r['outcome'] or _rerun(r)}".rstrip()
         )
     return "\n".join(lines)

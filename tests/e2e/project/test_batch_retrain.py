@@ -85,6 +85,19 @@ def test_invoking_the_retrain_endpoint_trains_and_registers(tmp_path: Path) -> N
         "batch-endpoint", "invoke", "-n", "diabetes-retrain", "--set", "inputs.nope=1", check=False
     )
     assert r.returncode != 0 and "nope" in r.stderr
+    # The same invocation again (issue 31, item 2): prep and train are reused, evaluate and
+    # register read the registry (is_deterministic: false) and decide again: v1 is the same
+    # model, so nothing is registered, and register's log says so.
+    again = project.json("batch-endpoint", "invoke", "-n", "diabetes-retrain",
+                         "-f", str(RETRAIN / "inputs.yaml"), "--set", "inputs.alpha=0.3")  # fmt: skip
+    project.run("job", "stream", "-n", again["name"], check=False)
+    assert project.json("job", "show", "-n", again["name"])["status"] == "Completed"
+    steps = {c["step_name"]: c for c in project.json("job", "list", "-p", again["name"])}
+    reused = {n: s["properties"].get("azureml.isreused") == "true" for n, s in steps.items()}
+    assert reused == {"prep": True, "train": True, "evaluate": False, "register": False}
+    log = project.home / "jobs" / steps["register"]["name"] / "user_logs" / "std_log.txt"
+    assert "register: not registered" in log.read_text()
+    assert [v["version"] for v in project.json("model", "list", "-n", "diabetes-model")] == ["1"]
     assert_no_processes(project.home)
 
 

@@ -118,16 +118,21 @@ def test_rerun_reuses_training_and_keeps_the_live_slot(trained: Any) -> None:
     job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "again")
     assert job["status"] == "Completed", run.stderr
     steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "again")[0]}
-    for name in ("prep", "train", "evaluate", "register"):
+    for name in ("prep", "train"):
         assert steps[name]["properties"].get("azureml.isreused") == "true", name
-    # deploy is not deterministic (it changes an endpoint), so it runs, and finds the model live.
-    assert steps["deploy"]["properties"].get("azureml.isreused") is None
+    # evaluate and register read the registry (is_deterministic: false), deploy changes an
+    # endpoint: all three run. The same model as the champion v1 is not promoted again, so
+    # nothing is registered and nothing deployed.
+    for name in ("evaluate", "register", "deploy"):
+        assert steps[name]["properties"].get("azureml.isreused") is None, name
+    decision = Path(steps["evaluate"]["outputs"]["decision"]["local_path"]) / "decision.json"
+    assert json.loads(decision.read_text())["promote"] is False
     info = json.loads(
         (
             Path(steps["deploy"]["outputs"]["deployment"]["local_path"]) / "deploy_info.json"
         ).read_text()
     )
-    assert info["unchanged"] is True
+    assert info["deployed"] is False
     after, _ = cli("online-endpoint", "show", "-n", "diabetes")
     assert after["traffic"] == before["traffic"]
 
@@ -176,7 +181,7 @@ def _champion(cli: Cli) -> dict[str, Any]:
 
 def test_readme_sequence_leaves_the_champion_serving(trained: Any) -> None:
     """README: make train; make train SET=inputs.enable_evaluation=false; make train. The last
-    run reuses register (its model_info.json still says v1) and must not roll back to v1."""
+    run decides again against v2 (an equal model: kept) and must not roll back to v1."""
     cli, _, _ = trained
     job, run = cli(
         "job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "gateoff",
@@ -189,7 +194,9 @@ def test_readme_sequence_leaves_the_champion_serving(trained: Any) -> None:
     job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "plain")
     assert job["status"] == "Completed", run.stderr
     steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "plain")[0]}
-    assert steps["register"]["properties"].get("azureml.isreused") == "true"
+    assert steps["register"]["properties"].get("azureml.isreused") is None
+    log = cli.home / "jobs" / steps["register"]["name"] / "user_logs" / "std_log.txt"
+    assert "register: not registered" in log.read_text()
     assert _champion(cli)["version"] == "2"
     assert list(_serving(cli).values()) == ["azureml:diabetes-model:2"]
 

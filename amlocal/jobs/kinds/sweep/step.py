@@ -345,6 +345,23 @@ class SweepRun:
         history = sorted(history, key=lambda m: (m.step, m.timestamp))
         return [float(m.value) for m in history]
 
+    def _name_by_used_params(self, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Rename the trial's run after the parameters it logged, once it has run: the
+        sweep hands every trial the whole product, a family reads only its own. Returns
+        the parameters its name shows."""
+        from mlflow.exceptions import MlflowException
+
+        from amlocal import run_names
+
+        try:
+            with self.ex.mlflow.client() as c:
+                shown = run_names.used(params, c.get_run(run_id).data.params)
+                if shown != params:
+                    c.set_tag(run_id, "mlflow.runName", run_names.trial(shown))
+        except MlflowException:  # a name is not worth failing a trial over
+            return params
+        return shown
+
     def _end_trial(self, lv: Live) -> None:
         st, name = lv.state, lv.state.name
         st.values = self._metric_values(lv.run_id)
@@ -365,7 +382,9 @@ class SweepRun:
             error = f"the trial logged no value for the primary metric '{self.metric}'"
         else:
             st.status = Status.COMPLETED
+        used_params = st.params
         if lv.run_id:
+            used_params = self._name_by_used_params(lv.run_id, st.params)
             outputs = None if lv.artifacts_in_run else lv.proc.cwd / "outputs"
             self.ex.mlflow.end(lv.run_id, st.status, outputs)
         artifacts.collect(lv.resolved.outputs, lv.proc.cwd, lv.proc.log_path)
@@ -375,6 +394,7 @@ class SweepRun:
             "end_time": _now(),
             "exit_code": code,
             "metrics": {self.metric: best, "intervals": st.intervals},
+            "_used_parameters": used_params,  # what its run name shows, the sweep summary too
         }
         if st.early_terminated:
             fields["properties"] = {
@@ -433,7 +453,7 @@ class SweepRun:
         if error:
             fields["error"] = {"message": error}
         self.ex.update_job(self.job, **fields)
-        self._log(f"sweep {self.job}: {status}; best trial {best.name if best else 'none'}")
+        self._log(f"sweep {self.job}: {status}; {self._best_words(best, score)}")
         if status == Status.COMPLETED and key:
             self.ex.remember(self.step, key, self.job)
         return status, outputs
@@ -463,6 +483,17 @@ class SweepRun:
                 c.log_figure(run_id, fig, "sweep_comparison.png")
         except Exception as exc:  # a plot must never fail the sweep
             self._log(f"warning: could not log the sweep comparison plot: {exc}")
+
+    def _best_words(self, best: sw.TrialState | None, score: float | None) -> str:
+        """The best trial as people know it, by the parameters it used (its run's name),
+        then its score and job name: `best svc C=4.2 (val_accuracy=0.97, sweep_3)`."""
+        from amlocal import run_names
+
+        if best is None:
+            return "no best trial"
+        used = (self.ws.store.get("job", best.name) or {}).get("_used_parameters") or best.params
+        shown = "none" if score is None else f"{score:.4g}"
+        return f"best {run_names.trial(used)} ({self.metric}={shown}, {best.name})"
 
     # -- helpers ------------------------------------------------------------------------------
     def _update(self, name: str, **fields: Any) -> None:
