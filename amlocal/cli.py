@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--version"]:
         sys.stdout.write(versions())
         return 0
+    if argv[:1] == ["studio"]:  # `amlocal studio [--port N]`: the local studio's web server
+        from amlocal.studio.server import main as studio
+
+        return studio(argv[1:])
     group = argv[0] if argv and argv[0] in GROUPS else None
     parser = build_parser(group)
     args = parser.parse_args(argv)
