@@ -25,7 +25,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 export AML WORKSPACE RESOURCE_GROUP
 
 .PHONY: monitor
-.PHONY: setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
+.PHONY: studio setup assets train train-digits digits-batch digits-request ui validate test lint clean deploy batch azure-setup
 
 setup: $(VENV)/.installed
 
@@ -87,6 +87,12 @@ digits-request: setup
 UI_PORT ?= 5000
 ui: setup
 	AMLOCAL_UI_PORT=$(UI_PORT) $(BIN)/python -m amlocal.ui
+
+# The local studio (amlocal/studio): jobs and pipeline graphs, endpoints, models, schedules
+# and monitors on http://127.0.0.1 (STUDIO_PORT, else 8765 when free, else any free port).
+STUDIO_PORT ?=
+studio: setup
+	$(BIN)/amlocal studio $(if $(STUDIO_PORT),--port $(STUDIO_PORT))
 
 validate: setup
 	$(BIN)/python -m amlocal.validate
