@@ -71,7 +71,11 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(group: str | None = None) -> Parser:
     """The parser for one group (or all groups, for help and for checking workflow files)."""
-    parser = Parser(prog="amlocal", description="Azure ML v2 (`az ml`) on one machine, offline.")
+    parser = Parser(
+        prog="amlocal",
+        description="Azure ML v2 (`az ml`) on one machine, offline. `amlocal studio [--port N]` "
+        "serves the local studio (jobs, pipeline graphs, endpoints, models, schedules).",
+    )
     parser.add_argument(
         "--version", action="store_true", help="print the versions of amlocal and what it runs on"
     )
