@@ -51,8 +51,15 @@
     const defs = el("defs", {}, svg);
     const m = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" }, defs);
     el("path", { d: "M0,0 L10,5 L0,10 z", fill: "#66707c" }, m);
-    const gi = g.graph();
-    svg.setAttribute("width", gi.width); svg.setAttribute("height", gi.height);
+    // The drawing's bounds: nodes and edge routes (dagre may route an edge outside the
+    // graph's width), so nothing is cut off.
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    const grow = (x, y) => { x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y); };
+    g.nodes().forEach((id) => { const b = g.node(id); grow(b.x - b.width / 2, b.y - b.height / 2); grow(b.x + b.width / 2, b.y + b.height / 2); });
+    g.edges().forEach((e) => g.edge(e).points.forEach((p) => grow(p.x, p.y)));
+    const pad = 12;
+    svg.setAttribute("viewBox", [x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad].join(" "));
+    svg.setAttribute("width", x1 - x0 + 2 * pad); svg.setAttribute("height", y1 - y0 + 2 * pad);
     // groups first (behind), then edges, then steps
     const order = shown.slice().sort((a, b) => (b.group && expanded.has(b.id)) - (a.group && expanded.has(a.id)));
     order.filter((n) => n.group && expanded.has(n.id)).forEach((n) => drawGroup(n, g.node(n.id)));
