@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from amlocal.errors import InvalidInput
-from amlocal.studio import HOST, STATE_FILE, preferred_port
+from amlocal.studio import HOST, STATE_FILE, preferred_port, running_port
 
 
 def bind(port: int | None) -> socket.socket:
@@ -44,9 +44,10 @@ def serve(home: Path, tracking_uri: str, port: int | None) -> int:
     sock = bind(port)
     bound = sock.getsockname()[1]
     state = home / STATE_FILE
-    tmp = state.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "port": bound}))
-    os.replace(tmp, state)
+    if running_port(home) is None:  # a second studio on the workspace leaves links to the first
+        tmp = state.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "port": bound}))
+        os.replace(tmp, state)
     url = f"http://{HOST}:{bound}/"
 
     class Server(uvicorn.Server):

@@ -77,7 +77,8 @@ class Studio:
         self.url = line.split()[2].rstrip("/")
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=10)
 
 

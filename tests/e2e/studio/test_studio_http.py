@@ -61,3 +61,19 @@ def test_a_busy_port_fails_at_once(tmp_path: Path) -> None:
             timeout=60,
         )
     assert r.returncode == 2 and f"127.0.0.1:{port} is in use" in r.stderr
+
+
+def test_links_point_at_the_running_studio(tmp_path: Path, studio_for: Any) -> None:
+    """`Web View:` names the running studio's port; a second studio on the same workspace
+    leaves the links on the first, and its exit does not unrecord the first."""
+    env = {**os.environ, "AMLOCAL_HOME": str(tmp_path / "ws")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    first = studio_for(env, tmp_path)
+    second = studio_for(env, tmp_path)
+    from amlocal import studio
+
+    assert studio.url(tmp_path / "ws", "jobs", "x") == f"{first.url}/jobs/x"
+    second.stop()
+    assert studio.url(tmp_path / "ws", "jobs", "x") == f"{first.url}/jobs/x"
+    first.stop()
+    assert studio.url(tmp_path / "ws", "jobs", "x").endswith(f":{studio.preferred_port()}/jobs/x")
