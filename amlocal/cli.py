@@ -33,6 +33,9 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+STUDIO_HELP = "The local studio on 127.0.0.1: jobs, pipeline graphs, endpoints, models, schedules."
+
+
 def _global_flags(p: argparse.ArgumentParser) -> None:
     """Flags every `az` command takes; workspace flags are accepted so scripts run unchanged."""
     g = p.add_argument_group("global")
@@ -71,11 +74,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(group: str | None = None) -> Parser:
     """The parser for one group (or all groups, for help and for checking workflow files)."""
-    parser = Parser(
-        prog="amlocal",
-        description="Azure ML v2 (`az ml`) on one machine, offline. `amlocal studio [--port N]` "
-        "serves the local studio (jobs, pipeline graphs, endpoints, models, schedules).",
-    )
+    parser = Parser(prog="amlocal", description="Azure ML v2 (`az ml`) on one machine, offline.")
     parser.add_argument(
         "--version", action="store_true", help="print the versions of amlocal and what it runs on"
     )
@@ -100,6 +99,11 @@ def build_parser(group: str | None = None) -> Parser:
         for vp in verbs.choices.values():
             _global_flags(vp)
             flag_help.fill(vp, name)
+    # Not an `az ml` group: amlocal's own web app (main() runs it, amlocal.studio.server).
+    studio = groups.add_parser("studio", help=STUDIO_HELP, description=STUDIO_HELP)
+    studio.add_argument(
+        "--port", type=int, help="serve on this port (default: 8765, else a free one)"
+    )
     return parser
 
 
