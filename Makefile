@@ -25,7 +25,7 @@ BATCH_DEPLOYMENT ?= endpoints/batch/diabetes/deployment.yml
 export AML WORKSPACE RESOURCE_GROUP
 
 .PHONY: promote publish
-.PHONY: stop setup assets train ui validate test test-unit lint clean deploy batch azure-setup
+.PHONY: studio stop setup assets train ui validate test test-unit lint clean deploy batch azure-setup
 
 # Bytecode: PYTHONDONTWRITEBYTECODE=1 is common (CI, containers), and then every process
 # compiles what it imports, every time (MLflow + azure-ai-ml + sklearn: ~3.5x slower to import;
@@ -104,6 +104,12 @@ digits-request: setup
 UI_PORT ?= 5000
 ui: setup
 	AMLOCAL_UI_PORT=$(UI_PORT) $(BIN)/python -m amlocal.ui
+
+# The local studio (amlocal/studio): jobs and pipeline graphs, endpoints, models, schedules
+# and monitors on http://127.0.0.1 (STUDIO_PORT, else 8765 when free, else any free port).
+STUDIO_PORT ?=
+studio: setup
+	$(BIN)/amlocal studio $(if $(STUDIO_PORT),--port $(STUDIO_PORT))
 
 validate: setup
 	@$(call timed,every YAML checked with azure-ai-ml,$(BIN)/python -m amlocal.validate)

@@ -34,6 +34,9 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+STUDIO_HELP = "The local studio on 127.0.0.1: jobs, pipeline graphs, endpoints, models, schedules."
+
+
 def _global_flags(p: argparse.ArgumentParser) -> None:
     """Flags every `az` command takes; workspace flags are accepted so scripts run unchanged."""
     g = p.add_argument_group("global")
@@ -117,6 +120,11 @@ def build_parser(group: str | None = None) -> Parser:
         for vp in verbs.choices.values():
             _global_flags(vp)
             flag_help.fill(vp, name)
+    # Not an `az ml` group: amlocal's own web app (main() runs it, amlocal.studio.server).
+    studio = groups.add_parser("studio", help=STUDIO_HELP, description=STUDIO_HELP)
+    studio.add_argument(
+        "--port", type=int, help="serve on this port (default: 8765, else a free one)"
+    )
     return parser
 
 
@@ -165,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[:1] == ["configure"]:  # `az configure --defaults workspace=<name> group=<rg>`
         return _configure(argv[1:])
+    if argv[:1] == ["studio"]:  # `amlocal studio [--port N]`: the local studio's web server
+        from amlocal.studio.server import main as studio
+
+        return studio(argv[1:])
     group = argv[0] if argv and argv[0] in GROUPS else None
     parser = build_parser(group)
     args = parser.parse_args(argv)

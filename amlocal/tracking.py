@@ -498,6 +498,54 @@ def log_outputs_dir(ws: Workspace, run_id: str, path: str) -> None:
     client(ws).log_artifacts(run_id, path, artifact_path="outputs")
 
 
+def run_metrics(ws: Workspace, run_id: str) -> dict[str, float]:
+    """A run's latest metrics (read straight from the store when it is local)."""
+    direct = _fast(ws)
+    if direct is not None:
+        rows = direct._connect().execute(
+            "SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (run_id,)
+        )
+        return {str(k): float(v) for k, v in rows}
+    return dict(client(ws).get_run(run_id).data.metrics)
+
+
+def log_summary(
+    ws: Workspace, run_id: str, params: dict[str, str], metrics: dict[str, float]
+) -> None:
+    """Params and metrics (step 0, now) on a run: a pipeline's inputs and its steps' metrics
+    on the pipeline's run, so MLflow's runs table and charts compare pipelines."""
+    params = {k[:250]: str(v)[:6000] for k, v in params.items()}
+    now = int(time.time() * 1000)
+    direct = _fast(ws)
+    if direct is not None:
+        con = direct._connect()
+        with con:
+            con.executemany(
+                "INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(k, v, run_id) for k, v in params.items()],
+            )
+            for key, value in metrics.items():
+                row = (key[:250], float(value), now, run_id, 0, 0)
+                con.execute(
+                    "INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO latest_metrics"
+                    " (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+        return
+    from mlflow.entities import Metric, Param
+
+    client(ws).log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in params.items()],
+    )
+
+
 if __name__ == "__main__":  # `make setup`: pay for the template once, at install time
     try:
         _path = _template_path()

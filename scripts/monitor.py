@@ -105,6 +105,13 @@ def main() -> int:
     print(f"monitor job {job['name']}:")
     r = aml("job", "stream", "-n", job["name"], check=False)
     sys.stdout.write(r.stdout + r.stderr)
+    if not os.environ.get("AML", "amlocal").startswith("az"):  # offline: the studio's pages
+        from amlocal import studio
+        from amlocal.workspace import home_dir
+
+        print(f"signals and drift plots: {studio.url(home_dir(), 'monitors', schedule)}")
+        print(f"monitor job graph: {studio.url(home_dir(), 'jobs', job['name'])}")
+        print("(open them with `make studio`)")
     return r.returncode
 
 

@@ -159,10 +159,15 @@ def _view(ws: Workspace, name: str, done: threading.Event) -> None:
 
 
 def _web_view(ws: Workspace, job: dict[str, Any]) -> bool:
-    """`Web View:` as az prints the studio link: here the job's run in the MLflow UI."""
-    from amlocal import ui
+    """`Web View:` as az prints the studio link: the job's page in `amlocal studio`, then
+    its run in the MLflow UI (`make ui`) when it has one."""
+    from amlocal import studio, ui
 
-    sys.stderr.write(f"Web View: {ui.job_url(ws, job)}\n")
+    sys.stderr.write(f"Web View: {studio.url(ws.home, 'jobs', str(job['name']))}\n")
+    run_id = (job.get("properties") or {}).get("mlflow.runId")
+    mlflow_url = run_id and ui.run_url(ws, run_id)
+    if mlflow_url:
+        sys.stderr.write(f"MLflow Run: {mlflow_url}\n")
     sys.stderr.flush()
     return True
 

@@ -66,6 +66,7 @@ class MlflowRuns:
                         tags=self.tags(self.job, **{"azureml.runType": "pipeline"}),
                     )
                     self.on_pipeline_run(self.pipeline_run)
+                    self._log_inputs(self.pipeline_run)
                 parent = self.pipeline_run
             return tracking.start_run(
                 self.ws,
@@ -83,9 +84,28 @@ class MlflowRuns:
             tracking.end_run(self.ws, run_id, status)
 
     def finish(self, status: str) -> None:
-        """End the pipeline's own run, if a step created it."""
+        """End the pipeline's own run, if a step created it, with its steps' final metrics
+        (`<step>.<metric>`, reused steps' included) so pipelines compare in MLflow."""
         if self.pipeline_run:
+            metrics: dict[str, float] = {}
+            for child in self.ws.store.list("job", parent=self.job):
+                run_id = (child.get("properties") or {}).get("mlflow.runId")
+                if run_id:
+                    for key, value in tracking.run_metrics(self.ws, str(run_id)).items():
+                        metrics[f"{child.get('step_name')}.{key}"] = value
+            with self.lock:
+                tracking.log_summary(self.ws, self.pipeline_run, {}, metrics)
             self.end(self.pipeline_run, status)
+
+    def _log_inputs(self, run_id: str) -> None:
+        """The pipeline's literal inputs (and input data paths) as the run's params."""
+        record = self.ws.store.get("job", self.job) or {}
+        params = {}
+        for key, value in (record.get("inputs") or {}).items():
+            value = value.get("path") if isinstance(value, dict) else value
+            if value is not None:
+                params[str(key)] = str(value)
+        tracking.log_summary(self.ws, run_id, params, {})
 
     def env(self, job: str, run_id: str | None) -> dict[str, str]:
         """The variables Azure ML sets for a job process (MLflow run, job name)."""

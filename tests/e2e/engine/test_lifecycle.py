@@ -77,9 +77,12 @@ def test_standalone_command_job_outputs_logs_and_download(project: Project) -> N
     assert "hello ['7'" in r.stderr  # the log is streamed
     run_id = job["properties"]["mlflow.runId"]
     web = [line for line in r.stderr.splitlines() if line.startswith("Web View: ")]
-    assert web and web[0].endswith(f"/runs/{run_id}") and "://127.0.0.1:" in web[0], r.stderr
+    assert web and web[0].startswith("Web View: http://127.0.0.1:"), r.stderr
+    assert web[0].endswith("/jobs/my-job"), r.stderr  # the job's page in `amlocal studio`
+    run = [line for line in r.stderr.splitlines() if line.startswith("MLflow Run: ")]
+    assert run and run[0].endswith(f"/runs/{run_id}") and "://127.0.0.1:" in run[0], r.stderr
     shown = project.run("job", "show", "-n", "my-job", "--web")
-    assert f"Web View: {web[0][len('Web View: ') :]}" in shown.stderr
+    assert web[0] in shown.stderr and run[0] in shown.stderr
     assert json.loads(shown.stdout)["name"] == "my-job"
     out = project.home / "datastores/workspaceblobstore/custom/my-job/result/r.txt"
     assert out.read_text() == "7"
