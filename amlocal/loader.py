@@ -73,8 +73,10 @@ def parse_set(pairs: list[str] | None) -> list[dict[str, Any]]:
         if not known:
             import yaml
 
+            from amlocal import yamlsafe
+
             try:
-                parsed = yaml.safe_load(value)
+                parsed = yamlsafe.load(value, f"--set {key.strip()}")
             except yaml.YAMLError:
                 parsed = value
         out.append({key.strip(): parsed})
@@ -86,6 +88,9 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
+    from amlocal import yamlsafe
+
+    yamlsafe.check_tree(path)  # alias bombs, cycles, deep nesting: before azure-ai-ml reads
     quiet_sdk_notices()
     import azure.ai.ml as aml
     from azure.ai.ml.entities import _load_functions as lf
@@ -93,9 +98,7 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     fn: Any
     try:
         if kind == "batch-deployment":
-            import yaml
-
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yamlsafe.load_file(path) or {}
             schema = str(raw.get("$schema", ""))
             if raw.get("type") == "pipeline" or "pipelineComponentBatchDeployment" in schema:
                 fn = lf.load_pipeline_component_batch_deployment

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal import yamlsafe
 from amlocal.endpoints import deployment, paths
 from amlocal.endpoints.online_daemon import control, daemon_pid, ensure_daemon
 from amlocal.endpoints.online_endpoint import set_traffic
@@ -37,9 +38,7 @@ def _server_pin(env: dict[str, Any]) -> str | None:
     """The azureml-inference-server-http version an environment pins, if any."""
     conda = env.get("conda_file") or {}
     if isinstance(conda, str):
-        import yaml
-
-        conda = yaml.safe_load(conda) or {}
+        conda = yamlsafe.load(conda, "conda_file") or {}
     for dep in conda.get("dependencies", []) or []:
         for pip_dep in dep.get("pip", []) if isinstance(dep, dict) else []:
             m = re.match(rf"^{SERVER_PACKAGE}\s*==\s*([\w.]+)", str(pip_dep).strip())

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlocal import loader
+from amlocal import loader, yamlsafe
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
 from amlocal.snapshot import absolute_includes
@@ -64,7 +64,7 @@ def _refs(path: Path) -> list[str]:
 
     text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)
     try:
-        refs = _file_refs(yaml.safe_load(text))
+        refs = yamlsafe.file_refs(yamlsafe.load(text, path))
     except yaml.YAMLError:
         return []  # azure-ai-ml reports it with the file and line
     try:
@@ -74,20 +74,6 @@ def _refs(path: Path) -> list[str]:
         os.replace(tmp, memo)
     except OSError:
         pass  # a read-only cache only costs the parse next time
-    return refs
-
-
-def _file_refs(node: Any) -> list[str]:
-    refs: list[str] = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k in ("component", "conda_file", "trial") and isinstance(v, str):
-                if not v.startswith(("azureml:", "http", "${{")):
-                    refs.append(v.removeprefix("file:"))
-            refs.extend(_file_refs(v))
-    elif isinstance(node, list):
-        for v in node:
-            refs.extend(_file_refs(v))
     return refs
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from amlocal import yamlsafe
 from amlocal.errors import InvalidInput
 
 UTC = dt.UTC
@@ -63,11 +64,10 @@ def load_schedule(source: Any, params_override: list[dict[str, Any]]) -> Any:
     try:
         return load_schedule(source=source, params_override=params_override)
     except NotImplementedError:
-        import yaml
         from azure.ai.ml._schema.monitoring.schedule import MonitorScheduleSchema
         from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
 
-        data = yaml.safe_load(Path(source).read_text()) or {}
+        data = yamlsafe.load_file(source) or {}
         ctx = {BASE_PATH_CONTEXT_KEY: Path(source).parent}
         MonitorScheduleSchema(context=ctx).load(data)  # raises the marshmallow error
         raise
