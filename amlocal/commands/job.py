@@ -182,7 +182,7 @@ def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
     pid = root.get("_runner_pid")
     if root.get("status") in TERMINAL or not pid or procs.alive(pid):
         return
-    error = {"message": "the job's runner process exited unexpectedly"}
+    error = {"message": _runner_death(ws, root["name"])}
     ws.store.update("job", root["name"], _merge({"status": Status.FAILED, "error": error}))
     pending = [root["name"]]
     while pending:
@@ -195,6 +195,36 @@ def _reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
                     else {"status": Status.CANCELED}
                 )
                 ws.store.update("job", child["name"], _merge(change))
+
+
+def _runner_death(ws: Workspace, name: str) -> str:
+    """Why the runner died, as far as can be told: the last line of its log (its traceback),
+    and whether the disk holding the workspace is full (then it could not record the end)."""
+    import shutil
+
+    from amlocal.errors import disk_full
+
+    message = "the job's runner process exited unexpectedly"
+    last = ""
+    try:
+        with open(ws.job_dir(name) / "runner.log", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+        last = next((ln for ln in reversed(lines) if ln), "")
+    except OSError:
+        pass
+    try:
+        full_now = shutil.disk_usage(ws.home).free == 0
+    except OSError:
+        full_now = False
+    if disk_full(Exception(last)) or full_now:
+        message += (
+            f": the disk holding the workspace {'is' if full_now else 'was'} full, so it could "
+            "not record the job's end"
+        )
+    if last:
+        message += f" (its last log line: {last[:300]})"
+    return message
 
 
 def _merge(change: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
