@@ -3,11 +3,14 @@ registry, with Azure's version rules (explicit versions immutable, none means th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from amlocal import names
 from amlocal.assets.data import resolve_path
 from amlocal.assets.model import mlflow_client, model_record
 from amlocal.errors import InvalidInput
@@ -33,16 +36,49 @@ def register_model(
     same content again is a no-op; other content is an error naming both), no version is
     the next one. `reuse_latest`: an unversioned inline model whose content is the latest
     version's reuses it (a deployment update does not grow the registry)."""
+    name = str(entity.name)
+    try:
+        names.resource(name, "model")  # `../../x` or `a b` never reach MLflow or a path
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: name: {exc}") from None
     src = resolve_path(ws, str(entity.path), base) if entity.path else None
     if src is None or not src.exists():
         raise InvalidInput(f"{where}: model path: {entity.path} does not exist")
-    name = str(entity.name)
     version = str(entity.version) if entity.version not in (None, "") else None
     if version is not None and not version.isdigit():
         raise InvalidInput(
             f"{where}: model version: '{version}': the local model registry (MLflow) numbers "
             f"versions 1, 2, 3...; use an integer version"
         )
+    # One registration at a time per workspace: two `--version N` at once each made
+    # placeholders below N and took a number the other expected, then deleted it, so N was
+    # burned for ever (MLflow never reuses a deleted number).
+    with _registry_lock(ws):
+        return _register(ws, entity, src, name, version, where, reuse_latest)
+
+
+@contextlib.contextmanager
+def _registry_lock(ws: Workspace) -> Iterator[None]:
+    import fcntl
+
+    ws.home.mkdir(parents=True, exist_ok=True)
+    with open(ws.home / "model-registry.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _register(
+    ws: Workspace,
+    entity: Any,
+    src: Path,
+    name: str,
+    version: str | None,
+    where: str,
+    reuse_latest: bool,
+) -> dict[str, Any]:
     digest = tree_digest(src, store=ws.store)
     c = mlflow_client(ws)
     existing = {str(mv.version): mv for mv in _search_versions(c, name)}
