@@ -45,6 +45,7 @@ from typing import cast
 import httptools
 
 KEEP_ALIVE_S = 30.0
+_KEEP_ALIVE_HEADER = b"keep-alive: timeout=%d" % int(KEEP_ALIVE_S)
 LINGER_S = 2.0
 
 
@@ -120,6 +121,8 @@ def encode_response(
     head.append(b"content-length: %d" % len(body))
     if not keep_alive:
         head.append(b"connection: close")
+    else:  # tells the client when an idle connection will be closed (RFC 9112 keep-alive)
+        head.append(_KEEP_ALIVE_HEADER)
     return b"\r\n".join(head) + b"\r\n\r\n" + (b"" if head_only else body)
 
 
@@ -141,6 +144,7 @@ class Connection(asyncio.Protocol):
             collections.deque()
         )
         self.busy = False
+        self.paused = False  # reading paused while a parsed request waits its turn
         self.reading = False  # between the first byte of a request and its end
         self.refused = False  # a request was refused: the rest of the input is discarded
         self.authenticated = server.precheck is None  # a request of it passed the precheck
@@ -289,6 +293,12 @@ class Connection(asyncio.Protocol):
         self.queue.append((request, self.parser.should_keep_alive(), None))
         if not self.busy:
             self._next()
+        if self.queue and self.transport is not None and not self.paused:
+            # Pipelined requests wait their turn with reading paused: one answered, one
+            # parsed and waiting, and no more (before: 8 x 90 MiB on one connection held
+            # 927 MB); TCP's window then slows the client down.
+            self.paused = True
+            self.transport.pause_reading()
 
     def _too_large(self) -> Response:
         return _plain_response(
@@ -304,6 +314,9 @@ class Connection(asyncio.Protocol):
             return
         self.busy = True
         request, keep_alive, early = self.queue.popleft()
+        if self.paused and not self.queue:
+            self.paused = False
+            self.transport.resume_reading()
         if early is not None:  # refused before its body: answer, then close gently
             status, headers, body = early
             self.transport.write(encode_response(status, headers, body, False))

@@ -248,3 +248,48 @@ def test_slow_header_connections_without_a_key_do_not_starve_keyed_requests(
         srv.stop()
     assert len(statuses) >= 10
     assert statuses == [b"HTTP/1.1 200"] * len(statuses), statuses
+
+
+# -- pipelining and keep-alive (issue 32, item 7) ----------------------------------------
+async def slow_echo(req: Request) -> Response:
+    import asyncio
+
+    await asyncio.sleep(1.5)
+    return 200, [(b"content-type", b"text/plain")], b"got %d" % len(req.body)
+
+
+def test_pipelined_requests_do_not_pile_up_in_memory() -> None:
+    """Eight 4 MiB requests pipelined behind a slow one: while it is handled, at most one
+    more is parsed and held (before: all eight were, 32 MiB; 927 MB with 90 MiB bodies)."""
+    import threading
+
+    limits = {**LIMITS, "max_body": 8 << 20, "head_timeout_s": 10.0, "body_timeout_s": 10.0}
+    srv = ServerThread(slow_echo, precheck, Limits(max_connections=4, **limits))
+    body = b"x" * (4 << 20)
+    one = b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: %d\r\n\r\n" % len(body)
+    s = connect(srv.port)
+    s.settimeout(30)
+    sender = threading.Thread(target=_send_all, args=(s, (one + body) * 8), daemon=True)
+    try:
+        sender.start()
+        sender.join(1.2)  # the first is being handled; the rest are sent, or pushing
+        held = sum(
+            len(r.body) for c in list(srv.server.connections) for r, _, _ in list(c.queue) if r
+        )
+        assert held <= len(body), f"{held} bytes of requests queued on one connection"
+    finally:
+        s.close()
+        srv.stop()
+
+
+def _send_all(s: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        s.sendall(data)
+
+
+def test_keep_alive_answers_say_when_the_connection_will_be_closed(srv: ServerThread) -> None:
+    with connect(srv.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n")
+        s.settimeout(5)
+        head = s.recv(65536).split(b"\r\n\r\n")[0].lower()
+    assert b"keep-alive: timeout=30" in head, head
