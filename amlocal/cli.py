@@ -199,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
         where = getattr(args, "file", None) or "an input file"
         sys.stderr.write(f"ERROR: {where} (or a file it references) is not UTF-8 text: {exc}\n")
         return 2
+    except Exception as exc:
+        from amlocal.errors import disk_full
+
+        if not disk_full(exc):
+            raise
+        home = os.environ.get("AMLOCAL_HOME") or "the workspace"
+        sys.stderr.write(
+            f"ERROR: the disk holding {home} is full ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else exc!r}). Nothing already recorded or "
+            "registered was changed; free some space and run the command again.\n"
+        )
+        return 1
     code = 0
     if isinstance(result, tuple):
         result, code = result

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from amlocal import yamlsafe
 from amlocal.yamldocs import DEFAULT_DIRS, Doc, Problem, discover, read_docs
 
 # -- pipeline bindings -----------------------------------------------------------------------
@@ -84,7 +85,7 @@ def check_pipeline(doc: Doc) -> Iterator[Problem]:
                 yield Problem(path, key, f"{component} does not exist")
                 interfaces[step] = Interface({}, {}, known=False)
                 continue
-            spec = yaml.safe_load(target.read_text()) or {}
+            spec = yamlsafe.load_file(target) or {}
             interfaces[step] = _component_interface(spec)
         elif isinstance(component, dict):
             interfaces[step] = _component_interface(component)
@@ -264,7 +265,7 @@ def pyproject_pins(pyproject: Path) -> dict[str, str]:
 def conda_pin_problems(conda: Path, pins: dict[str, str]) -> list[str]:
     """How a conda file's pip section disagrees with pyproject.toml (empty: it agrees)."""
     try:
-        deps = (yaml.safe_load(conda.read_text()) or {}).get("dependencies") or []
+        deps = (yamlsafe.load_file(conda) or {}).get("dependencies") or []
     except (OSError, yaml.YAMLError) as exc:
         return [f"cannot read {conda.name}: {exc}"]
     problems = []

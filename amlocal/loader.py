@@ -77,8 +77,10 @@ def parse_set(pairs: list[str] | None) -> list[dict[str, Any]]:
         if not known:
             import yaml
 
+            from amlocal import yamlsafe
+
             try:
-                parsed = yaml.safe_load(value)
+                parsed = yamlsafe.load(value, f"--set {key.strip()}")
             except yaml.YAMLError:
                 parsed = value
         out.append({key.strip(): parsed})
@@ -90,6 +92,9 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
+    from amlocal import yamlsafe
+
+    yamlsafe.check_tree(path)  # alias bombs, cycles, deep nesting: before azure-ai-ml reads
     quiet_sdk_notices()
     import azure.ai.ml as aml
     from azure.ai.ml.entities import _load_functions as lf
@@ -97,9 +102,7 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     fn: Any
     try:
         if kind == "batch-deployment":
-            import yaml
-
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yamlsafe.load_file(path) or {}
             schema = str(raw.get("$schema", ""))
             if raw.get("type") == "pipeline" or "pipelineComponentBatchDeployment" in schema:
                 fn = lf.load_pipeline_component_batch_deployment
@@ -214,11 +217,12 @@ def _load_schedule(source: Any, params_override: list[dict[str, Any]]) -> Any:
     try:
         return load_schedule(source=source, params_override=params_override)
     except NotImplementedError:
-        import yaml
         from azure.ai.ml._schema.monitoring.schedule import MonitorScheduleSchema
         from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
 
-        data = yaml.safe_load(Path(source).read_text()) or {}
+        from amlocal import yamlsafe
+
+        data = yamlsafe.load_file(source) or {}
         ctx = {BASE_PATH_CONTEXT_KEY: Path(source).parent}
         MonitorScheduleSchema(context=ctx).load(data)  # raises the marshmallow error
         raise
@@ -262,7 +266,9 @@ def _refs(path: Path) -> list[str]:
 
     text = data.decode("utf-8")  # not UTF-8: the CLI names the file (UnicodeDecodeError)
     try:
-        refs = _file_refs(yaml.safe_load(text))
+        from amlocal import yamlsafe
+
+        refs = yamlsafe.file_refs(yamlsafe.load(text, path))
     except yaml.YAMLError:
         return []  # azure-ai-ml reports it with the file and line
     try:
@@ -272,18 +278,4 @@ def _refs(path: Path) -> list[str]:
         os.replace(tmp, memo)
     except OSError:
         pass  # a read-only cache only costs the parse next time
-    return refs
-
-
-def _file_refs(node: Any) -> list[str]:
-    refs: list[str] = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k in ("component", "conda_file", "trial") and isinstance(v, str):
-                if not v.startswith(("azureml:", "http", "${{")):
-                    refs.append(v.removeprefix("file:"))
-            refs.extend(_file_refs(v))
-    elif isinstance(node, list):
-        for v in node:
-            refs.extend(_file_refs(v))
     return refs

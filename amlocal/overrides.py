@@ -21,9 +21,10 @@ def unknown_inputs(path: Path, overrides: list[dict[str, Any]]) -> list[str]:
 
     # libyaml's parser when PyYAML has it: the pure-Python one took ~30 ms for a small
     # pipeline, on every `job create --set` (the validated job itself is cached).
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from amlocal import yamlsafe
+
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        raw = yamlsafe.load_file(path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return []  # the loader reports an unreadable file with its own message
     if not isinstance(raw, dict):

@@ -55,12 +55,22 @@ def snapshot_files(root: Path) -> list[Path]:
         return [root]
     patterns = _patterns(root)
     out: list[Path] = []
-    for dirpath, dirs, names in os.walk(root):
+    # Symbolic links to folders are followed, as Azure's upload does (os.walk skipped them:
+    # their files were silently missing); a link back into a folder being walked is not.
+    open_dirs: dict[str, str] = {}  # path walked -> its real path
+    for dirpath, dirs, names in os.walk(root, followlinks=True):
         base = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        open_dirs[dirpath] = real
+        ancestors = {open_dirs.get(str(p), "") for p in [base, *base.parents]}
         rel_base = base.relative_to(root).as_posix()
         prefix = "" if rel_base == "." else rel_base + "/"
         dirs[:] = [
-            d for d in dirs if d not in _ALWAYS_IGNORED and not _ignored(prefix + d, True, patterns)
+            d
+            for d in dirs
+            if d not in _ALWAYS_IGNORED
+            and not _ignored(prefix + d, True, patterns)
+            and os.path.realpath(base / d) not in ancestors
         ]
         out.extend(
             base / n

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import names
-from amlocal.errors import AmlocalError, NotFound
+from amlocal.errors import AmlocalError, DiskFull, NotFound, disk_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -84,9 +84,39 @@ def require_schema(path: Path, table: str, what: str) -> None:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         found = read_row(con, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,))
     except sqlite3.Error as exc:
+        if _sqlite_header(path):
+            raise unusable(path, what, exc) from None
         raise StoreDamaged(advice.format(f"not a readable SQLite database ({exc})")) from None
     if not found:
         raise StoreDamaged(advice.format(f"missing its '{table}' table"))
+
+
+def _sqlite_header(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def unusable(path: Path, what: str, exc: Exception) -> AmlocalError:
+    """An SQLite file that cannot be opened now (the disk is full: SQLite cannot make its
+    shared-memory file; a lock; an I/O error) is not damaged: no advice to move it aside."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = -1
+    if free == 0 or disk_full(exc):
+        return DiskFull(
+            f"{what} {path} cannot be opened: the disk holding it is full ({exc}). The file is "
+            "intact and was not changed; free some space and run the command again."
+        )
+    return AmlocalError(
+        f"{what} {path} cannot be opened now ({exc}); it was not changed. Run the command "
+        "again; if this persists, check the disk and the file's permissions."
+    )
 
 
 class Store:
@@ -101,6 +131,9 @@ class Store:
         require_schema(path, "records", "the workspace store")
         try:
             self._conn.executescript(_SCHEMA)  # tables added since the store was made
+        except sqlite3.OperationalError as exc:  # full disk, locked, I/O: not damage
+            self.close()
+            raise unusable(path, "the workspace store", exc) from None
         except sqlite3.DatabaseError as exc:
             raise StoreDamaged(
                 f"the workspace store {path} cannot be used ({exc}); move it aside or "
@@ -149,9 +182,35 @@ class Store:
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # an error such as SQLITE_FULL may have ended it
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                self._conn.execute("ROLLBACK")
+            if disk_full(exc):
+                raise DiskFull(
+                    f"the workspace store {self.path} could not be written: the disk holding it "
+                    "is full. Nothing of this change was recorded; free some space and run the "
+                    "command again."
+                ) from exc
+            raise
+
+    def put_many(self, kind: str, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """(name, data, parent) records written in one transaction: all of them or none (a
+        pipeline and its steps are submitted together, never half)."""
+        for name, _, _ in rows:
+            names.record(kind, name, "")
+        now = time.time()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO records(kind,name,version,parent,data,created,updated) "
+                "VALUES(?,?,'',?,?,?,?) ON CONFLICT(kind,name,version) DO UPDATE SET "
+                "data=excluded.data, parent=excluded.parent, updated=excluded.updated",
+                [(kind, n, p, json.dumps(d), now, now) for n, d, p in rows],
+            )
 
     # -- records -----------------------------------------------------------------------
     def put(

@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+from amlocal import yamlsafe
+from amlocal.errors import InvalidInput
+
 # The folders `make validate` checks when no path is given.
 DEFAULT_DIRS = (
     "components",
@@ -129,7 +132,10 @@ def read_docs(files: list[Path]) -> tuple[list[Doc], list[Path], list[Problem]]:
     problems: list[Problem] = []
     for path in files:
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yamlsafe.load_file(path)
+        except InvalidInput as exc:  # an alias bomb, a recursive alias, deep nesting
+            problems.append(Problem(path, "", str(exc).removeprefix(f"{path}: ")))
+            continue
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else ""

@@ -3,11 +3,14 @@ registry, with Azure's version rules (explicit versions immutable, none means th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from amlocal import names
 from amlocal.assets.data import resolve_path
 from amlocal.assets.model import mlflow_client, model_record
 from amlocal.assets.model_versions import (
@@ -44,9 +47,41 @@ def register_model(
     if src is None or not src.exists():
         raise InvalidInput(f"{where}: model path: {entity.path} does not exist")
     name = str(entity.name)
+    try:
+        names.resource(name, "model")  # `../../x` or `a b` never reach MLflow or a path
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}: name: {exc}") from None
     version = str(entity.version) if entity.version not in (None, "") else None
     if version is not None:
         check_version(version, where)
+    # One registration at a time per workspace: two `--version N` at once could each claim N
+    # (the claim check below still guards registrations by other means, e.g. a step's MLflow).
+    with _registry_lock(ws):
+        return _register(ws, entity, src, name, version, where, reuse_latest)
+
+
+@contextlib.contextmanager
+def _registry_lock(ws: Workspace) -> Iterator[None]:
+    import fcntl
+
+    ws.home.mkdir(parents=True, exist_ok=True)
+    with open(ws.home / "model-registry.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _register(
+    ws: Workspace,
+    entity: Any,
+    src: Path,
+    name: str,
+    version: str | None,
+    where: str,
+    reuse_latest: bool,
+) -> dict[str, Any]:
     digest = tree_digest(src, store=ws.store)
     c = mlflow_client(ws)
     existing = version_map(ws, name)

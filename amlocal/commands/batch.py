@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from amlocal import yamlsafe
 from amlocal.commands import definition_verb, overrides, record_verb
 from amlocal.commands import workspace as _ws
 from amlocal.errors import InvalidInput
@@ -73,12 +74,10 @@ def ep_invoke(args: argparse.Namespace) -> Any:
 
     invoke_file = None
     if args.file:
-        import yaml
-
         path = Path(args.file)
         if not path.is_file():
             raise InvalidInput(f"--file {path}: file not found")
-        invoke_file = yaml.safe_load(path.read_text()) or {}
+        invoke_file = yamlsafe.load_file(path) or {}
         for section in ("inputs", "outputs"):  # paths in the file are relative to it
             for port in (invoke_file.get(section) or {}).values():
                 p = port.get("path") if isinstance(port, dict) else None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import json
 import os
 import re
@@ -43,7 +44,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal.endpoints.instance.collector_transport import BATCH_PATH, MAX_BODY, decode_frames
+from amlocal.endpoints.instance.collector_transport import (
+    BATCH_PATH,
+    MAX_BODY,
+    TOKEN_ENV,
+    TOKEN_HEADER,
+    decode_frames,
+)
 
 PAYLOAD_COLLECTIONS = ("request", "response")
 MAX_BATCH = 4 * MAX_BODY  # a /modeldata/batch body (the sender flushes at BATCH_BYTES)
@@ -153,6 +160,11 @@ class Agent:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.config = log_path.parent / f"{instance}.mdc.json"
+        # Records are accepted only with this token (the instance gets it in its environment):
+        # any local process could otherwise write into the collections (issue 32).
+        import secrets
+
+        self.token = secrets.token_urlsafe(24)
 
     def start(self) -> None:
         from amlocal.ports import free_port
@@ -170,9 +182,13 @@ class Agent:
         tmp.write_text(json.dumps(cfg))
         tmp.replace(self.config)
         spec_file = self.log_path.parent / f"{self.instance}.agent.json"
-        spec_file.write_text(
-            json.dumps({**self.spec, "port": self.port, "instance": self.instance})
-        )
+        fd = os.open(spec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:  # holds the token: readable by this user only
+            f.write(
+                json.dumps(
+                    {**self.spec, "port": self.port, "instance": self.instance, "token": self.token}
+                )
+            )
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "amlocal.endpoints.collector", str(spec_file)],
@@ -192,6 +208,7 @@ class Agent:
             "AZUREML_MDC_CONFIG_PATH": str(self.config),
             "AZUREML_MDC_HOST": "127.0.0.1",
             "AZUREML_MDC_PORT": str(self.port),
+            TOKEN_ENV: self.token,
         }
         if payload:
             env["AMLOCAL_MDC_PAYLOAD"] = json.dumps(
@@ -323,7 +340,9 @@ class Writer:
         self._targets.clear()
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, w: Writer) -> None:
+async def _handle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, w: Writer, token: bytes
+) -> None:
     try:
         while True:
             try:
@@ -341,6 +360,13 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, w:
                 length = int(headers.get("content-length", "0"))
             except ValueError:
                 length = -1
+            given = headers.get(TOKEN_HEADER, "").encode("latin-1")
+            if token and not hmac.compare_digest(given, token):
+                writer.write(
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                w.rejected += 1
+                return
             limit = MAX_BATCH if target == BATCH_PATH else MAX_BODY
             if length < 0 or length > limit:
                 writer.write(
@@ -375,7 +401,10 @@ async def serve(spec: dict[str, Any]) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", int(spec["port"])))
-    server = await asyncio.start_server(lambda r, wr: _handle(r, wr, w), sock=sock, backlog=1024)
+    token = str(spec.get("token") or "").encode()
+    server = await asyncio.start_server(
+        lambda r, wr: _handle(r, wr, w, token), sock=sock, backlog=1024
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amlocal import packages
+from amlocal import packages, yamlsafe
 from amlocal.hashing import text_digest
 
 # Conda package names whose PyPI distribution is called something else.
@@ -70,9 +70,7 @@ class Spec:
 def from_conda(conda: Any, origin: str = "conda file") -> Spec:
     """A conda file (text or parsed) as a Spec."""
     if isinstance(conda, str):
-        import yaml  # not at module level: most steps' environments have no conda text
-
-        conda = yaml.safe_load(conda) or {}
+        conda = yamlsafe.load(conda, origin) or {}
     if not isinstance(conda, dict):
         return Spec(origin=origin)
     python = None
@@ -163,7 +161,7 @@ def from_build_context(path: Path) -> Spec:
         for f in sorted(path.iterdir()):
             if f.suffix in (".yml", ".yaml") and f.is_file() and f.stat().st_size < 1_000_000:
                 try:
-                    doc = yaml.safe_load(f.read_text())
+                    doc = yamlsafe.load_file(f)
                 except yaml.YAMLError:
                     continue
                 if isinstance(doc, dict) and "dependencies" in doc:

@@ -55,7 +55,7 @@ def reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
     pid = root.get("_runner_pid")
     if root.get("status") in TERMINAL or not pid or procs.alive(pid):
         return
-    error = {"message": "the job's runner process exited unexpectedly"}
+    error = {"message": runner_death(ws, root["name"])}
     ws.store.update("job", root["name"], _merge({"status": Status.FAILED, "error": error}))
     pending = [root["name"]]
     while pending:
@@ -72,3 +72,33 @@ def reap_dead_runner(ws: Workspace, record: dict[str, Any]) -> None:
 
 def _merge(change: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     return lambda record: record.update(change)
+
+
+def runner_death(ws: Workspace, name: str) -> str:
+    """Why the runner died, as far as can be told: the last line of its log (its traceback),
+    and whether the disk holding the workspace is full (then it could not record the end)."""
+    import shutil
+
+    from amlocal.errors import disk_full
+
+    message = "the job's runner process exited unexpectedly"
+    last = ""
+    try:
+        with open(ws.job_dir(name) / "runner.log", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+        last = next((ln for ln in reversed(lines) if ln), "")
+    except OSError:
+        pass
+    try:
+        full_now = shutil.disk_usage(ws.home).free == 0
+    except OSError:
+        full_now = False
+    if disk_full(Exception(last)) or full_now:
+        message += (
+            f": the disk holding the workspace {'is' if full_now else 'was'} full, so it could "
+            "not record the job's end"
+        )
+    if last:
+        message += f" (its last log line: {last[:300]})"
+    return message

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from amlocal import assets, crossfile
+from amlocal import assets, crossfile, yamlsafe
 from amlocal.errors import AmlocalError, InvalidInput
 from amlocal.workspace import Workspace
 
@@ -17,7 +17,6 @@ from amlocal.workspace import Workspace
 def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> dict[str, Any]:
     """`{"result": "Succeeded"}` (azure-ai-ml's ValidationResult shape), else InvalidInput
     naming the file and key."""
-    import yaml
 
     from amlocal.jobs import plan as planlib
     from amlocal.jobs.records import step_environment
@@ -25,7 +24,7 @@ def validate_job(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> 
     if not path.is_file():
         raise InvalidInput(f"{path}: file not found")
     job_plan = planlib.load_plan(ws, path, overrides)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = yamlsafe.load_file(path) or {}
     _check_mltables(path, raw)
     if job_plan["kind"] == "pipeline" and isinstance(raw, dict):
         doc = crossfile.Doc(path, "job", "pipelineJob", raw)

@@ -157,7 +157,7 @@ def submit(
             for s, st in plan["steps"].items()
         }
     ws.job_dir(name).mkdir(parents=True, exist_ok=True)
-    ws.store.put("job", name, record)
+    rows: list[tuple[str, dict[str, Any], str | None]] = [(name, record, None)]
     if pipeline:
         for s, st in plan["steps"].items():
             child = child_record(
@@ -170,7 +170,10 @@ def submit(
                 step_name=s,
                 creation_context=record["creation_context"],
             )
-            ws.store.put("job", f"{name}_{s}", dict(child), parent=name)
+            rows.append((f"{name}_{s}", dict(child), name))
+    # One transaction: a full disk (or a crash) leaves the whole job or nothing, never a
+    # pipeline record without its steps that stays NotStarted for ever.
+    ws.store.put_many("job", rows)
     return record
 
 

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 from amlocal import tracking
-from amlocal.errors import AmlocalError
+from amlocal.errors import AmlocalError, disk_full
 from amlocal.jobs import environments, kinds, output_paths, process, reuse, reuse_why, warm
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
 from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
@@ -177,6 +177,7 @@ class Execution:
         self.update_job(
             self.name, status=Status.RUNNING, start_time=now_iso(), _runner_pid=os.getpid()
         )
+        reserve = _reserve(self.ws.job_dir(self.name) / ".reserve")
         try:
             status = self._run_standalone() if self.standalone else self._run_pipeline()
         except BaseException as exc:
@@ -185,16 +186,19 @@ class Execution:
             self.cancel.set()
             self.stop_processes()
             status = Status.CANCELED if self._user_canceled else Status.FAILED
+            message = str(exc) or type(exc).__name__
+            if disk_full(exc):  # the room kept aside is what lets the record say so
+                reserve.unlink(missing_ok=True)
+                message = f"the disk holding the workspace is full: {message}"
             self.update_job(
-                self.name,
-                status=status,
-                end_time=now_iso(),
-                error={"message": str(exc) or type(exc).__name__},
+                self.name, status=status, end_time=now_iso(), error={"message": message}
             )
             self.mlflow.finish(status)
             if not isinstance(exc, (KeyboardInterrupt, AmlocalError)):
                 raise
             return status
+        finally:
+            reserve.unlink(missing_ok=True)
         self.update_job(self.name, status=status, end_time=now_iso())
         self.mlflow.finish(status)
         return status
@@ -243,6 +247,24 @@ class Execution:
                 if "parent_output" in o and key in outputs.get(sname, {}):
                     shown[o["parent_output"]] = outputs[sname][key]
         self.update_job(self.name, outputs=shown)
+
+
+RESERVE_BYTES = 1 << 20
+
+
+def _reserve(path: Path) -> Path:
+    """Keep 1 MiB aside while the job runs: when a step fills the disk, the runner frees it
+    to record the job as Failed and why (SQLite needs room for its journal), instead of dying
+    with the record left Running and later blamed on a runner that exited."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        path.unlink(missing_ok=True)  # already full, or no fallocate: run without it
+    return path
 
 
 def _job_tags(record: dict[str, Any]) -> dict[str, str]:

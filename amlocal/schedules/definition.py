@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amlocal import yamlsafe
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.schedules import expressions
 from amlocal.schedules.triggers import Trigger
@@ -108,7 +109,6 @@ def load(
     ws: Workspace, path: Path, overrides: list[dict[str, Any]], name: str | None = None
 ) -> dict[str, Any]:
     """The record for a schedule YAML (not stored): validated by azure-ai-ml, action resolved."""
-    import yaml
 
     from amlocal import loader
 
@@ -118,7 +118,7 @@ def load(
     loader.validate(entity, path)
     check_name(entity.name, str(path))
     spec = entity._to_dict()
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = yamlsafe.load_file(path) or {}
     for o in overrides:  # --set create_job=... must reach the action too
         raw.update({k: v for k, v in o.items() if "." not in k})
     created = now()

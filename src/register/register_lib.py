@@ -7,6 +7,7 @@ The gate lives here as much as in evaluate: a decision that is computed and then
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ HIGHER_IS_BETTER = {"rmse": False, "accuracy": True}
 # Version tags that say which test split its test_* metrics were measured on: two versions'
 # metrics compare only when all of these agree.
 SPLIT_TAGS = ("data_sha256", "test_size", "split_seed")
+# The challenger folder's content digest, set when the version is created: a rerun of this
+# step (after a crash, or with evaluate reused) finds the version it registered before.
+DIGEST_TAG = "model_sha256"
 
 
 def read_json(folder: Path, file_name: str) -> dict[str, Any]:
@@ -43,7 +47,8 @@ def git_commit(client: MlflowClient, run_id: str) -> str:
 
 def version_tags(decision: dict[str, Any], metadata: dict[str, Any], commit: str) -> dict[str, str]:
     """What a registered version should say about itself: test metrics, data, code, decision."""
-    tags = {f"test_{name}": f"{value:.6g}" for name, value in decision["challenger"].items()}
+    # repr: the exact float, so `recheck` compares what evaluate measured, not a rounding.
+    tags = {f"test_{name}": repr(float(value)) for name, value in decision["challenger"].items()}
     tags.update(
         {
             "data_sha256": metadata["data_sha256"],
@@ -57,6 +62,26 @@ def version_tags(decision: dict[str, Any], metadata: dict[str, Any], commit: str
     if decision.get("champion"):
         tags["previous_champion_version"] = str(decision["champion"]["version"])
     return tags
+
+
+def model_digest(model_dir: Path) -> str:
+    """sha256 over the model folder's relative paths and file contents (MLmodel carries a
+    random model_uuid, so two trainings never share one; a reused training output does)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        h.update(f.relative_to(model_dir).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def registered_before(client: MlflowClient, name: str, digest: str) -> Any | None:
+    """The version an earlier attempt registered from this very model folder, if any."""
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    same = [v for v in versions if (v.tags or {}).get(DIGEST_TAG) == digest]
+    return min(same, key=lambda v: int(v.version), default=None)
 
 
 def set_champion(client: MlflowClient, name: str, version: str) -> bool:
@@ -115,7 +140,12 @@ def champion_lock(tracking_uri: str | None) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def recheck(champion: Any | None, decision: dict[str, Any], metadata: dict[str, Any]) -> str | None:
+def recheck(
+    champion: Any | None,
+    decision: dict[str, Any],
+    metadata: dict[str, Any],
+    ours_digest: str = "",
+) -> str | None:
     """Compare-and-set: None if the decision still holds against the current `champion`, else
     why it does not.
 
@@ -130,6 +160,8 @@ def recheck(champion: Any | None, decision: dict[str, Any], metadata: dict[str, 
     now = None if champion is None else str(champion.version)
     if now == (None if seen is None else str(seen)):
         return None
+    if now is not None and (champion.tags or {}).get(DIGEST_TAG) == ours_digest:
+        return None  # the champion is this very model, crowned by an earlier attempt
     primary = decision.get("primary_metric", "rmse")
     moved = f"the champion moved from {f'v{seen}' if seen else 'none'} to v{now} meanwhile"
     tags = dict(champion.tags or {})
@@ -139,6 +171,8 @@ def recheck(champion: Any | None, decision: dict[str, Any], metadata: dict[str, 
         return f"{moved}, measured on another test split: not comparable, the champion is kept"
     new, old = float(decision["challenger"][primary]), float(theirs)
     better = new > old if HIGHER_IS_BETTER.get(primary, False) else new < old
+    if theirs == f"{new:.6g}":  # a tag written rounded (before tags were exact): a tie
+        better = False
     if better:
         return None
     return f"{moved}: challenger {primary} {new:.6g} vs champion v{now} {old:.6g}, not better"
@@ -160,14 +194,22 @@ def register(
             "reason": "; ".join(decision.get("reasons", [])) or "decision did not promote",
         }
 
+    digest = model_digest(model_dir)
     with champion_lock(os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()):
-        declined = recheck(find_champion(client, model_name), decision, metadata)
+        declined = recheck(find_champion(client, model_name), decision, metadata, digest)
         if declined:
             return {"registered": False, "name": model_name, "reason": declined}
-        # Log the model into this step's own run and register from there, so the registry
-        # entry points at an artifact the registry's tracking server owns (SQLite and Azure).
-        client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
-        version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}", model_name)
+        # Idempotent: a rerun after a crash (kill -9 mid-step) finishes what the earlier
+        # attempt began (tags, champion) on the version it registered, never a second one.
+        version = registered_before(client, model_name, digest)
+        if version is not None:
+            print(f"register: version {version.version} is this model, registered earlier")
+        else:
+            # Log the model into this step's own run and register from there, so the registry
+            # entry points at an artifact the registry's tracking server owns (SQLite, Azure).
+            client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+            uri = f"runs:/{run_id}/{MODEL_ARTIFACT_PATH}"
+            version = mlflow.register_model(uri, model_name, tags={DIGEST_TAG: digest})
         for key, value in version_tags(decision, metadata, git_commit(client, run_id)).items():
             client.set_model_version_tag(model_name, version.version, key, value)
         alias_set = set_champion(client, model_name, str(version.version))

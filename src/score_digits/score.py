@@ -30,6 +30,7 @@ import os
 import socket
 import ssl
 import stat
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
-from digits_image import ImageError, features_from_bytes
+from digits_image import ImageError, decode, features
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ MAX_IMAGES = int(_limit("DIGITS_MAX_IMAGES", 64))
 # below the deployment's request_timeout_ms, so no fetch outlives the request it serves.
 URL_TIMEOUT_S = _limit("DIGITS_URL_TIMEOUT_S", 5.0)
 MAX_REDIRECTS = 5
+# Decoding is bounded per request, not only per image: 64 images of 16 megapixels each fit in
+# a 1.9 MB body (flat PNGs compress ~1000:1) and kept a worker busy 70 s after the caller's
+# 408. The pixels all images of a request may decode to, and the time decoding may take
+# (checked between images: one image is bounded by the pixel limits).
+MAX_IMAGE_PIXELS = int(_limit("DIGITS_MAX_IMAGE_PIXELS", 4096 * 4096))
+MAX_REQUEST_PIXELS = int(_limit("DIGITS_MAX_REQUEST_PIXELS", 2 * 4096 * 4096))
+DECODE_TIMEOUT_S = _limit("DIGITS_DECODE_TIMEOUT_S", 3.0)
 # file:// URLs are off unless DIGITS_FILE_ROOT names the one folder they may read (regular
 # files only): a server must not read any file a caller names (/dev/zero, a FIFO, keys).
 FILE_ROOT = os.environ.get("DIGITS_FILE_ROOT") or None
@@ -208,10 +216,17 @@ def _get(url: str, deadline: Deadline) -> tuple[int, str | None, bytes]:
     port = parts.port or (443 if https else 80)
     address = _public_address(host, port, deadline)
     sock = socket.create_connection((address, port), timeout=deadline.left())
+    # A socket timeout bounds each read, not the fetch: a server that drips its status line,
+    # headers or chunk sizes a byte at a time stays under it for ever (it held a worker
+    # 60 s). At the deadline this watchdog shuts the socket down, which ends any read.
+    live = [sock]
+    watchdog = threading.Timer(deadline.left(), _cut, args=(live,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         if https:
             context = ssl.create_default_context()
-            sock = context.wrap_socket(sock, server_hostname=host)
+            sock = live[0] = context.wrap_socket(sock, server_hostname=host)
         conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
         conn.sock = sock
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -237,9 +252,18 @@ def _get(url: str, deadline: Deadline) -> tuple[int, str | None, bytes]:
             size += len(chunk)
             if size > MAX_IMAGE_BYTES:
                 raise _Unfetchable("too large")
+        deadline.left()  # a read the watchdog cut short is a timeout, not an empty image
         return 200, None, b"".join(chunks)
     finally:
+        watchdog.cancel()
         sock.close()
+
+
+def _cut(live: list[socket.socket]) -> None:
+    try:
+        live[0].shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the fetch ended first
 
 
 def _read_file_url(url: str, where: str) -> bytes:
@@ -282,11 +306,28 @@ def predict(items: list[Any], where: str) -> list[dict[str, Any]]:
         raise BadRequest(f"{where}: {len(items)} images; at most {MAX_IMAGES} per request")
     rows = []
     deadline = Deadline(URL_TIMEOUT_S)
+    decoding = Deadline(DECODE_TIMEOUT_S)
+    pixels = MAX_REQUEST_PIXELS
     for i, item in enumerate(items):
         at = f"{where}[{i}]" if len(items) > 1 or where != "request" else where
+        data = image_bytes(item, at, deadline)
         try:
-            rows.append(features_from_bytes(image_bytes(item, at, deadline)))
+            decoding.left()
+        except TimeoutError:
+            raise BadRequest(
+                f"{at}: decoding this request's images took more than {DECODE_TIMEOUT_S:g} s; "
+                "send fewer or smaller images per request"
+            ) from None
+        try:
+            image = decode(data, max_pixels=min(MAX_IMAGE_PIXELS, pixels))
+            pixels -= image.width * image.height
+            rows.append(features(image))
         except ImageError as exc:
+            if pixels < MAX_IMAGE_PIXELS and "pixels are accepted" in str(exc):
+                raise BadRequest(
+                    f"{at}: {exc} (the images of one request may have {MAX_REQUEST_PIXELS} "
+                    "pixels in all)"
+                ) from None
             raise BadRequest(f"{at}: {exc}") from None
     proba = model.predict_proba(np.vstack(rows))
     out = []

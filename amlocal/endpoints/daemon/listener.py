@@ -12,9 +12,17 @@ Bounded in memory and time, whoever the client is (issue 20): the `precheck` (th
 when the headers arrive, so a request without a key is answered 401 before a byte of its
 body is read; bodies over `Limits.max_body` get 413 (from Content-Length, or as soon as a
 chunked body passes it), heads over `max_head` get 431; the head and the body each have a
-deadline (408), an idle connection is closed, and at `max_connections` an idle keep-alive
-connection makes room for a new one (503 when none is idle). A refused request's connection is half-closed and drained for a moment
-(lingering close), so the client reads the answer instead of a reset.
+deadline (408), an idle connection is closed, and a refused request's connection is
+half-closed and drained for a moment (lingering close), so the client reads the answer
+instead of a reset.
+
+Connections that have not yet shown a key cannot starve those that have (issue 32, item 3:
+520 slow-header connections made 25 of 29 keyed requests get 503): until its first request
+passes the precheck a connection is "unauthenticated"; those are capped at
+`max_unauthenticated` (the oldest is closed for a new one), a new connection has to send its
+first head within `head_timeout_s`, and at `max_connections` a new connection takes the
+place of the oldest unauthenticated connection first, then of an idle keep-alive one; 503
+only when every connection is authenticated and busy.
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import os
 import socket
+import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +45,7 @@ from typing import cast
 import httptools
 
 KEEP_ALIVE_S = 30.0
+_KEEP_ALIVE_HEADER = b"keep-alive: timeout=%d" % int(KEEP_ALIVE_S)
 LINGER_S = 2.0
 
 
@@ -65,6 +77,11 @@ class Limits:
     # Azure's documented default: 500 active connections per endpoint (how-to-manage-quotas).
     max_connections: int = field(
         default_factory=lambda: int(_env_number("AMLOCAL_MAX_CONNECTIONS", 500))
+    )
+    # Connections that have not passed the precheck yet (no valid key seen): at most this
+    # many, so keyed clients always keep the other half of max_connections.
+    max_unauthenticated: int = field(
+        default_factory=lambda: int(_env_number("AMLOCAL_MAX_UNAUTHENTICATED", 250))
     )
 
 
@@ -104,6 +121,8 @@ def encode_response(
     head.append(b"content-length: %d" % len(body))
     if not keep_alive:
         head.append(b"connection: close")
+    else:  # tells the client when an idle connection will be closed (RFC 9112 keep-alive)
+        head.append(_KEEP_ALIVE_HEADER)
     return b"\r\n".join(head) + b"\r\n\r\n" + (b"" if head_only else body)
 
 
@@ -125,8 +144,10 @@ class Connection(asyncio.Protocol):
             collections.deque()
         )
         self.busy = False
+        self.paused = False  # reading paused while a parsed request waits its turn
         self.reading = False  # between the first byte of a request and its end
         self.refused = False  # a request was refused: the rest of the input is discarded
+        self.authenticated = server.precheck is None  # a request of it passed the precheck
         self.timer: asyncio.TimerHandle | None = None
 
     # -- transport events ------------------------------------------------------------
@@ -134,26 +155,51 @@ class Connection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses: cast, do not check.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        if len(self.server.connections) >= self.limits.max_connections and not self._evict_idle():
+        server = self.server
+        if (
+            not self.authenticated
+            and len(server.unauthenticated) >= self.limits.max_unauthenticated
+        ):
+            self._evict_unauthenticated()
+        if len(server.connections) >= self.limits.max_connections and not (
+            self._evict_unauthenticated() or self._evict_idle()
+        ):
             self.refused = True
             transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
             self._linger()
             return
-        self.server.connections.add(self)
-        self._arm(KEEP_ALIVE_S, None)
+        server.connections.add(self)
+        if not self.authenticated:
+            server.unauthenticated[self] = None
+        # The first head must arrive within the head deadline, not the keep-alive time: a
+        # connection that never sends holds a place for seconds, not half a minute.
+        self._arm(self.limits.head_timeout_s, None)
+
+    def _evict_unauthenticated(self) -> bool:
+        """Close the oldest connection that has shown no key: a place taken without a key is
+        the first to be given back. One with input not yet read is skipped: it is a client
+        that has sent its request (the loop has not read it yet), not one that stalls; without
+        this, a flood reopening its connections as they close evicted them in turn."""
+        for conn in self.server.unauthenticated:
+            if conn.transport is not None and _unread(conn.transport) > 0:
+                continue
+            self.server.forget(conn)
+            conn._close()
+            return True
+        return False
 
     def _evict_idle(self) -> bool:
         """At the cap, close an idle keep-alive connection to make room: idle connections
         cost the client nothing to hold, so they must not be able to lock others out."""
         for conn in self.server.connections:
             if not (conn.busy or conn.reading or conn.queue or conn.refused) and conn.transport:
-                self.server.connections.discard(conn)
+                self.server.forget(conn)
                 conn._close()
                 return True
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        self.server.forget(self)
         self.transport = None
         self.queue.clear()
         self._disarm()
@@ -208,6 +254,9 @@ class Connection(asyncio.Protocol):
             if refusal is not None:
                 self._refuse(refusal)
                 return
+            if not self.authenticated:
+                self.authenticated = True
+                self.server.unauthenticated.pop(self, None)
         length = self.headers.get(b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.limits.max_body:
             self._refuse(self._too_large())
@@ -244,6 +293,12 @@ class Connection(asyncio.Protocol):
         self.queue.append((request, self.parser.should_keep_alive(), None))
         if not self.busy:
             self._next()
+        if self.queue and self.transport is not None and not self.paused:
+            # Pipelined requests wait their turn with reading paused: one answered, one
+            # parsed and waiting, and no more (before: 8 x 90 MiB on one connection held
+            # 927 MB); TCP's window then slows the client down.
+            self.paused = True
+            self.transport.pause_reading()
 
     def _too_large(self) -> Response:
         return _plain_response(
@@ -259,6 +314,9 @@ class Connection(asyncio.Protocol):
             return
         self.busy = True
         request, keep_alive, early = self.queue.popleft()
+        if self.paused and not self.queue:
+            self.paused = False
+            self.transport.resume_reading()
         if early is not None:  # refused before its body: answer, then close gently
             status, headers, body = early
             self.transport.write(encode_response(status, headers, body, False))
@@ -341,6 +399,16 @@ class Connection(asyncio.Protocol):
             self._refuse(_plain_response(408, message))
 
 
+def _unread(transport: asyncio.Transport) -> int:
+    """Bytes waiting in the kernel's receive buffer of a connection (FIONREAD)."""
+    sock = transport.get_extra_info("socket")
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int.from_bytes(raw, sys.byteorder, signed=True)
+
+
 def _plain_response(status: int, message: bytes, extra: Headers | None = None) -> Response:
     return status, [(b"content-type", b"text/plain"), *(extra or [])], message
 
@@ -359,9 +427,15 @@ class Server:
         self.precheck = precheck
         self.limits = limits or Limits()
         self.connections: set[Connection] = set()
+        # Connections without a key yet, oldest first (a dict keeps insertion order).
+        self.unauthenticated: dict[Connection, None] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._stop = asyncio.Event()
+
+    def forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self.unauthenticated.pop(conn, None)
 
     def stop(self) -> None:
         self.stopping = True

@@ -10,12 +10,16 @@ CPU per record, batches of 16 ~90 us; collecting/plain throughput at c16 went 0.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
 
 MAX_BODY = 4 * 1024 * 1024  # Azure logs payloads up to 4 MB inline
 
+# The agent accepts records only with the token its instance got in this variable.
+TOKEN_ENV = "AMLOCAL_MDC_TOKEN"
+TOKEN_HEADER = "x-amlocal-mdc-token"
 BATCH_PATH = "/modeldata/batch"  # amlocal's own route: many Collector payloads in one POST
 BATCH_ITEMS = 256  # a batch goes out at this many payloads,
 BATCH_BYTES = 1 << 20  # or this many bytes,
@@ -116,7 +120,10 @@ class BatchTransport:
                     "POST",
                     BATCH_PATH,
                     body=data,
-                    headers={"Content-Type": "application/x-amlocal-mdc-batch"},
+                    headers={
+                        "Content-Type": "application/x-amlocal-mdc-batch",
+                        TOKEN_HEADER: os.environ.get(TOKEN_ENV, ""),
+                    },
                 )
                 resp = self.conn.getresponse()
                 text = resp.read().decode("utf-8", "replace")

@@ -61,6 +61,14 @@ def deep_nesting_is_a_bad_request(app: Callable[..., Any]) -> Callable[..., Any]
     if spec is not None:
         for name in [None, *spec]:
             spec[name][None][RecursionError] = lambda exc: ({"message": _TOO_DEEP}, 400)
+            # json.loads' other failures on a body (issue 32): an integer over Python's
+            # 4,300-digit limit, bytes that are not UTF-8 (a gzip body, say) raise ValueError,
+            # which azmlinfsrv does not catch. The scoring script's own errors never get here
+            # (azmlinfsrv wraps them in UserScriptException and answers 500 itself).
+            spec[name][None][ValueError] = lambda exc: (
+                {"message": f"the body could not be parsed as JSON: {str(exc)[:200]}"},
+                400,
+            )
     return app
 
 

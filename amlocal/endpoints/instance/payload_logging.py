@@ -22,6 +22,8 @@ import time
 import uuid
 from typing import Any
 
+from amlocal.endpoints.instance.collector_transport import TOKEN_ENV, TOKEN_HEADER
+
 QUEUE_SIZE = 1000
 AGENT = "amlocal-payload-logging/1"
 
@@ -58,7 +60,8 @@ class Sender:
             try:
                 if self._conn is None:
                     self._conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
-                self._conn.request("POST", "/modeldata/log", body=body, headers=headers)
+                keyed = {**headers, TOKEN_HEADER: os.environ.get(TOKEN_ENV, "")}
+                self._conn.request("POST", "/modeldata/log", body=body, headers=keyed)
                 resp = self._conn.getresponse()
                 resp.read()
                 return 200 <= resp.status < 300

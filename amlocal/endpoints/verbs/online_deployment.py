@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlocal import endpoints
+from amlocal import endpoints, yamlsafe
 from amlocal.endpoints import paths
 from amlocal.endpoints.verbs import deployment
 from amlocal.endpoints.verbs.online_daemon import control, daemon_pid, ensure_daemon
@@ -49,9 +49,7 @@ def _server_pin(env: dict[str, Any]) -> str | None:
     """The azureml-inference-server-http version an environment pins, if any."""
     conda = env.get("conda_file") or {}
     if isinstance(conda, str):
-        import yaml
-
-        conda = yaml.safe_load(conda) or {}
+        conda = yamlsafe.load(conda, "conda_file") or {}
     for dep in conda.get("dependencies", []) or []:
         for pip_dep in dep.get("pip", []) if isinstance(dep, dict) else []:
             m = re.match(rf"^{SERVER_PACKAGE}\s*==\s*([\w.]+)", str(pip_dep).strip())

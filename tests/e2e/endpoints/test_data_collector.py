@@ -292,6 +292,7 @@ def agent(tmp_path, monkeypatch):
     )
     a = Agent(spec, "blue-0", home / "logs" / "instance-0.log")
     a.start()
+    monkeypatch.setenv("AMLOCAL_MDC_TOKEN", a.token)  # what the instance's transport sends
     _wait_for(lambda: a.log_path.exists() and "on 127.0.0.1" in a.log_path.read_text(), 20)
     try:
         yield a, home
@@ -318,7 +319,8 @@ def test_batched_payloads_are_written_like_single_posts_and_flushed_on_stop(agen
 
     a, home = agent
     c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=5)
-    c.request("POST", "/modeldata/log", body=INPUTS, headers=_headers("model_inputs", "t0", "r0"))
+    keyed = {**_headers("model_inputs", "t0", "r0"), "x-amlocal-mdc-token": a.token}
+    c.request("POST", "/modeldata/log", body=INPUTS, headers=keyed)
     assert c.getresponse().status == 200
     t = BatchTransport("127.0.0.1", a.port, lambda: 1)  # the library's queue is never empty
     for i in range(1, 4):
@@ -372,3 +374,21 @@ def test_transport_drops_and_counts_when_the_agent_is_gone_or_hung(capsys) -> No
         t.timeout = 0.2
         assert not 200 <= t.post(_headers("model_inputs", "h", "r"), INPUTS)[0] < 300
         assert t.dropped == 1
+
+
+def test_the_agent_takes_records_only_with_its_instance_token(agent) -> None:
+    """Any local process could write into the collections (issue 32, item 7): without the
+    token the agent answers 401 and writes nothing."""
+    import http.client
+
+    a, home = agent
+    for token in (None, "wrong"):
+        c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=5)
+        headers = _headers("model_inputs", f"x-{token}", "r")
+        if token:
+            headers["x-amlocal-mdc-token"] = token
+        c.request("POST", "/modeldata/log", body=INPUTS, headers=headers)
+        assert c.getresponse().status == 401
+        c.close()
+    a.stop()
+    assert _agent_records(home, "model_inputs") == []

@@ -303,3 +303,63 @@ def test_plots_show_the_test_points(world: World) -> None:
 @pytest.mark.parametrize(("text", "expected"), [("True", True), ("false", False), ("0", False)])
 def test_evaluate_parse_bool(text: str, expected: bool) -> None:
     assert evaluate_lib.parse_bool(text) is expected
+
+
+# -- a crash in register (issue 32, item 6) ------------------------------------------------
+class Killed(BaseException):
+    """What kill -9 leaves: the step stops between two registry writes."""
+
+
+def test_a_rerun_after_a_completed_but_failed_register_adds_no_version(world: World) -> None:
+    """kill -9 after the registration completed (the job record says Failed), then the rerun
+    with evaluate reused (the same decision.json): the same model, no second version."""
+    name = "m-crash-after"
+    decision = _evaluated(world, name, world.good)
+    first = _register(world, name, world.good, decision)
+    assert first["registered"] is True and first["version"] == "1"
+    again = _register(world, name, world.good, decision)
+    assert again["registered"] is True and again["version"] == "1", again
+    assert versions(world, name) == ["1"]
+    assert champion_version(world, name) == "1"
+
+
+def test_a_rerun_after_a_kill_mid_register_finishes_the_same_version(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the version was created, before its tags and the champion alias: the
+    rerun completes that version (tags, champion) instead of registering another."""
+    name = "m-crash-mid"
+    decision = _evaluated(world, name, world.good)
+
+    def killed(*_: Any) -> None:
+        raise Killed
+
+    with monkeypatch.context() as mp:
+        mp.setattr(world.client, "set_model_version_tag", killed)
+        with pytest.raises(Killed):
+            _register(world, name, world.good, decision)
+    assert versions(world, name) == ["1"]
+    info = _register(world, name, world.good, decision)
+    assert info["registered"] is True and info["version"] == "1", info
+    assert versions(world, name) == ["1"]
+    assert champion_version(world, name) == "1"
+    tags = world.client.get_model_version(name, "1").tags
+    assert float(tags["test_rmse"]) == decision["challenger"]["rmse"]
+    assert tags["data_sha256"] == world.metadata["data_sha256"]
+
+
+def test_a_tie_with_a_champion_crowned_meanwhile_is_exact(world: World, tmp_path: Path) -> None:
+    """Another pipeline crowned a model with exactly the challenger's test metrics since
+    evaluate ran: a tie keeps the champion; the version tags hold the exact floats, so no
+    rounding makes the challenger look better."""
+    name = "m-exact"
+    decision = _evaluated(world, name, world.good)
+    twin = tmp_path / "twin"  # the same predictions, another model folder (another digest)
+    import shutil
+
+    shutil.copytree(world.good, twin)
+    (twin / "note.txt").write_text("a different folder with the same model\n")
+    assert _register(world, name, twin, decision)["version"] == "1"
+    info = _register(world, name, world.good, decision)
+    assert info["registered"] is False and "not better" in info["reason"], info
+    assert versions(world, name) == ["1"]

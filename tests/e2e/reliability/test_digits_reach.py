@@ -5,6 +5,7 @@ http(s) redirects, refuse non-public addresses unless allowed, and fail with one
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib.util
 import os
@@ -23,7 +24,12 @@ PNG = (REPO / "data" / "digits" / "1" / "0001.png").read_bytes()
 
 def load_score(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
     """A fresh copy of src/score_digits/score.py, its settings read from `env`."""
-    for k in ("DIGITS_FILE_ROOT", "DIGITS_ALLOW_PRIVATE_URLS", "DIGITS_URL_TIMEOUT_S"):
+    for k in (
+        "DIGITS_FILE_ROOT",
+        "DIGITS_ALLOW_PRIVATE_URLS",
+        "DIGITS_URL_TIMEOUT_S",
+        "DIGITS_DECODE_TIMEOUT_S",
+    ):
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -192,3 +198,96 @@ def test_a_slow_sender_is_cut_off_at_the_total_deadline(
     with pytest.raises(score.BadRequest, match="cannot fetch the URL"):
         score.fetch_url(f"{site}/slow", "r")
     assert time.monotonic() - started < 5  # 50 bytes at 0.4 s each would take 20 s
+
+
+# -- bounded work per request (issue 32, item 2) -----------------------------------------
+@contextlib.contextmanager
+def dripping_server(head: bytes, drip: bytes) -> Iterator[str]:
+    """A raw HTTP server on 127.0.0.1 that sends `head` then one byte of `drip` every 0.2 s
+    (for up to 60 s): each read is quick, the response never ends."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    conn.sendall(head)
+                    for i in range(300):
+                        if stop.is_set():
+                            return
+                        conn.sendall(drip[i % len(drip) : i % len(drip) + 1])
+                        time.sleep(0.2)
+                except OSError:
+                    continue
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/img.png"
+    finally:
+        stop.set()
+        srv.close()
+        t.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "head,drip",
+    [
+        (b"", b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 400),  # the status line and headers
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"0" * 400),  # a chunk size
+    ],
+    ids=["headers", "chunk-size"],
+)
+def test_a_dripping_server_is_cut_off_at_the_total_deadline(
+    monkeypatch: pytest.MonkeyPatch, head: bytes, drip: bytes
+) -> None:
+    """The deadline covers the whole fetch: before, each dripped byte renewed the socket
+    timeout and a worker was held as long as the server kept dripping (60 s in the probe)."""
+    score = load_score(monkeypatch, DIGITS_ALLOW_PRIVATE_URLS="1", DIGITS_URL_TIMEOUT_S="1")
+    with dripping_server(head, drip) as url:
+        started = time.monotonic()
+        with pytest.raises(score.BadRequest, match="cannot fetch the URL"):
+            score.fetch_url(url, "request")
+        assert time.monotonic() - started < 10  # a bound, not a timing: the drip lasts 60 s
+
+
+def _flat_png(side: int) -> bytes:
+    """A white square with a dark bar: 16 megapixels in a few kilobytes of PNG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(image).rectangle([side // 3, side // 4, side // 2, 3 * side // 4], fill=0)
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+def test_the_pixels_one_request_decodes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many images each under the per-image limit: the request's pixel budget refuses the
+    one that would exceed it, naming it, before decoding it (before: all were decoded)."""
+    import base64
+
+    score = load_score(monkeypatch, DIGITS_DECODE_TIMEOUT_S="600")  # pixels alone, here
+    png = _flat_png(4096)
+    assert len(png) < 100_000
+    body = {"data": [base64.b64encode(png).decode()] * 8}
+    with pytest.raises(score.BadRequest, match=r"data\[2\]: .*pixels in all"):
+        score.answer(body)
+
+
+def test_decoding_time_per_request_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decode deadline is checked between images: past it, the next image is refused."""
+    import base64
+
+    score = load_score(monkeypatch, DIGITS_DECODE_TIMEOUT_S="0.000001")
+    body = {"data": [base64.b64encode(PNG).decode()] * 3}
+    with pytest.raises(score.BadRequest, match=r"data\[\d\]: decoding .* took more than"):
+        score.answer(body)

@@ -6,6 +6,7 @@ answers a valid key with 401."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
@@ -81,6 +82,10 @@ def test_bad_values_are_the_clients_400_never_a_500(endpoint: dict) -> None:
         "a 400-digit integer": b'{"data": [[' + b"9" * 400 + b"]]}",
         "1e308 (a NaN prediction)": json.dumps({"data": [[1e308] * 10]}).encode(),
         "numbers nested 100,000 deep": b'{"data": ' + b"[" * 100_000 + b"5" + b"]" * 100_000 + b"}",
+        # issue 32: json.loads raises ValueError, not JSONDecodeError, for these
+        "a 5,000-digit integer": b'{"data": [[' + b"9" * 5000 + b"]]}",
+        "invalid UTF-8": b'{"data": [[1, 2, "\xff\xfe"]]}',
+        "a gzip body": gzip.compress(BODY),
     }
     for what, body in cases.items():
         conn = http.client.HTTPConnection("127.0.0.1", endpoint["port"], timeout=30)

@@ -126,10 +126,12 @@ def test_connections_beyond_the_cap_get_503_unless_one_is_idle(srv: ServerThread
         for c in idle:
             c.close()
     time.sleep(0.2)
-    slow = [connect(srv.port) for _ in range(4)]  # each in the middle of its headers
+    # Each keyed and in the middle of its body (slow senders without a key give way to a new
+    # connection: test_slow_header_connections_without_a_key_do_not_starve_keyed_requests).
+    slow = [connect(srv.port) for _ in range(4)]
     try:
         for c in slow:
-            c.sendall(b"GET / HTTP/1.1\r\n")
+            c.sendall(b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: 9\r\n\r\n")
         time.sleep(0.2)
         with connect(srv.port) as s:
             assert read_all(s).startswith(b"HTTP/1.1 503 ")
@@ -177,3 +179,117 @@ def test_the_daemon_raises_its_descriptor_limit_to_the_hard_limit() -> None:
         assert got == (hard if hard != resource.RLIM_INFINITY else got) and got > 256
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# -- denial of service without a key (issue 32, item 3) ----------------------------------
+FLOOD = """
+import select, socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conns, opened = [], 0
+while True:
+    while len(conns) < n:
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=1)
+            c.sendall(b"POST /score HTTP/1.1\\r\\nHost: x\\r\\nX-Slow: ")
+        except OSError:
+            break
+        conns.append(c)
+        opened += 1
+        if opened == n:
+            print("full", flush=True)
+    readable, _, _ = select.select(conns, [], [], 0.05)
+    for c in readable:  # answered (503/408) or closed: open another
+        conns.remove(c)
+        c.close()
+"""
+
+
+@contextlib.contextmanager
+def slow_header_flood(port: int, sockets: int) -> Iterator[None]:
+    """`sockets` connections that each send half a head and stop, reopened as soon as the
+    server closes one (the probe's 520 slow-header connections, scaled to the cap here), from
+    another process, as an attacker's would be."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FLOOD, str(port), str(sockets)], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"full\n"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_slow_header_connections_without_a_key_do_not_starve_keyed_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More slow-header connections than the cap, reopened as they close: every keyed
+    request is still served (before: the cap was full of them and keyed requests got 503)."""
+    monkeypatch.setenv("AMLOCAL_MAX_UNAUTHENTICATED", "20")
+    srv = ServerThread(
+        echo, precheck, Limits(max_connections=40, **{**LIMITS, "head_timeout_s": 3.0})
+    )
+    statuses = []
+    try:
+        with slow_header_flood(srv.port, 60):
+            time.sleep(0.5)  # the flood holds every place first
+            deadline = time.monotonic() + 4.0
+            while time.monotonic() < deadline:
+                with connect(srv.port) as s:
+                    s.sendall(
+                        b"GET / HTTP/1.1\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n"
+                    )
+                    statuses.append(read_all(s)[:12])
+                time.sleep(0.1)
+    finally:
+        srv.stop()
+    assert len(statuses) >= 10
+    assert statuses == [b"HTTP/1.1 200"] * len(statuses), statuses
+
+
+# -- pipelining and keep-alive (issue 32, item 7) ----------------------------------------
+async def slow_echo(req: Request) -> Response:
+    import asyncio
+
+    await asyncio.sleep(1.5)
+    return 200, [(b"content-type", b"text/plain")], b"got %d" % len(req.body)
+
+
+def test_pipelined_requests_do_not_pile_up_in_memory() -> None:
+    """Eight 4 MiB requests pipelined behind a slow one: while it is handled, at most one
+    more is parsed and held (before: all eight were, 32 MiB; 927 MB with 90 MiB bodies)."""
+    import threading
+
+    limits = {**LIMITS, "max_body": 8 << 20, "head_timeout_s": 10.0, "body_timeout_s": 10.0}
+    srv = ServerThread(slow_echo, precheck, Limits(max_connections=4, **limits))
+    body = b"x" * (4 << 20)
+    one = b"POST / HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Length: %d\r\n\r\n" % len(body)
+    s = connect(srv.port)
+    s.settimeout(30)
+    sender = threading.Thread(target=_send_all, args=(s, (one + body) * 8), daemon=True)
+    try:
+        sender.start()
+        sender.join(1.2)  # the first is being handled; the rest are sent, or pushing
+        held = sum(
+            len(r.body) for c in list(srv.server.connections) for r, _, _ in list(c.queue) if r
+        )
+        assert held <= len(body), f"{held} bytes of requests queued on one connection"
+    finally:
+        s.close()
+        srv.stop()
+
+
+def _send_all(s: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        s.sendall(data)
+
+
+def test_keep_alive_answers_say_when_the_connection_will_be_closed(srv: ServerThread) -> None:
+    with connect(srv.port) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n")
+        s.settimeout(5)
+        head = s.recv(65536).split(b"\r\n\r\n")[0].lower()
+    assert b"keep-alive: timeout=30" in head, head

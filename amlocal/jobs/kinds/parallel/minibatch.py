@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlocal import yamlsafe
 from amlocal.errors import InvalidInput
 
 # A tabular input with no mini_batch_size: the parallel runtime's documented 1 MB.
@@ -127,9 +128,8 @@ def _rel(f: Path, root: Path) -> str:
 
 def mltable_files(folder: Path) -> list[Path]:
     """Files an MLTable names under `paths:` (`file`, `folder`, or `pattern` entries)."""
-    import yaml
 
-    spec = yaml.safe_load((folder / "MLTable").read_text()) or {}
+    spec = yamlsafe.load_file(folder / "MLTable") or {}
     out: list[Path] = []
     for entry in spec.get("paths") or []:
         for key in ("file", "folder", "pattern"):
