@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.engine.conftest import ENV_YML, Project
+from cli_support import ENV_YML, Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mlflow3-models"
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mltable-preflight"
 

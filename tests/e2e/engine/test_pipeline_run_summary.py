@@ -4,7 +4,8 @@ pipeline runs."""
 
 from __future__ import annotations
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
+
 from tests.e2e.engine.test_pipeline import _project
 
 

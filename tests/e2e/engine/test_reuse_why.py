@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "reuse-why"
 

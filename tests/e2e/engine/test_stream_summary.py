@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_support import ENV_YML, Project
 
 from amlocal.jobs import stream
 from amlocal.workspace import Workspace
-from tests.e2e.engine.conftest import ENV_YML, Project
 
 LONG = "challenger rmse 58.123 vs champion v2 55.001: challenger is worse " + "x" * 120
 PIPELINE = """\

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.engine.conftest import ENV_YML, Project
+from cli_support import ENV_YML, Project
 
 TRIAL_PY = """\
 import argparse

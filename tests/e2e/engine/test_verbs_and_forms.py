@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import ENV_YML, Project
+
 from tests.batch_support import wait_status
-from tests.e2e.engine.conftest import ENV_YML, Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "verbs-and-forms"
 

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
-
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 REPO = Path(__file__).resolve().parents[3]
 VENV = REPO / ".venv"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.engine.conftest import ENV_YML, Project
+from cli_support import ENV_YML, Project
 
 
 @pytest.fixture()

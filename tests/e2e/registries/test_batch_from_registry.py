@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from cli_support import Project
 from online_support import REPO, fit_model, save_model
-
-from tests.e2e.engine.conftest import Project
 
 BIN = Path(sys.executable).parent
 CONFIG = REPO / "endpoints" / "batch" / "diabetes"

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import Project
 from online_support import kill_leftovers
-
-from tests.e2e.engine.conftest import Project
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "registry_docs"
 BIN = Path(sys.executable).parent

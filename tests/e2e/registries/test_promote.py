@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import Project
 from online_support import REPO, fit_model, kill_leftovers, save_model
-
-from tests.e2e.engine.conftest import Project
 
 BIN = Path(sys.executable).parent
 CONFIG = REPO / "endpoints" / "online" / "diabetes"

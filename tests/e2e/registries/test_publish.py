@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import Project
 from online_support import REPO
-
-from tests.e2e.engine.conftest import Project
 
 BIN = Path(sys.executable).parent
 REG = "azureml://registries/diabetes-registry"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.engine.conftest import Project
+from cli_support import Project
 
 REGISTRY = """\
 $schema: https://azuremlschemas.azureedge.net/latest/registry.schema.json

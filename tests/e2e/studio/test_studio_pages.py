@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.engine.conftest import ENV_YML, Project, component
+from cli_support import ENV_YML, Project, component
 
 STEP_PY = """\
 import argparse, pathlib, mlflow
