@@ -42,14 +42,24 @@ def deployment(name: object) -> str:
     return endpoint(name, "deployment")
 
 
-def resource(name: object, what: str = "resource") -> str:
-    """A job, asset or other resource name (or a version)."""
-    if not isinstance(name, str) or not _RESOURCE.fullmatch(name):
+def checked(name: object, rule: re.Pattern[str], what: str, says: str, where: str = "") -> str:
+    """`name` if it matches `rule`, else exit 2 naming `where` (a flag or key), the kind of
+    name and the rule in words (`says`): one message shape for every naming rule."""
+    if not isinstance(name, str) or not rule.fullmatch(name):
         raise InvalidInput(
-            f"invalid {what} name {name!r}: use 1-255 characters, a letter or digit first, "
-            f"then letters, digits, '-', '_' or '.'"
+            f"{where + ': ' if where else ''}invalid {what} name {name!r}: use {says}"
         )
     return name
+
+
+def resource(name: object, what: str = "resource") -> str:
+    """A job, asset or other resource name (or a version)."""
+    return checked(
+        name,
+        _RESOURCE,
+        what,
+        "1-255 characters, a letter or digit first, then letters, digits, '-', '_' or '.'",
+    )
 
 
 def record(kind: str, name: str, version: str = "") -> None:

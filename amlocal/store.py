@@ -201,15 +201,19 @@ class Store:
     def put_many(self, kind: str, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
         """(name, data, parent) records written in one transaction: all of them or none (a
         pipeline and its steps are submitted together, never half)."""
-        for name, _, _ in rows:
-            names.record(kind, name, "")
+        self._upsert(kind, [(n, "", d, p) for n, d, p in rows])
+
+    def _upsert(self, kind: str, rows: list[tuple[str, str, dict[str, Any], str | None]]) -> None:
+        """(name, version, data, parent) records, checked, then written in one transaction."""
+        for name, version, _, _ in rows:
+            names.record(kind, name, version)
         now = time.time()
         with self.transaction() as c:
             c.executemany(
                 "INSERT INTO records(kind,name,version,parent,data,created,updated) "
-                "VALUES(?,?,'',?,?,?,?) ON CONFLICT(kind,name,version) DO UPDATE SET "
+                "VALUES(?,?,?,?,?,?,?) ON CONFLICT(kind,name,version) DO UPDATE SET "
                 "data=excluded.data, parent=excluded.parent, updated=excluded.updated",
-                [(kind, n, p, json.dumps(d), now, now) for n, d, p in rows],
+                [(kind, n, v, p, json.dumps(d), now, now) for n, v, d, p in rows],
             )
 
     # -- records -----------------------------------------------------------------------
@@ -222,15 +226,7 @@ class Store:
         version: str = "",
         parent: str | None = None,
     ) -> None:
-        names.record(kind, name, version)
-        now = time.time()
-        with self.transaction() as c:
-            c.execute(
-                "INSERT INTO records(kind,name,version,parent,data,created,updated) "
-                "VALUES(?,?,?,?,?,?,?) ON CONFLICT(kind,name,version) DO UPDATE SET "
-                "data=excluded.data, parent=excluded.parent, updated=excluded.updated",
-                (kind, name, version, parent, json.dumps(data), now, now),
-            )
+        self._upsert(kind, [(name, version, data, parent)])
 
     def insert_new(self, kind: str, name: str, data: dict[str, Any], *, version: str = "") -> bool:
         """Insert only if absent; False when the record exists (names and versions are immutable)."""

@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from amlocal.ports import from_env, recorded
 from amlocal.store import read_row
 from amlocal.workspace import Workspace
 
@@ -32,18 +33,12 @@ START_TIMEOUT = 300.0  # MLflow 3's server took 52-126 s to answer on a loaded m
 
 
 def _port() -> int:
-    raw = os.environ.get("AMLOCAL_UI_PORT", "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+    return from_env("AMLOCAL_UI_PORT", DEFAULT_PORT)
 
 
 def _running_port(home: Path) -> int | None:
     """The port of this workspace's running `make ui`, if one runs."""
-    try:
-        state = json.loads((home / STATE_FILE).read_text())
-        os.kill(int(state["pid"]), 0)
-        return int(state["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return recorded(home / STATE_FILE)
 
 
 def _remote(ws: Workspace) -> str | None:

@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amlocal import names as naming
 from amlocal.errors import InvalidInput
 from amlocal.workspace import NAMED_DIR, WORKSPACE_FILE, WORKSPACE_NAME, home_dir
 
 CONFIG_FILE = "config.json"
 # Azure's workspace name rule: 3-33 characters, a letter or digit first, then letters, digits,
 # '-' and '_' (azure-ai-ml's workspace schema).
+_RULE = "3-33 characters, a letter or digit first, then letters, digits, '-' or '_'"
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}")
 _GROUP = re.compile(r"[-\w._()]{1,90}")
 
@@ -45,12 +47,7 @@ def root() -> Path:
 
 
 def check_name(name: object, flag: str = "--name") -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInput(
-            f"{flag}: invalid workspace name {name!r}: use 3-33 characters, a letter or digit "
-            f"first, then letters, digits, '-' or '_'"
-        )
-    return name
+    return naming.checked(name, _NAME, "workspace", _RULE, flag)
 
 
 def check_group(group: object, flag: str = "--resource-group") -> str:

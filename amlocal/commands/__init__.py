@@ -21,6 +21,19 @@ def workspace() -> Workspace:
     return Workspace()
 
 
+def tags_flag(pairs: list[str] | None) -> dict[str, str]:
+    """`--tags a=1 b=2`, as az takes them (a bare key gets an empty value)."""
+    from amlocal.errors import InvalidInput
+
+    out = {}
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        if not key:
+            raise InvalidInput(f"--tags expects KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
 def overrides(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The verb's `--set KEY=VALUE ...` as azure-ai-ml params_override entries."""
     from amlocal.loader import parse_set

@@ -19,6 +19,7 @@ from amlocal.assets.model import (
     show_model,
 )
 from amlocal.assets.model_registration import create_model
+from amlocal.commands import tags_flag
 from amlocal.errors import InvalidInput, NotFound
 from amlocal.workspace import Workspace
 
@@ -126,17 +127,6 @@ def _create(group: str, ws: Workspace, spec: Path, overrides: list[dict[str, Any
     return _CREATE[group](ws, spec, overrides)
 
 
-def _tags(pairs: list[str] | None) -> dict[str, str]:
-    """`--tags a=1 b=2`, as az takes them (a bare key gets an empty value)."""
-    out = {}
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        if not key:
-            raise InvalidInput(f"--tags expects KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
-
-
 def create(args: argparse.Namespace) -> Any:
     from amlocal import loader
 
@@ -147,7 +137,7 @@ def create(args: argparse.Namespace) -> Any:
         value = getattr(args, key, None)
         if value is not None:
             overrides.append({key: value})
-    for k, v in _tags(getattr(args, "tags", None)).items():
+    for k, v in tags_flag(getattr(args, "tags", None)).items():
         overrides.append({f"tags.{k}": v})
     return _create(args.group, _target(args), Path(args.file), overrides)
 
@@ -167,7 +157,7 @@ def _create_from_flags(args: argparse.Namespace, overrides: list[dict[str, Any]]
         "$schema": f"https://azuremlschemas.azureedge.net/latest/{_SCHEMAS[group]}"
     }
     for key in _FLAGS[group]:
-        value = _tags(args.tags) if key == "tags" else getattr(args, key, None)
+        value = tags_flag(args.tags) if key == "tags" else getattr(args, key, None)
         if value in (None, {}):
             continue
         if (

@@ -98,9 +98,12 @@ def ep_invoke(args: argparse.Namespace) -> Any:
                 f"{headers.get('ms-azureml-model-error-reason', '')})"
             )
         raise AmlocalError(f"({status}) Request failed{detail}: {text}")
-    # az ml prints the body as a JSON-encoded string ("[1.5, 2.5]" in quotes); a person wants
-    # the JSON, and --query wants to reach into it: a JSON body is printed as JSON
-    # (docs/local-vs-azure.md), anything else as the string az prints.
+    # az ml prints the body as a JSON-encoded string ("[1.5, 2.5]" in quotes), and scripts
+    # written for az decode it twice: into a pipe or a file it is printed exactly so. A person
+    # at a terminal wants the JSON, and --query wants to reach into it: then a JSON body is
+    # printed as JSON (docs/local-vs-azure.md). A body that is not JSON is az's string.
+    if not (sys.stdout.isatty() or getattr(args, "query", None)):
+        return text
     try:
         return json.loads(text)
     except ValueError:

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from amlocal.commands import workspace_status
+from amlocal.commands import tags_flag, workspace_status
 from amlocal.errors import InvalidInput
 
 
@@ -31,16 +31,6 @@ def add_verbs(verbs: argparse._SubParsersAction, group: str) -> None:
     p.add_argument("-n", "--name")
     p.set_defaults(func=show)
     workspace_status.add_verbs(verbs)  # status, stop
-
-
-def _tags(pairs: list[str] | None) -> dict[str, str]:
-    out = {}
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        if not key:
-            raise InvalidInput(f"--tags expects KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
 
 
 def _shown(name: str) -> dict[str, Any]:
@@ -77,7 +67,7 @@ def create(args: argparse.Namespace) -> Any:
         raise InvalidInput("workspace create needs --name (or `name:` in --file)")
     group = args.resource_group or doc.get("resource_group")
     tags = {str(k): str(v) for k, v in (doc.get("tags") or {}).items()}
-    tags.update(_tags(args.tags))
+    tags.update(tags_flag(args.tags))
     workspaces.create(name, group, args.description or doc.get("description"), tags)
     return _shown(name)
 

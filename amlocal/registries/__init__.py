@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlocal import names as naming
 from amlocal.errors import InvalidInput
 from amlocal.workspace import Workspace
 
@@ -32,17 +33,13 @@ REGISTRY_FILE = "registry.json"
 SYSTEM_REGISTRY = "azureml"  # Microsoft's: curated environments (amlocal.environments.curated)
 # Azure's registry name rule (azure-ai-ml RegistrySchema): a letter or digit first, then
 # letters, digits, '-' and '_', 2-33 characters in all.
+_RULE = "2-33 characters, a letter or digit first, then letters, digits, '-' or '_'"
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{1,32}")
 ARM_PREFIX = "/subscriptions/local/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices"
 
 
 def check_name(name: object, where: str = "--registry-name") -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInput(
-            f"{where}: invalid registry name {name!r}: use 2-33 characters, a letter or digit "
-            f"first, then letters, digits, '-' or '_'"
-        )
-    return name
+    return naming.checked(name, _NAME, "registry", _RULE, where)
 
 
 def base_dir(home: Path | None = None) -> Path:

@@ -8,10 +8,10 @@ This module is what the CLI imports to print links (`Web View:`, `job show --web
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from urllib.parse import quote
+
+from amlocal.ports import from_env, recorded
 
 HOST = "127.0.0.1"
 # Tried first when no --port is given (a free port otherwise), so a link printed before the
@@ -21,24 +21,12 @@ STATE_FILE = "studio.json"  # {"pid", "port"} of the running studio, under the w
 
 
 def preferred_port() -> int:
-    raw = os.environ.get("AMLOCAL_STUDIO_PORT", "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+    return from_env("AMLOCAL_STUDIO_PORT", DEFAULT_PORT)
 
 
 def running_port(home: Path) -> int | None:
     """The port of this workspace's running studio, from its state file (None if none runs)."""
-    try:
-        state = json.loads((home / STATE_FILE).read_text())
-        pid, port = int(state["pid"]), int(state["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return port
+    return recorded(home / STATE_FILE)
 
 
 def base_url(home: Path) -> str:

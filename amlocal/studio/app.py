@@ -166,21 +166,21 @@ def create_app(home: Path, tracking_uri: str) -> Any:
     s = Studio(home, tracking_uri)
     routes = [
         Route("/", s.home_page),
-        Route("/jobs", s.jobs),
-        Route("/jobs/{name}", s.job),
         Route("/api/jobs/{name}/graph", s.job_graph),
         Route("/api/jobs/{name}/detail", s.job_detail),
-        Route("/endpoints", s.endpoints),
-        Route("/endpoints/{name}", s.endpoint),
         Route("/api/endpoints/{name}/test", s.endpoint_test, methods=["POST"]),
-        Route("/models", s.models),
-        Route("/models/{name}", s.model),
-        Route("/schedules", s.schedules),
-        Route("/schedules/{name}", s.schedule),
-        Route("/monitors", s.monitors),
-        Route("/monitors/{name}", s.monitor),
         Route("/monitors/{name}/plots/{job}/{plot}", s.monitor_plot),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    # Every collection has a list page and a stable page per name: /<kind>, /<kind>/<name>.
+    pages = (
+        ("jobs", s.jobs, s.job),
+        ("endpoints", s.endpoints, s.endpoint),
+        ("models", s.models, s.model),
+        ("schedules", s.schedules, s.schedule),
+        ("monitors", s.monitors, s.monitor),
+    )
+    for kind, listing, item in pages:
+        routes += [Route(f"/{kind}", listing), Route(f"/{kind}/{{name}}", item)]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, HTTPException: _not_found})
     return LoopbackOnly(app)

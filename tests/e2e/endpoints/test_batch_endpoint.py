@@ -138,10 +138,11 @@ def test_many_files_then_a_corrupt_one(ws: tuple[Project, Path]) -> None:
     for i in range(30):
         src.iloc[rng.integers(0, len(src), 20)].to_csv(folder / f"p-{i:03d}.csv", index=False)
     files = sorted(folder.glob("*.csv"))
-    out = project.root / "scored"
-    name = invoke(
-        project, "--input", str(folder), "--mini-batch-size", "4", "--output-path", str(out)
-    )
+    # --output-path is a datastore path, as on Azure (a local folder is refused: nothing a job
+    # writes leaves the workspace, hardening II item 1)
+    uri = "azureml://datastores/workspaceblobstore/paths/scored"
+    out = project.home / "datastores" / "workspaceblobstore" / "scored"
+    name = invoke(project, "--input", str(folder), "--mini-batch-size", "4", "--output-path", uri)
     job, log = stream(project, name)
     assert job["status"] == "Completed", log
     assert "8 mini-batch(es)" in log

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pty
 import shutil
 import subprocess
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Project
+from cli_support import AMLOCAL, Project
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "endpoint-fidelity"
@@ -65,14 +67,38 @@ def test_help_uses_the_right_article(project: Project) -> None:
     assert "Create a data asset" in project.run("data", "-h").stdout
 
 
+def _on_a_terminal(project: Project, *args: str) -> str:
+    """`amlocal <args>`'s standard output when it is a terminal, as a person sees it."""
+    master, slave = pty.openpty()
+    try:
+        subprocess.run(
+            [*AMLOCAL, *args], cwd=project.root, env=project.env, stdout=slave, timeout=180
+        )
+    finally:
+        os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: everything was read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return out.decode().replace("\r\n", "\n")
+
+
 def test_online_invoke_prints_json_and_table_keeps_traffic(project: Project) -> None:
     project.run("online-endpoint", "create", "-f", "online/endpoint.yml", "-o", "none")
     project.run(
         "online-deployment", "create", "-f", "online/curated.yml", "--all-traffic", "-o", "none"
     )
-    r = project.run("online-endpoint", "invoke", "-n", "fid-online", "-r", "online/request.json")
-    answer = json.loads(r.stdout)
+    invoke = ("online-endpoint", "invoke", "-n", "fid-online", "-r", "online/request.json")
+    answer = json.loads(_on_a_terminal(project, *invoke))
     assert isinstance(answer, list) and len(answer) == 2  # the JSON, not "\"[...]\""
+    # into a pipe, exactly what az prints (a JSON-encoded string), so az scripts run unchanged
+    assert json.loads(json.loads(project.run(*invoke).stdout)) == answer
     table = project.run("online-endpoint", "show", "-n", "fid-online", "-o", "table").stdout
     heading, _, row = table.splitlines()[:3]
     assert "Traffic" in heading and "curated=100" in row, table

@@ -268,7 +268,7 @@ def test_local_blue_green(tmp_path):
             }
             green = cli("online-deployment", "show", "-n", "green", "-e", "dgx")
             assert green["model"] == f"azureml:diabetes-model:{v2}"
-            out = cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE))
+            out = json.loads(cli("online-endpoint", "invoke", "-n", "dgx", "-r", str(SAMPLE)))
             import pandas as pd
 
             rows = json.loads(SAMPLE.read_text())["data"]

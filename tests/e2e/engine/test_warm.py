@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_support import Project
 
 from amlocal.jobs.warm import warm_argv
-
-from .conftest import Project
 
 
 @pytest.mark.parametrize(

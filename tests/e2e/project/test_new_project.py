@@ -208,8 +208,8 @@ def test_churn_project_validates_trains_registers_and_serves(churn) -> None:
     records = frame.drop(columns=["churned"]).head(4).to_dict(orient="records")
     request = dest / "request.json"
     request.write_text(json.dumps({"data": records}))
-    answer = json.loads(  # the body, printed as JSON (amlocal), not a JSON-encoded string (az)
-        cli("online-endpoint", "invoke", "-n", "churn", "-r", str(request))
+    answer = json.loads(
+        json.loads(cli("online-endpoint", "invoke", "-n", "churn", "-r", str(request)))
     )
     assert len(answer) == 4 and set(answer) <= {0, 1}
 

@@ -180,25 +180,30 @@ def _champion(cli: Cli) -> dict[str, Any]:
 
 
 def test_readme_sequence_leaves_the_champion_serving(trained: Any) -> None:
-    """README: make train; make train SET=inputs.enable_evaluation=false; make train. The last
-    run decides again against v2 (an equal model: kept) and must not roll back to v1."""
+    """README: make train; make train SET=inputs.enable_evaluation=false; make train. The
+    gate-off run registers without the gate, but its model (train reused) is version 1's, and
+    the same model is never registered twice (hardening II, item 6): v1 stays the champion.
+    The last run decides again against v1 (an equal model: kept) and nothing moves."""
     cli, _, _ = trained
     job, run = cli(
         "job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "gateoff",
         "--set", "inputs.enable_evaluation=false",
     )  # fmt: skip
     assert job["status"] == "Completed", run.stderr
+    steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "gateoff")[0]}
+    log = cli.home / "jobs" / steps["register"]["name"] / "user_logs" / "std_log.txt"
+    assert "version 1 is this model, registered earlier" in log.read_text()
     champion = _champion(cli)
-    assert champion["version"] == "2" and float(champion["tags"]["test_rmse"]) > 0
-    assert list(_serving(cli).values()) == ["azureml:diabetes-model:2"]
+    assert champion["version"] == "1" and float(champion["tags"]["test_rmse"]) > 0
+    assert list(_serving(cli).values()) == ["azureml:diabetes-model:1"]
     job, run = cli("job", "create", "-f", "pipelines/train.yml", "--stream", "-n", "plain")
     assert job["status"] == "Completed", run.stderr
     steps = {s["display_name"]: s for s in cli("job", "list", "--parent-job-name", "plain")[0]}
     assert steps["register"]["properties"].get("azureml.isreused") is None
     log = cli.home / "jobs" / steps["register"]["name"] / "user_logs" / "std_log.txt"
     assert "register: not registered" in log.read_text()
-    assert _champion(cli)["version"] == "2"
-    assert list(_serving(cli).values()) == ["azureml:diabetes-model:2"]
+    assert _champion(cli)["version"] == "1"
+    assert list(_serving(cli).values()) == ["azureml:diabetes-model:1"]
 
 
 def test_two_pipelines_at_once_crown_and_serve_the_better_model(trained: Any) -> None:
