@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[3]
 DRIVER = REPO / "amlocal" / "endpoints" / "mlflow_batch" / "mlflow_batch_driver.py"
 
@@ -33,6 +35,7 @@ print(json.dumps({"rows": len(out), "grew_mb": (after - before) / 1024}))
 """
 
 
+@pytest.mark.subprocess  # the driver runs in a process of its own, to measure its memory
 def test_a_big_csv_is_scored_in_chunks(tmp_path: Path) -> None:
     import numpy as np
 

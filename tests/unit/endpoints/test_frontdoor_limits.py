@@ -223,6 +223,7 @@ def slow_header_flood(port: int, sockets: int) -> Iterator[None]:
         proc.wait()
 
 
+@pytest.mark.subprocess  # the flood comes from a process of its own
 def test_slow_header_connections_without_a_key_do_not_starve_keyed_requests(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
