@@ -21,8 +21,8 @@ def _script(project: Project, *args: str, **env: str) -> subprocess.CompletedPro
     return subprocess.run(
         [str(REPO / "scripts" / args[0]), *args[1:]],
         cwd=REPO,
-        env={
-            **project.env,
+        env={  # prod only when the test names it, whatever the caller's environment holds
+            **{k: v for k, v in project.env.items() if not k.startswith("PROD_")},
             "AML": str(BIN / "amlocal"),
             "PATH": f"{BIN}:{os.environ['PATH']}",
             **env,
