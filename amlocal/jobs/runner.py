@@ -259,7 +259,10 @@ def _reserve(path: Path) -> Path:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            else:  # macOS has no posix_fallocate: the blocks are written instead
+                os.write(fd, bytes(RESERVE_BYTES))
         finally:
             os.close(fd)
     except OSError:
