@@ -66,6 +66,19 @@ class Project:
         modules = {ln.split("|")[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
         return r, modules
 
+    def az_script(self, script: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run a shell script written for `az ml` unchanged in the project folder, with `az`
+        swapped for amlocal (`az() { shift; amlocal "$@"; }`), as an Azure user runs theirs."""
+        bin_dir = Path(sys.executable).parent
+        return subprocess.run(
+            ["bash", "-c", f'az() {{ shift; amlocal "$@"; }}; export -f az; bash {script}'],
+            cwd=self.root,
+            env={**self.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout)
 

@@ -297,22 +297,10 @@ def test_registered_pipeline_component_and_job_definition_deployments(tmp_path: 
 
 def test_an_az_ml_script_runs_unchanged(tmp_path: Path) -> None:
     """deploy.sh is written for `az ml`; only `az` is swapped for amlocal."""
-    import os
-    import subprocess
-    import sys
 
     project = _project(tmp_path)
-    bin_dir = Path(sys.executable).parent
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     try:
-        r = subprocess.run(
-            ["bash", "-c", 'az() { shift; amlocal "$@"; }; export -f az; bash deploy.sh'],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        r = project.az_script("deploy.sh")
     finally:
         project.run("online-endpoint", "delete", "-n", "fid-script", "--yes", check=False)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -5,10 +5,7 @@ CLI, azmlinfsrv and the front door on 127.0.0.1. Fixtures: tests/fixtures/local-
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from cli_support import Project
@@ -20,17 +17,8 @@ def test_docs_local_deploy_script_serves_its_only_deployment(tmp_path: Path) -> 
     shutil.copytree(FIXTURES, tmp_path, dirs_exist_ok=True)
     project = Project(tmp_path)
     project.env["AMLOCAL_ENVIRONMENTS"] = "project"  # serve in the project venv: offline
-    bin_dir = Path(sys.executable).parent
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     try:
-        r = subprocess.run(
-            ["bash", "-c", 'az() { shift; amlocal "$@"; }; export -f az; bash deploy-local.sh'],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        r = project.az_script("deploy-local.sh")
         assert r.returncode == 0, r.stdout + r.stderr
         assert json.loads(json.loads((tmp_path / "response.json").read_text())) == [60.0, 10.0]
         assert (tmp_path / "logs.txt").read_text().strip()  # the instance's log

@@ -5,10 +5,7 @@ tests/fixtures/mlflow3-models/ (register.sh is written for `az ml`)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from cli_support import ENV_YML, Project
@@ -21,16 +18,7 @@ def test_a_logged_model_registers_and_feeds_jobs_by_job_uris(tmp_path: Path) -> 
     project = Project(tmp_path)
     project.write("env.yml", ENV_YML)
     project.run("environment", "create", "-f", "env.yml")
-    bin_dir = Path(sys.executable).parent
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    r = subprocess.run(
-        ["bash", "-c", 'az() { shift; amlocal "$@"; }; export -f az; bash register.sh'],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = project.az_script("register.sh")
     assert r.returncode == 0, r.stdout + r.stderr
     job = (tmp_path / "job.txt").read_text().strip()
     # the registered path keeps the URI's last part (`model`), as Azure shows it

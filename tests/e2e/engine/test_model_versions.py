@@ -4,7 +4,6 @@ tests/fixtures/model-versions/ (register.sh is written for `az ml`)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -22,16 +21,7 @@ def _project(tmp_path: Path) -> Project:
 
 def test_az_script_registers_random_and_string_versions(tmp_path: Path) -> None:
     project = _project(tmp_path)
-    bin_dir = Path(sys.executable).parent
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    r = subprocess.run(
-        ["bash", "-c", 'az() { shift; amlocal "$@"; }; export -f az; bash register.sh'],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = project.az_script("register.sh", timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     stamp, rand = (tmp_path / "given.txt").read_text().split()
     assert (tmp_path / "latest.txt").read_text().strip() == "v2-beta"

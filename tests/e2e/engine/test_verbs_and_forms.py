@@ -6,11 +6,8 @@ tests/fixtures/verbs-and-forms/ (verbs.sh is written for `az ml`)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from cli_support import ENV_YML, Project
@@ -30,16 +27,7 @@ def _project(tmp_path: Path) -> Project:
 
 def test_component_verbs_script_and_job_update(tmp_path: Path) -> None:
     project = _project(tmp_path)
-    bin_dir = Path(sys.executable).parent
-    env = {**project.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    r = subprocess.run(
-        ["bash", "-c", 'az() { shift; amlocal "$@"; }; export -f az; bash verbs.sh'],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = project.az_script("verbs.sh")
     assert r.returncode == 0, r.stdout + r.stderr
 
     def text(name: str) -> str:
