@@ -35,20 +35,18 @@ def note(
     outputs: dict[str, Any],
     run_settings: dict[str, Any],
 ) -> None:
-    """Keep the parts of fingerprint `key` (code files are hashed only if they are needed)."""
+    """Keep the parts of fingerprint `key`, as given: they are digested and the code files
+    hashed only when needed (a miss to explain, or a run to remember), never for a step that
+    is reused, which is every step of a rerun."""
     from amlocal.jobs.reuse import _SPEC_KEYS
 
     _pending[key] = {
-        "spec": {
-            k: text_digest(json.dumps(component.get(k), sort_keys=True, default=str))
-            for k in _SPEC_KEYS
-            if component.get(k) is not None
-        },
+        "_spec": {k: component.get(k) for k in _SPEC_KEYS if component.get(k) is not None},
         "_code": (str(code) if code else None, list(includes)),
         "environment": environment,
-        "inputs": {k: _short(v) for k, v in inputs.items()},
-        "outputs": {k: _short(v) for k, v in outputs.items()},
-        "run": {k: _short(v) for k, v in run_settings.items()},
+        "_inputs": dict(inputs),
+        "_outputs": dict(outputs),
+        "_run": dict(run_settings),
     }
 
 
@@ -58,10 +56,20 @@ def _short(value: Any) -> str:
 
 
 def _resolved(parts: dict[str, Any], store: Store) -> dict[str, Any]:
-    """The parts with the code snapshot's files hashed: {relative name: digest}."""
+    """The parts in the form they are compared and kept in: spec keys digested, values
+    shortened, the code snapshot's files hashed ({relative name: digest})."""
     from amlocal.snapshot import include_entries, snapshot_files
 
-    out = {k: v for k, v in parts.items() if k != "_code"}
+    out: dict[str, Any] = {
+        "spec": {
+            k: text_digest(json.dumps(v, sort_keys=True, default=str))
+            for k, v in parts["_spec"].items()
+        },
+        "environment": parts["environment"],
+        "inputs": {k: _short(v) for k, v in parts["_inputs"].items()},
+        "outputs": {k: _short(v) for k, v in parts["_outputs"].items()},
+        "run": {k: _short(v) for k, v in parts["_run"].items()},
+    }
     root, includes = parts.get("_code") or (None, [])
     files: dict[str, str] = {}
     if root:
