@@ -86,9 +86,18 @@ def _resolved(parts: dict[str, Any], store: Store) -> dict[str, Any]:
     return out
 
 
+# azure-ai-ml names every inline (file-referenced) component of a pipeline this: the name
+# tells those components apart no more than it does on Azure, where they go by content.
+ANONYMOUS = "azureml_anonymous"
+
+
 def _identity(step: Mapping[str, Any]) -> str:
-    component = step.get("component") or {}
-    return str(component.get("name") or step.get("name") or "")
+    """Which earlier runs a step is compared with: those of its named component, or, for an
+    anonymous one, those of the pipeline step of the same name (not every anonymous step)."""
+    name = (step.get("component") or {}).get("name")
+    if name and name != ANONYMOUS:
+        return str(name)
+    return f"step:{step.get('name') or ''}"
 
 
 def remember(store: Store, step: Mapping[str, Any], key: str, job: str) -> None:
