@@ -129,8 +129,9 @@ def select(name: str | None, group: str | None) -> Path:
     (scripts pass it everywhere), and the default workspace takes any resource group."""
     base = root()
     if name is None:
-        name = defaults(base).get("workspace")
-        group = group or defaults(base).get("group")
+        chosen = defaults(base)  # read once: this runs before every verb
+        name = chosen.get("workspace")
+        group = group or chosen.get("group")
     if name is None:
         return home_dir()
     rec = record(name, base)
