@@ -10,7 +10,6 @@ answers; the port it serves on is recorded (ui.json) so links printed meanwhile 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal.ports import from_env, recorded
+from amlocal.state import write_json
 from amlocal.store import read_row
 from amlocal.workspace import Workspace
 
@@ -144,7 +144,7 @@ def main() -> int:
     state = ws.home / STATE_FILE
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    state.write_text(json.dumps({"pid": proc.pid, "port": port}))
+    write_json(state, {"pid": proc.pid, "port": port})
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         deadline = time.monotonic() + START_TIMEOUT

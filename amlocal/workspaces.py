@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import names as naming
+from amlocal import state
 from amlocal.errors import InvalidInput
 from amlocal.workspace import NAMED_DIR, WORKSPACE_FILE, WORKSPACE_NAME, home_dir
 
@@ -76,10 +77,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    """A state file written whole: a temporary file beside it, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """A workspace's or registry's record, or config.json: whole or not at all, readable."""
+    state.write_json(path, doc, pretty=True)
 
 
 def defaults(base: Path | None = None) -> dict[str, str]:

@@ -3,12 +3,12 @@ from names checked against Azure's endpoint naming rule and kept inside the home
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
-from amlocal import names
+from amlocal import names, state
+
+# Endpoint state files (daemon.json, instances.json, keys.json) use the one state writer.
+write_state = state.write_json
 
 
 def endpoint_dir(home: Path, endpoint: str) -> Path:
@@ -29,24 +29,3 @@ def daemon_log(home: Path, endpoint: str) -> Path:
 
 def deployment_dir(home: Path, endpoint: str, deployment: str) -> Path:
     return names.under(endpoint_dir(home, endpoint), "deployments", names.deployment(deployment))
-
-
-def write_state(path: Path, data: Any) -> None:
-    """Write a JSON state file so a crash leaves the old or the new one, never a torn or
-    empty file: a private temporary file, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

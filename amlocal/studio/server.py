@@ -39,15 +39,14 @@ def bind(port: int | None) -> socket.socket:
 def serve(home: Path, tracking_uri: str, port: int | None) -> int:
     import uvicorn
 
+    from amlocal.state import write_json
     from amlocal.studio.app import create_app
 
     sock = bind(port)
     bound = sock.getsockname()[1]
     state = home / STATE_FILE
     if running_port(home) is None:  # a second studio on the workspace leaves links to the first
-        tmp = state.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "port": bound}))
-        os.replace(tmp, state)
+        write_json(state, {"pid": os.getpid(), "port": bound})
     url = f"http://{HOST}:{bound}/"
 
     class Server(uvicorn.Server):
