@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,10 +45,10 @@ def named_targets(readme: str) -> set[str]:
     return set(MAKE_TARGET.findall(readme))
 
 
-def new_project(tmp: Path, *args: str) -> tuple[Path, dict[str, str]]:
+def new_project(template: Path, tmp: Path, *args: str) -> tuple[Path, dict[str, str]]:
     dest = tmp / "project"
-    done = make(ROOT, "new-project", f"DEST={dest}", *args,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    done = make(template, "new-project", f"DEST={dest}", *args,
+                env={**os.environ, "PYTHONPATH": str(template)})  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     (dest / ".venv").symlink_to(VENV)
     env = {**os.environ, "PYTHONPATH": str(dest)}
@@ -57,27 +58,48 @@ def new_project(tmp: Path, *args: str) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def untracked() -> dict[str, Path]:
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this checkout's tracked files as they are in the working tree, in a git
+    repository of its own. The untracked files below go there, never into the checkout: other
+    tests run pipelines/train.yml from the checkout at the same time, and a file in src/train
+    changes train's code snapshot, so their reruns stopped being reused (a flaky
+    test_champion_not_replayed)."""
+    copy = tmp_path_factory.mktemp("template")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():  # a tracked file deleted in the working tree is not copied
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, copy / rel)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
+        subprocess.run([*git, *args], cwd=copy, check=True, capture_output=True)
+    (copy / ".venv").symlink_to(VENV)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def untracked(template: Path) -> dict[str, Path]:
     """Files a user leaves in the template's working tree, untracked (as `churn.csv` in the
     README's own example): none may reach a new project."""
     tag = uuid.uuid4().hex[:8]
     files = {
-        "csv": ROOT / f"churn-{tag}.csv",
-        "notes": ROOT / "src" / "train" / f"notes-{tag}.txt",
+        "csv": template / f"churn-{tag}.csv",
+        "notes": template / "src" / "train" / f"notes-{tag}.txt",
     }
     churn_csv(files["csv"], rows=200)
     files["notes"].write_text("scratch\n")
-    try:
-        yield files
-    finally:
-        for f in files.values():
-            f.unlink(missing_ok=True)
+    return files
 
 
 @pytest.fixture(scope="module")
-def classification(tmp_path_factory: pytest.TempPathFactory, untracked: dict[str, Path]):
+def classification(
+    tmp_path_factory: pytest.TempPathFactory, template: Path, untracked: dict[str, Path]
+):
     dest, env = new_project(
-        tmp_path_factory.mktemp("cls"), "NAME=churn", "TASK=classification",
+        template, tmp_path_factory.mktemp("cls"), "NAME=churn", "TASK=classification",
         f"DATA={untracked['csv']}", "TARGET=churned",
     )  # fmt: skip
     yield dest, env
@@ -85,18 +107,20 @@ def classification(tmp_path_factory: pytest.TempPathFactory, untracked: dict[str
 
 
 @pytest.fixture(scope="module")
-def regression(tmp_path_factory: pytest.TempPathFactory, untracked: dict[str, Path]):
-    dest, env = new_project(tmp_path_factory.mktemp("reg"), "NAME=risk")
+def regression(
+    tmp_path_factory: pytest.TempPathFactory, template: Path, untracked: dict[str, Path]
+):
+    dest, env = new_project(template, tmp_path_factory.mktemp("reg"), "NAME=risk")
     yield dest, env
     make(dest, "stop", env=env, timeout=300)
 
 
-def _nothing_untracked(dest: Path, untracked: dict[str, Path]) -> None:
+def _nothing_untracked(dest: Path, template: Path, untracked: dict[str, Path]) -> None:
     for f in untracked.values():
-        assert not (dest / f.relative_to(ROOT)).exists(), f
+        assert not (dest / f.relative_to(template)).exists(), f
         assert not list(dest.rglob(f.name)), f
     tracked = subprocess.run(
-        ["git", "ls-files", "-o", "--exclude-standard"], cwd=ROOT, capture_output=True,
+        ["git", "ls-files", "-o", "--exclude-standard"], cwd=template, capture_output=True,
         text=True, check=True,
     ).stdout.split()  # fmt: skip
     leaked = [p for p in tracked if (dest / p).exists() and "diabetes" not in p]
@@ -146,10 +170,10 @@ def _collects(dest: Path, env: dict[str, str]) -> None:
 
 
 def test_classification_project_readme_is_true(
-    classification: tuple[Path, dict[str, str]], untracked: dict[str, Path]
+    classification: tuple[Path, dict[str, str]], template: Path, untracked: dict[str, Path]
 ) -> None:
     dest, env = classification
-    _nothing_untracked(dest, untracked)
+    _nothing_untracked(dest, template, untracked)
     readme = (dest / "README.md").read_text()
     assert "**train** (LogisticRegression," in readme and "Ridge" not in readme
     targets = _every_named_target_has_a_recipe(dest, env)
@@ -174,10 +198,10 @@ def test_classification_project_readme_is_true(
 
 
 def test_regression_project_readme_is_true(
-    regression: tuple[Path, dict[str, str]], untracked: dict[str, Path]
+    regression: tuple[Path, dict[str, str]], template: Path, untracked: dict[str, Path]
 ) -> None:
     dest, env = regression
-    _nothing_untracked(dest, untracked)
+    _nothing_untracked(dest, template, untracked)
     readme = (dest / "README.md").read_text()
     assert "**train** (Ridge," in readme and "LogisticRegression" not in readme
     targets = _every_named_target_has_a_recipe(dest, env)
