@@ -83,8 +83,8 @@ def run_graph(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             while True:
+                busy = {n for n, _ in running.values()}
                 for name in order:
-                    busy = {n for n, _ in running.values()}
                     if name in done or name in busy or name in own:
                         continue  # an owned step is run, or settled, by its owner
                     deps = waiting[name]
@@ -104,6 +104,7 @@ def run_graph(
                         graph = Siblings(steps, outputs) if "control" in steps[name] else None
                         fut = pool.submit(_run, ctx, scope, name, steps[name], outputs, graph)
                         running[fut] = (name, graph)
+                        busy.add(name)
                 if not running:
                     break
                 finished, _ = wait(running, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
