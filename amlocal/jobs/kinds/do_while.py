@@ -41,37 +41,42 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     status: str = Status.COMPLETED
     outs: Outputs = {}
     rounds = 0
-    for i in range(ctl["max_iteration_count"]):
-        rounds = i + 1
-        name = f"{job}_{i}"
-        record = child_record(
-            name,
-            parent=job,
-            kind=body["kind"],
-            display_name=f"{body['display_name']}_{i}",
-            experiment_name=ctx.experiment_name,
-            environment=(body.get("env") or {}).get("label"),
-            step_name=body_name,
-            iteration=i,
-        )
-        ctx.ws.store.put("job", name, dict(record), parent=job)
-        round_step: Step = {**body, "inputs": inputs}
-        done, got = run_graph(
-            ctx, RoundScope(job, scope), {str(i): round_step}, upstream=graph.outputs
-        )
-        status, outs = done.get(str(i), Status.NOT_STARTED), got.get(str(i), {})
-        if status != Status.COMPLETED or not _again(ctl["condition"], outs, f"{where}.condition"):
-            break
-        inputs = {**body["inputs"], **_fed(ctl["mapping"], outs, f"{where}.mapping")}
+    error = ""
+    try:
+        for i in range(ctl["max_iteration_count"]):
+            rounds = i + 1
+            name = f"{job}_{i}"
+            record = child_record(
+                name,
+                parent=job,
+                kind=body["kind"],
+                display_name=f"{body['display_name']}_{i}",
+                experiment_name=ctx.experiment_name,
+                environment=(body.get("env") or {}).get("label"),
+                step_name=body_name,
+                iteration=i,
+            )
+            ctx.ws.store.put("job", name, dict(record), parent=job)
+            round_step: Step = {**body, "inputs": inputs}
+            done, got = run_graph(
+                ctx, RoundScope(job, scope), {str(i): round_step}, upstream=graph.outputs
+            )
+            status, outs = done.get(str(i), Status.NOT_STARTED), got.get(str(i), {})
+            if status != Status.COMPLETED or not _again(
+                ctl["condition"], outs, f"{where}.condition"
+            ):
+                break
+            inputs = {**body["inputs"], **_fed(ctl["mapping"], outs, f"{where}.mapping")}
+    except InvalidInput as exc:  # a control value the loop could not read
+        status, error = Status.FAILED, str(exc)
     if status != Status.COMPLETED and ctx.cancel.is_set() and ctx.user_canceled:
         status = Status.CANCELED
     elif status != Status.COMPLETED:
         status = Status.FAILED
     fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "outputs": outs}
     if status == Status.FAILED:
-        fields["error"] = {
-            "message": f"round {rounds - 1} of the body '{body_name}' did not complete"
-        }
+        why = error or f"round {rounds - 1} of the body '{body_name}' did not complete"
+        fields["error"] = {"message": why}
     ctx.update_job(body_job, **fields, iterations=rounds)
     graph.results[body_name] = (status, outs)
     ctx.update_job(job, **fields, iterations=rounds)

@@ -111,6 +111,32 @@ def test_do_while_stops_at_max_iteration_count(cf: Project) -> None:
     assert _text(loop) == "count:9|count:8|count:7|count:6|count:5"
 
 
+def test_do_while_fails_on_a_condition_that_is_not_a_boolean(cf: Project) -> None:
+    src = cf.root / "src" / "ctl.py"
+    src.write_text(src.read_text().replace("str(a.n - 1 > 0)", '"maybe"'))
+    job, r = cf.create("do_while.yml", check=False)
+    assert r.returncode == 1
+    steps = cf.steps(job["name"])
+    assert steps["loop"]["status"] == steps["count"]["status"] == "Failed"
+    assert "jobs.loop.condition" in steps["loop"]["error"]["message"]
+    assert steps["report"]["status"] == "NotStarted"
+
+
+def test_control_flow_inside_a_pipeline_component(cf: Project) -> None:
+    job, _ = cf.create("nested.yml")
+    assert job["status"] == "Completed"
+    sub = cf.steps(job["name"])["sub"]
+    nested = cf.steps(sub["name"])
+    assert nested["loop"]["iterations"] == 2
+    assert _text(cf.steps(job["name"])["after"]) == "count:2|count:1|after:0"
+
+
+def test_az_ml_script_submits_control_flow_pipelines(cf: Project) -> None:
+    r = cf.az_script("az_control_flow.sh")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Completed"] * 4
+
+
 def test_parallel_for_runs_each_item_and_aggregates_by_index(cf: Project) -> None:
     job, _ = cf.create("parallel_for.yml")
     assert job["status"] == "Completed"
