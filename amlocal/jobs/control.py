@@ -387,3 +387,33 @@ def _check_items(
                     f"{at}.items: '{key}' is not an input of the body '{ctl['body']}' "
                     f"(inputs: {', '.join(inputs) or 'none'})"
                 )
+
+
+_SDK_PORT = re.compile(r"Cannot find ([\w.-]+) in do_while loop body (inputs|outputs)")
+
+
+def name_loop_port(path: Path, message: str) -> str:
+    """azure-ai-ml's "Cannot find x in do_while loop body inputs" with the YAML key that
+    names x (`jobs.<node>.mapping` or `.condition`), which its message leaves out."""
+    m = _SDK_PORT.search(message)
+    if m is None:
+        return message
+    from amlocal import yamlsafe
+
+    try:
+        jobs = (yamlsafe.load_file(path) or {}).get("jobs") or {}
+    except Exception:  # the message stands as it is
+        return message
+    port = m.group(1)
+    for name, node in jobs.items():
+        if not isinstance(node, dict) or node.get("type") != "do_while":
+            continue
+        mapping = node.get("mapping") or {}
+        names = {str(k) for k in mapping} | {
+            str(v) for vs in mapping.values() for v in (vs if isinstance(vs, list) else [vs])
+        }
+        if any(n == port or n.endswith(f".{port}}}}}") or n.endswith(f".{port}") for n in names):
+            return f"{message.rstrip('.')} (jobs.{name}.mapping)"
+        if str(node.get("condition")) == port:
+            return f"{message.rstrip('.')} (jobs.{name}.condition)"
+    return message

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from amlocal import loader
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
-from amlocal.jobs.control import check_control, control_step, dependencies, order_of
+from amlocal.jobs.control import (
+    check_control,
+    control_step,
+    dependencies,
+    name_loop_port,
+    order_of,
+)
 from amlocal.loader import source_files
 from amlocal.snapshot import absolute_includes
 from amlocal.workspace import Workspace
@@ -31,14 +37,17 @@ STEP_KINDS = {"command", "parallel", "sweep", "pipeline", *CONTROL_KINDS}
 
 def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> Plan:
     """The validated plan for a job YAML, from the validation cache or from azure-ai-ml."""
-    plan: Plan = loader.validated(
-        "job",
-        path,
-        overrides,
-        lambda entity: plan_from_entity(entity, path),
-        files=source_files(path),
-        tag=f"-plan{PLAN_VERSION}",
-    )
+    try:
+        plan: Plan = loader.validated(
+            "job",
+            path,
+            overrides,
+            lambda entity: plan_from_entity(entity, path),
+            files=source_files(path),
+            tag=f"-plan{PLAN_VERSION}",
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(name_loop_port(path, str(exc))) from None
     return plan
 
 

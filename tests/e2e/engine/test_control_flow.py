@@ -240,7 +240,12 @@ def test_on_finalize_runs_after_a_cancel(cf: Project) -> None:
             "condition: maybe",
             "jobs.branch.condition",
         ),
-        ("do_while.yml", "next_n: n\n", "next_n: nope\n", "nope"),
+        (
+            "do_while.yml",
+            "next_n: n\n",
+            "next_n: nope\n",
+            "Cannot find nope in do_while loop body inputs (jobs.loop.mapping)",
+        ),
         (
             "do_while.yml",
             "max_iteration_count: 5",
