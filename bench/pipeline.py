@@ -4,6 +4,8 @@
   cached, reuse off via settings.force_rerun) against the same step commands run by hand as
   plain subprocesses, in order;
 - a fully reused rerun of the 10-step pipeline (whole `amlocal` process);
+- a do_while of 10 rounds of one such step (each round reads the last one's folder), against
+  the same 10 steps by hand: control flow should cost no more per round than a step does;
 - the Python floor inside the fixed cost per job: a bare interpreter importing the stdlib
   modules any job process needs, no amlocal code;
 - the second run of a one-step pipeline whose environment pins a version the project venv
@@ -60,6 +62,43 @@ def pipeline_yaml(n: int, env: str = "azureml:benchenv@latest") -> str:
             "        type: uri_folder",
         ]
     return "\n".join(x for x in lines if x) + "\n"
+
+
+def loop_yaml(n: int) -> str:
+    """One step looped n times by a do_while (no condition: until the limit), each round
+    reading the previous round's output folder (`mapping`), as the n-step pipeline chains
+    its steps."""
+    return (
+        "\n".join(
+            [
+                "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
+                "type: pipeline",
+                "experiment_name: bench",
+                "settings:",
+                "  default_compute: azureml:cpu-cluster",
+                "jobs:",
+                "  s:",
+                "    type: command",
+                "    component:",
+                "      type: command",
+                "      code: ./src",
+                "      command: python step.py u$[[${{inputs.u}}]] ${{outputs.o}}",
+                "      environment: azureml:benchenv@latest",
+                "      inputs:",
+                "        u: {type: uri_folder, optional: true}",
+                "      outputs:",
+                "        o: {type: uri_folder}",
+                "  loop:",
+                "    type: do_while",
+                "    body: ${{parent.jobs.s}}",
+                "    mapping:",
+                "      o: u",
+                "    limits:",
+                f"      max_iteration_count: {n}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -201,6 +240,21 @@ def main() -> None:
                 reused = statistics.median(run(create, work, env) for _ in range(3))
                 rows.append(
                     ("10-step pipeline, fully reused", reused, 0.0, "whole process (target < 1 s)")
+                )
+                (work / "loop10.yml").write_text(loop_yaml(10))
+                loop = [*AMLOCAL, "job", "create", "-f", "loop10.yml", "--stream", "-o", "none"]
+                run(loop, work, env)
+                looped = statistics.median(
+                    run([*loop, "--set", "settings.force_rerun=true"], work, env) for _ in range(3)
+                )
+                per_round = (looped - f10) / 10
+                rows.append(
+                    (
+                        "do_while, 10 rounds, force_rerun",
+                        looped,
+                        f10,
+                        f"overhead {per_round:.3f} s/round (target <= the per-step slope above)",
+                    )
                 )
 
         # A step whose environment needed its own venv: its second and later runs.

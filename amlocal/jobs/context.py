@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -54,6 +54,20 @@ class Scope(Protocol):
         ...
 
 
+StepResult = tuple[str, "Outputs"]  # a terminal status, and outputs downstream steps read
+
+
+@dataclass(frozen=True)
+class Siblings:
+    """The graph a step runs in, as a control-flow node sees it: the graph's steps, the
+    outputs of those that completed, and `results`, where the node reports the steps it
+    owns (blocks or body) that it ran or skipped, for the scheduler to record."""
+
+    steps: Mapping[str, Step]
+    outputs: dict[str, Outputs]
+    results: dict[str, StepResult] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class StepCall:
     """One step job to run: its planned step, its inputs bound in its parent's scope, and
@@ -64,9 +78,7 @@ class StepCall:
     bound: dict[str, Binding]
     targets: dict[str, OutputDecl]
     scope: Scope | None = None
-
-
-StepResult = tuple[str, "Outputs"]  # a terminal status, and outputs downstream steps read
+    graph: Siblings | None = None
 
 
 class StepContext(Protocol):

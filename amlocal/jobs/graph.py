@@ -12,6 +12,12 @@ at each level:
 - at most `pool_size(n)` jobs of one graph run at once: one thread per job that can run,
   up to the CPU count (a thread mostly waits for its job's processes; a nested graph has a
   pool of its own, so a node never starves its own jobs).
+
+Control flow (`amlocal.jobs.control`) changes only who starts a step: an if_else's blocks
+and a loop's body are owned by their node, which runs them through this same scheduler (a
+subset of the graph, or one graph per round in a `RoundScope`) and reports their outcome; a
+step that binds to a Skipped step is Skipped; `run_pipeline` runs `settings.on_init` first
+and `settings.on_finalize` last.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from amlocal.errors import InvalidInput
-from amlocal.jobs.context import StepCall, StepContext, StepResult
+from amlocal.jobs.context import Siblings, StepCall, StepContext, StepResult
+from amlocal.jobs.control import dependencies, order_of, owned, owners, waits
+from amlocal.jobs.control_io import is_primitive, read_value
 from amlocal.jobs.expressions import EXPR
-from amlocal.jobs.plan import dependencies, topo_order
-from amlocal.jobs.status import Status, now_iso
+from amlocal.jobs.status import Status, now_iso, succeeded
 
 if TYPE_CHECKING:
     import re
+    from collections.abc import Mapping
 
     from amlocal.jobs.context import Scope
     from amlocal.jobs.types import Binding, OutputDecl, Outputs, PipelineInput, Step, Upstream
@@ -43,35 +51,74 @@ def pool_size(jobs: int) -> int:
 
 
 def run_graph(
-    ctx: StepContext, scope: Scope, steps: dict[str, Step]
+    ctx: StepContext,
+    scope: Scope,
+    steps: Mapping[str, Step],
+    *,
+    upstream: Mapping[str, Outputs] | None = None,
+    limit: int | None = None,
 ) -> tuple[dict[str, str], dict[str, Outputs]]:
-    """Run `steps` to the end; each job's terminal status (or NotStarted) and outputs."""
-    order = topo_order(steps)
+    """Run `steps` to the end; each job's terminal status (or NotStarted) and outputs.
+
+    `upstream`: outputs of completed steps outside `steps` that these bind to (a control
+    node running its blocks or body); `limit`: at most this many jobs at once."""
+    own = owners(steps)
+    waiting = waits(steps)
+    reads = {n: dependencies(s) & steps.keys() for n, s in steps.items()}
+    order = order_of(waiting)
     done: dict[str, str] = {}
-    outputs: dict[str, Outputs] = {}
-    running: dict[Future[StepResult], str] = {}
-    with ThreadPoolExecutor(max_workers=pool_size(len(steps))) as pool:
+    outputs: dict[str, Outputs] = dict(upstream or {})
+    running: dict[Future[StepResult], tuple[str, Siblings | None]] = {}
+
+    def settle(name: str, status: str) -> None:
+        """A job that will not start, and the steps it owns with it."""
+        done[name] = status
+        if status == Status.SKIPPED:
+            ctx.update_job(f"{scope.job}_{name}", status=status, end_time=now_iso())
+        for o in owned(steps[name]):
+            if o in steps and o not in done:
+                settle(o, status)
+
+    workers = pool_size(min(len(steps), limit or len(steps)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             while True:
+                busy = {n for n, _ in running.values()}
                 for name in order:
-                    if name in done or name in running.values():
-                        continue
-                    deps = dependencies(steps[name])
+                    if name in done or name in busy or name in own:
+                        continue  # an owned step is run, or settled, by its owner
+                    deps = waiting[name]
                     if ctx.cancel.is_set():
-                        done[name] = Status.CANCELED
-                    elif any(done.get(d) not in (None, Status.COMPLETED) for d in deps):
-                        done[name] = Status.NOT_STARTED  # an upstream job did not complete
+                        settle(name, Status.CANCELED)
+                    elif any(
+                        done.get(d) not in (None, Status.COMPLETED, Status.SKIPPED) for d in deps
+                    ):
+                        settle(name, Status.NOT_STARTED)  # an upstream job did not complete
+                    elif all(d in done for d in deps) and any(
+                        done.get(d) == Status.SKIPPED for d in deps | reads[name]
+                    ):
+                        settle(name, Status.SKIPPED)  # it reads a branch that did not run
                     elif all(done.get(d) == Status.COMPLETED for d in deps):
-                        fut = pool.submit(_run, ctx, scope, name, steps[name], outputs)
-                        running[fut] = name
+                        if limit is not None and len(running) >= limit:
+                            continue
+                        graph = Siblings(steps, outputs) if "control" in steps[name] else None
+                        fut = pool.submit(_run, ctx, scope, name, steps[name], outputs, graph)
+                        running[fut] = (name, graph)
+                        busy.add(name)
                 if not running:
                     break
                 finished, _ = wait(running, timeout=CANCEL_POLL_S, return_when=FIRST_COMPLETED)
                 ctx.poll_cancel()
                 for fut in finished:
-                    name = running.pop(fut)
+                    name, graph = running.pop(fut)
                     done[name], outputs[name] = _outcome(ctx, f"{scope.job}_{name}", fut)
-                    if done[name] != Status.COMPLETED and not ctx.continue_on_failure:
+                    if graph is not None:
+                        for o, (st, outs) in graph.results.items():
+                            done[o], outputs[o] = st, outs
+                    for o in owned(steps[name]):  # what the node never reached
+                        if o in steps and o not in done:
+                            settle(o, Status.NOT_STARTED)
+                    if not succeeded(done[name]) and not ctx.continue_on_failure:
                         ctx.cancel.set()
                 if ctx.cancel.is_set():
                     ctx.stop_processes()
@@ -79,15 +126,20 @@ def run_graph(
             ctx.cancel.set()  # before the pool waits for its threads
             ctx.stop_processes()
             raise
-    return done, outputs
+    return done, {n: o for n, o in outputs.items() if n in steps}
 
 
 def _run(
-    ctx: StepContext, scope: Scope, name: str, step: Step, outputs: dict[str, Outputs]
+    ctx: StepContext,
+    scope: Scope,
+    name: str,
+    step: Step,
+    outputs: dict[str, Outputs],
+    graph: Siblings | None,
 ) -> StepResult:
     bound = bind(scope, step, outputs)
     targets = {k: scope.output_target(o) for k, o in step["outputs"].items()}
-    return ctx.run_step(StepCall(f"{scope.job}_{name}", step, bound, targets, scope))
+    return ctx.run_step(StepCall(f"{scope.job}_{name}", step, bound, targets, scope, graph))
 
 
 def _outcome(ctx: StepContext, job: str, fut: Future[StepResult]) -> StepResult:
@@ -104,7 +156,11 @@ def bind(scope: Scope, step: Step, outputs: dict[str, Outputs]) -> dict[str, Bin
     for key, b in step["inputs"].items():
         if "step_output" in b:
             src, out = b["step_output"]
-            bound[key] = {"upstream": cast("Upstream", outputs[src][out])}
+            up = cast("Upstream", outputs[src][out])
+            if is_primitive(up):  # a control output is read as the value it holds
+                bound[key] = {"literal": read_value(up, f"input '{key}'")}
+            else:
+                bound[key] = {"upstream": up}
         elif "parent_input" in b:
             value = scope.bind_input(key, b)
             if value is not None:
@@ -186,3 +242,65 @@ class NodeScope:
             return decl
         node_output = self.outputs.get(decl["parent_output"]) or {}
         return {"type": node_output.get("type", "uri_folder"), "mode": decl.get("mode")}
+
+
+@dataclass(frozen=True)
+class RoundScope:
+    """One round of a do_while or one item of a parallel_for: the body binds in the scope
+    its node runs in, and its job is named under the node (`<node job>_<round>`)."""
+
+    job: str
+    inner: Scope
+
+    @property
+    def parent(self) -> Scope | None:
+        return self.inner.parent
+
+    def bind_input(self, key: str, binding: Binding) -> Binding | None:
+        return self.inner.bind_input(key, binding)
+
+    def template_value(self, name: str) -> str:
+        return self.inner.template_value(name)
+
+    def output_target(self, decl: OutputDecl) -> OutputDecl:
+        return self.inner.output_target(decl)
+
+
+# -- settings.on_init / on_finalize ---------------------------------------------------------
+def run_pipeline(
+    ctx: StepContext, scope: Scope, steps: Mapping[str, Step], settings: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, Outputs]]:
+    """A pipeline job's graph with its init and finalize jobs: `on_init` runs before every
+    other job and, if it does not complete, none of them starts; `on_finalize` runs after
+    all of them, whatever their outcome, a failure or a cancel included (azure-ai-ml
+    requires both to be isolated: nothing binds to or from them)."""
+    init, final = settings.get("on_init"), settings.get("on_finalize")
+    if not init and not final:
+        return run_graph(ctx, scope, steps)
+    done: dict[str, str] = {}
+    outputs: dict[str, Outputs] = {}
+    main = {n: s for n, s in steps.items() if n not in (init, final)}
+    try:
+        if init:
+            d, o = run_graph(ctx, scope, {init: steps[init]})
+            done.update(d)
+            outputs.update(o)
+        if not init or done[init] == Status.COMPLETED:
+            d, o = run_graph(ctx, scope, main)
+            done.update(d)
+            outputs.update(o)
+        else:
+            done.update(dict.fromkeys(main, Status.NOT_STARTED))
+    finally:
+        if final:
+            stopped = ctx.cancel.is_set()
+            ctx.cancel.clear()  # the finalize job runs after a cancel too
+            ctx.update_job(scope.job, status=Status.FINALIZING)
+            try:
+                d, o = run_graph(ctx, scope, {final: steps[final]})
+            finally:
+                if stopped:
+                    ctx.cancel.set()
+            done.update(d)
+            outputs.update(o)
+    return done, outputs

@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any
 from amlocal import loader
 from amlocal.errors import InvalidInput
 from amlocal.jobs import expressions as ex
+from amlocal.jobs.control import (
+    check_control,
+    control_step,
+    dependencies,
+    name_loop_port,
+    order_of,
+)
 from amlocal.loader import source_files
 from amlocal.snapshot import absolute_includes
 from amlocal.workspace import Workspace
@@ -22,21 +29,25 @@ from amlocal.workspace import Workspace
 if TYPE_CHECKING:
     from amlocal.jobs.types import Binding, OutputDecl, Plan, Step
 
-PLAN_VERSION = "5"
+PLAN_VERSION = "6"
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
-STEP_KINDS = {"command", "parallel", "sweep", "pipeline"}
+CONTROL_KINDS = {"if_else", "do_while", "parallel_for"}  # amlocal.jobs.control
+STEP_KINDS = {"command", "parallel", "sweep", "pipeline", *CONTROL_KINDS}
 
 
 def load_plan(ws: Workspace, path: Path, overrides: list[dict[str, Any]]) -> Plan:
     """The validated plan for a job YAML, from the validation cache or from azure-ai-ml."""
-    plan: Plan = loader.validated(
-        "job",
-        path,
-        overrides,
-        lambda entity: plan_from_entity(entity, path),
-        files=source_files(path),
-        tag=f"-plan{PLAN_VERSION}",
-    )
+    try:
+        plan: Plan = loader.validated(
+            "job",
+            path,
+            overrides,
+            lambda entity: plan_from_entity(entity, path),
+            files=source_files(path),
+            tag=f"-plan{PLAN_VERSION}",
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(name_loop_port(path, str(exc))) from None
     return plan
 
 
@@ -169,12 +180,21 @@ def _binding(v: Any, base: Path) -> Binding:
     return {"literal": v}
 
 
+def item_binding(v: Any, base: Path) -> Binding:
+    """A parallel_for item's value for one body input: data by path, else a literal."""
+    if isinstance(v, dict) and ("path" in v or v.get("type") in DATA_TYPES):
+        return _binding(v, base)
+    return {"literal": v}
+
+
 def make_step(
     name: str, node: dict[str, Any], base: Path, *, where: str, standalone: bool = False
 ) -> Step:
     kind = node.get("type", "command")
     if kind not in STEP_KINDS:
         raise InvalidInput(f"{where}: step type '{kind}' is not supported by amlocal")
+    if kind in CONTROL_KINDS:
+        return control_step(name, node, base, where=where)
     component = node.get("component")
     if isinstance(component, str):  # azureml:name:version, resolved at submission
         comp_ref, component = component, None
@@ -258,22 +278,8 @@ def _check_bindings(plan: dict[str, Any], path: Path) -> None:
     order = topo_order(steps)
     if len(order) != len(steps):
         raise InvalidInput(f"{path}: the step bindings form a cycle")
-
-
-def dependencies(step: Step) -> set[str]:
-    return {b["step_output"][0] for b in step["inputs"].values() if "step_output" in b}
+    check_control(steps, set(plan["inputs"]), str(path))
 
 
 def topo_order(steps: Mapping[str, Step]) -> list[str]:
-    deps = {n: dependencies(s) for n, s in steps.items()}
-    order: list[str] = []
-    ready = [n for n in steps if not deps[n]]
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for m in steps:
-            if n in deps[m]:
-                deps[m].discard(n)
-                if not deps[m] and m not in order and m not in ready:
-                    ready.append(m)
-    return order
+    return order_of({n: dependencies(s) & steps.keys() for n, s in steps.items()})

@@ -36,6 +36,9 @@ def base_env(bin_dir: Path) -> dict[str, str]:
     return env
 
 
+FILE_OUTPUTS = {"uri_file", "boolean", "integer", "number", "string"}
+
+
 class StepProcess:
     """A running step: its own process group, logs to user_logs/std_log.txt, cancellable."""
 
@@ -55,7 +58,7 @@ class StepProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         for out in r.io.outputs.values():
             p = Path(out["local_path"])
-            if out["type"] == "uri_file":
+            if out["type"] in FILE_OUTPUTS:  # a control output is a file holding its value
                 p.parent.mkdir(parents=True, exist_ok=True)
             else:
                 p.mkdir(parents=True, exist_ok=True)

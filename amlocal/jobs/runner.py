@@ -22,10 +22,10 @@ from amlocal import tracking
 from amlocal.errors import AmlocalError, disk_full
 from amlocal.jobs import environments, kinds, output_paths, process, reuse, reuse_why, warm
 from amlocal.jobs.context import StepCall, StepResult, Stoppable
-from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_graph
+from amlocal.jobs.graph import CANCEL_POLL_S, PipelineScope, run_pipeline
 from amlocal.jobs.mlflow_runs import MlflowRuns
 from amlocal.jobs.records import submit
-from amlocal.jobs.status import Status, now_iso
+from amlocal.jobs.status import Status, now_iso, succeeded
 from amlocal.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class Execution:
         scope = PipelineScope(self.name, self.plan["inputs"], self.plan["outputs"])
         try:
             try:
-                done, outputs = run_graph(self, scope, steps)
+                done, outputs = run_pipeline(self, scope, steps, self.plan.get("settings") or {})
             except KeyboardInterrupt:
                 self.request_cancel()
                 raise
@@ -236,9 +236,7 @@ class Execution:
         self._collect_pipeline_outputs(outputs)
         if self._user_canceled:
             return Status.CANCELED
-        return (
-            Status.COMPLETED if all(s == Status.COMPLETED for s in done.values()) else Status.FAILED
-        )
+        return Status.COMPLETED if all(succeeded(s) for s in done.values()) else Status.FAILED
 
     def _collect_pipeline_outputs(self, outputs: dict[str, Outputs]) -> None:
         shown: dict[str, Any] = {}

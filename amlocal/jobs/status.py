@@ -18,9 +18,18 @@ class Status(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELED = "Canceled"
+    FINALIZING = "Finalizing"  # a pipeline running its settings.on_finalize job
+    SKIPPED = "Skipped"  # a control-flow branch not taken, and the steps that depend on it
 
 
-TERMINAL: frozenset[str] = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED})
+TERMINAL: frozenset[str] = frozenset(
+    {Status.COMPLETED, Status.FAILED, Status.CANCELED, Status.SKIPPED}
+)
+
+
+def succeeded(status: str) -> bool:
+    """A step that did what its pipeline asked: it completed, or control flow skipped it."""
+    return status in (Status.COMPLETED, Status.SKIPPED)
 
 
 def now_iso() -> str:

@@ -73,6 +73,7 @@ class Step(TypedDict):
     compute: str | None
     resources: dict[str, Any] | None
     spec: Spec
+    control: NotRequired[dict[str, Any]]  # a control-flow node's parsed keys (plan.control_of)
     env: NotRequired[dict[str, Any]]  # the resolved environment, set at submission
     batch: NotRequired[dict[str, Any]]  # a batch-endpoint invocation's settings
 

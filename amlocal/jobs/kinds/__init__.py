@@ -43,6 +43,9 @@ KINDS: dict[str, str] = {
     "parallel": "amlocal.jobs.kinds.parallel.step",
     "sweep": "amlocal.jobs.kinds.sweep.step",
     "pipeline": "amlocal.jobs.kinds.pipeline",
+    "if_else": "amlocal.jobs.kinds.if_else",
+    "do_while": "amlocal.jobs.kinds.do_while",
+    "parallel_for": "amlocal.jobs.kinds.parallel_for",
 }
 
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
 from amlocal.jobs import plan as planlib
+from amlocal.jobs.control import check_control
 from amlocal.jobs.graph import NodeScope, run_graph
 from amlocal.jobs.process import log_tail
 from amlocal.jobs.records import child_record, resolve_step
-from amlocal.jobs.status import Status, now_iso
+from amlocal.jobs.status import Status, now_iso, succeeded
 from amlocal.jobs.step_io import resolve_io
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def _children(ws: Workspace, job: str, component: Spec, base: Path) -> dict[str,
         steps[name] = step
     if len(planlib.topo_order(steps)) != len(steps):
         raise InvalidInput(f"{job}: the pipeline component's step bindings form a cycle")
+    check_control(steps, set(component.get("inputs") or {}), job)
     return steps
 
 
@@ -80,7 +82,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if ctx.cancel.is_set() and ctx.user_canceled:
         status = Status.CANCELED
     else:
-        ok = all(s == Status.COMPLETED for s in done.values())
+        ok = all(succeeded(s) for s in done.values())
         status = Status.COMPLETED if ok else Status.FAILED
     # The node's outputs are what its jobs wrote to ${{parent.outputs.x}}.
     node_outputs = dict(io.outputs)

@@ -1,0 +1,115 @@
+"""`type: do_while` nodes: run the body, then again while its `condition` output is true.
+
+Each round is one job of the body's kind named `<node job>_<round>` (a child of the node:
+`job list --parent-job-name <node job>`), run through the scheduler in a `RoundScope`, so
+reuse, records, logs and cancel work as for any step. Round 0 binds the body's inputs as
+written; each later round binds the inputs named in `mapping` to the previous round's
+outputs (a control output as its value, data by path). The loop ends when the condition
+output is false, after `limits.max_iteration_count` rounds, or when a round does not
+complete. The node's outputs, and the body step's, are the last round's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amlocal.errors import InvalidInput
+from amlocal.jobs.control_io import is_primitive, read_value, to_bool
+from amlocal.jobs.graph import RoundScope, run_graph
+from amlocal.jobs.records import child_record
+from amlocal.jobs.status import Status, now_iso
+
+if TYPE_CHECKING:
+    from amlocal.jobs.context import StepCall, StepContext, StepResult
+    from amlocal.jobs.types import Binding, Outputs, Step
+
+
+def run(ctx: StepContext, call: StepCall) -> StepResult:
+    """Run a do_while node; see amlocal.jobs.kinds for the contract."""
+    graph, scope, job = call.graph, call.scope, call.job
+    if graph is None or scope is None:
+        raise InvalidInput(f"{job}: a do_while node runs only inside a pipeline")
+    ctl = call.step["control"]
+    body_name: str = ctl["body"]
+    body = graph.steps[body_name]
+    body_job = f"{scope.job}_{body_name}"
+    where = f"jobs.{call.step['name']}"
+    started = now_iso()
+    ctx.update_job(job, status=Status.RUNNING, start_time=started)
+    ctx.update_job(body_job, status=Status.RUNNING, start_time=started)
+    inputs: dict[str, Binding] = dict(body["inputs"])
+    status: str = Status.COMPLETED
+    outs: Outputs = {}
+    rounds = 0
+    error = ""
+    try:
+        for i in range(ctl["max_iteration_count"]):
+            rounds = i + 1
+            name = f"{job}_{i}"
+            record = child_record(
+                name,
+                parent=job,
+                kind=body["kind"],
+                display_name=f"{body['display_name']}_{i}",
+                experiment_name=ctx.experiment_name,
+                environment=(body.get("env") or {}).get("label"),
+                step_name=body_name,
+                iteration=i,
+            )
+            ctx.ws.store.put("job", name, dict(record), parent=job)
+            round_step: Step = {**body, "inputs": inputs}
+            done, got = run_graph(
+                ctx, RoundScope(job, scope), {str(i): round_step}, upstream=graph.outputs
+            )
+            status, outs = done.get(str(i), Status.NOT_STARTED), got.get(str(i), {})
+            if status != Status.COMPLETED or not _again(
+                ctl["condition"], outs, f"{where}.condition"
+            ):
+                break
+            inputs = {**body["inputs"], **_fed(ctl["mapping"], outs, f"{where}.mapping")}
+    except InvalidInput as exc:  # a control value the loop could not read
+        status, error = Status.FAILED, str(exc)
+    if status != Status.COMPLETED and ctx.cancel.is_set() and ctx.user_canceled:
+        status = Status.CANCELED
+    elif status != Status.COMPLETED:
+        status = Status.FAILED
+    fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "outputs": outs}
+    if status == Status.FAILED:
+        why = error or f"round {rounds - 1} of the body '{body_name}' did not complete"
+        fields["error"] = {"message": why}
+    ctx.update_job(body_job, **fields, iterations=rounds)
+    graph.results[body_name] = (status, outs)
+    ctx.update_job(job, **fields, iterations=rounds)
+    return status, outs
+
+
+def _again(condition: Any, outs: Outputs, where: str) -> bool:
+    """Whether another round runs: the condition output's value (no condition, or a literal
+    true: until the limit)."""
+    if condition is None or isinstance(condition, bool):
+        return condition is not False
+    out = outs.get(condition)
+    if out is None:
+        raise InvalidInput(f"{where}: the body gave no output '{condition}'")
+    return to_bool(read_value(out, f"{where} (output '{condition}')"), where)
+
+
+def _fed(mapping: dict[str, list[str]], outs: Outputs, where: str) -> dict[str, Binding]:
+    """The next round's inputs from this round's outputs, as `mapping` links them."""
+    fed: dict[str, Binding] = {}
+    for out, names in mapping.items():
+        value = outs.get(out)
+        if value is None:
+            raise InvalidInput(f"{where}: the body gave no output '{out}'")
+        for name in names:
+            if is_primitive(value):
+                fed[name] = {"literal": read_value(value, f"{where}.{out}")}
+            else:
+                fed[name] = {
+                    "upstream": {
+                        "local_path": value["local_path"],
+                        "uri": value["uri"],
+                        "type": value["type"],
+                    }
+                }
+    return fed
