@@ -411,3 +411,66 @@ def test_a_worker_on_another_interpreter_finds_amlocal(tmp_path: Path) -> None:
     assert summary.status == "Completed", logs
     out = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert out == ["a.txt,1", "a.txt,2", "b.txt,3"]
+
+
+# Scores CSV files the way src/batch_score/batch_score.py does (a DataFrame of row, a float
+# prediction, file as a categorical), so append_row takes its pyarrow path; a file named
+# a-slow* sleeps, so mini-batches finish out of order on two workers.
+FRAME_SCORE = """
+import os, time
+import numpy as np
+import pandas as pd
+
+def init():
+    pass
+
+def run(mini_batch):
+    parts = []
+    for path in mini_batch:
+        if os.path.basename(path).startswith("a-slow"):
+            time.sleep(0.3)
+        df = pd.read_csv(path)
+        pred = (df["x"] * np.pi + df["y"] / 3.0) * 1e-3 + 1 / 7
+        name = os.path.basename(path)
+        parts.append(pd.DataFrame({"row": df.index, "prediction": pred, "file": name}))
+    out = pd.concat(parts, ignore_index=True)
+    out["file"] = out["file"].astype("category")
+    return out
+"""
+
+
+def test_two_workers_write_the_bytes_of_one_process(tmp_path: Path) -> None:
+    """Batch output does not depend on how many workers ran it (issue 33): two workers, one
+    worker, and the script run in one plain process over the same mini-batches in order
+    (written with pandas' to_csv, the reference append_row format) give the same bytes."""
+    import importlib.util
+
+    import numpy as np
+
+    code = write_script(tmp_path, FRAME_SCORE)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for i, name in enumerate(["a-slow.csv", *(f"p{i:02d}.csv" for i in range(7))]):
+        x, y = rng.normal(size=(2, 40 + i))
+        rows = "".join(f"{a:.6f},{b:.6f}\n" for a, b in zip(x, y, strict=True))
+        (folder / name).write_text("x,y\n" + rows)
+    outputs = {}
+    for workers in (2, 1):
+        s = spec(code, max_concurrency_per_instance=workers, mini_batch_size=1)
+        work = tmp_path / f"w{workers}"
+        summary = P.execute(s, P.plan(folder, 1), work / "out", work / "logs", log=lambda _: None)
+        assert summary.status == "Completed" and summary.workers == workers, summary
+        outputs[workers] = (work / "out" / "predictions.csv").read_bytes()
+    load = importlib.util.spec_from_file_location("frame_score", code / "score.py")
+    assert load is not None and load.loader is not None
+    script = importlib.util.module_from_spec(load)
+    load.loader.exec_module(script)
+    script.init()
+    reference = b"".join(
+        script.run(mb.items).to_csv(header=False, index=False, lineterminator="\n").encode()
+        for mb in P.plan(folder, 1)
+    )
+    assert reference.count(b"\n") == sum(40 + i for i in range(8))
+    assert outputs[2] == reference
+    assert outputs[1] == reference
