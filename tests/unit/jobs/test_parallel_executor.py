@@ -462,6 +462,9 @@ def test_two_workers_write_the_bytes_of_one_process(tmp_path: Path) -> None:
         summary = P.execute(s, P.plan(folder, 1), work / "out", work / "logs", log=lambda _: None)
         assert summary.status == "Completed" and summary.workers == workers, summary
         outputs[workers] = (work / "out" / "predictions.csv").read_bytes()
+        # job_result.txt says where the time went (bench/batch.py's profile line).
+        result = (work / "logs" / "job_result.txt").read_text()
+        assert all(f'"{k}_seconds"' in result for k in ("run", "write", "merge")), result
     load = importlib.util.spec_from_file_location("frame_score", code / "score.py")
     assert load is not None and load.loader is not None
     script = importlib.util.module_from_spec(load)

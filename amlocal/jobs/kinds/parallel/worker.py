@@ -245,6 +245,7 @@ class Worker:
         try:
             mini_batch = _rows_frame(items) if task["kind"] == "rows" else list(items)
             result = self.module.run(mini_batch)
+            t_run = time.perf_counter()
             rows = _count(result)
             if rows < n_items:
                 raise RuntimeError(
@@ -271,7 +272,17 @@ class Worker:
             }
         seconds = time.perf_counter() - t0
         print(f"--- mini-batch {mb} done: {rows} row(s) in {seconds:.3f}s", flush=True)
-        return {**base, "ok": True, "rows": rows, "seconds": seconds, "rss_mb": _rss_mb()}
+        # run() (reading included) and append_row's part (serializing, writing): where a
+        # mini-batch's time goes, summed in job_result.txt.
+        return {
+            **base,
+            "ok": True,
+            "rows": rows,
+            "seconds": seconds,
+            "run_seconds": t_run - t0,
+            "write_seconds": time.perf_counter() - t_run,
+            "rss_mb": _rss_mb(),
+        }
 
 
 def main() -> int:
