@@ -7,6 +7,7 @@ asserts on timings.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -477,3 +478,35 @@ def test_two_workers_write_the_bytes_of_one_process(tmp_path: Path) -> None:
     assert reference.count(b"\n") == sum(40 + i for i in range(8))
     assert outputs[2] == reference
     assert outputs[1] == reference
+
+
+def test_a_worker_readies_its_writer_before_its_first_mini_batch(tmp_path: Path) -> None:
+    """Writing a DataFrame result imports pyarrow's pandas conversion; a worker loads it at
+    start-up, so no mini-batch pays it inside its timeout (issue 33: no per-mini-batch
+    imports). The script notes which modules appeared between its first and second run()."""
+    code = write_script(
+        tmp_path,
+        """
+        import json, os, sys
+        import pandas as pd
+
+        seen = None
+
+        def run(mini_batch):
+            global seen
+            if seen is not None:
+                new = sorted(set(sys.modules) - seen)
+                with open(os.environ["NEW_MODULES"], "w") as f:
+                    json.dump(new, f)
+            seen = set(sys.modules)
+            return pd.DataFrame({"file": [os.path.basename(p) for p in mini_batch], "x": 0.5})
+        """,
+    )
+    folder = make_folder(tmp_path, {"a.txt": "1", "b.txt": "2"})
+    s = spec(code, max_concurrency_per_instance=1)
+    s.environment_variables["NEW_MODULES"] = str(tmp_path / "new.json")
+    summary, _ = run(tmp_path, s, folder)
+    assert summary.status == "Completed", summary
+    assert (tmp_path / "out/predictions.csv").read_text() == "a.txt,0.5\nb.txt,0.5\n"
+    new = json.loads((tmp_path / "new.json").read_text())
+    assert not [m for m in new if m.startswith("pyarrow")], new

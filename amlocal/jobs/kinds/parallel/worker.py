@@ -155,6 +155,20 @@ def _arrow_csv(df: Any) -> bytes | None:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def ready_writer() -> None:
+    """Load what writing a DataFrame result takes (pyarrow's pandas conversion and CSV
+    writer) by writing a tiny frame once, during start-up: otherwise each worker's first
+    mini-batch pays those imports inside its timeout (tens of milliseconds, more when busy).
+    Only when the script has imported pandas, i.e. may return DataFrames; never fatal."""
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return
+    try:
+        serialize_rows(pd.DataFrame({"i": [1], "x": [0.5], "s": pd.Categorical(["a"])}))
+    except Exception:  # noqa: S110 - a first result then pays it, as it would have
+        pass
+
+
 def _frame_csv(df: Any, pd: Any) -> bytes:
     simple = all(
         pd.api.types.is_integer_dtype(t)
@@ -213,6 +227,8 @@ class Worker:
             )
             return False
         print(f"init() finished in {time.perf_counter() - t0:.3f}s", flush=True)
+        if cfg.get("append_row"):
+            ready_writer()
         self.send({"ev": "ready", "pid": os.getpid(), "init_seconds": time.perf_counter() - t0})
         return True
 
