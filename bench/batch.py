@@ -23,8 +23,8 @@ settings over a tenth of the files and comparing the workers' peak RSS.
 
 A profile line says where the executor's time went (from job_result.txt): worker start-up,
 then inside the workers run() (reading included) against serializing and writing the
-append_row part, the rest of the workers' time (protocol, logs, a worker ready later than the
-first, the last mini-batch's tail), and the parent's merge of the parts into predictions.csv.
+append_row part, a worker ready later than the first, the rest of the workers' time (protocol,
+logs, the last mini-batch's tail), and the parent's merge of the parts into predictions.csv.
 """
 
 from __future__ import annotations
@@ -260,13 +260,15 @@ def main() -> int:
         f"{len(ratios)} interleaved pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     busy = run["workers"] * (run["processing_seconds"] or 0)
-    other = busy - run["run_seconds"] - run["write_seconds"]
+    # With 2 workers, the second one's start after the first is exactly this (more: at most
+    # workers - 1 times it).
+    skew = (run["workers"] - 1) * (run["startup_seconds"] - run["first_mini_batch_seconds"])
+    other = busy - run["run_seconds"] - run["write_seconds"] - skew
     print(
         f"profile: worker start-up {run['startup_seconds']:.2f}s; worker time "
         f"{busy:.2f}s = run() {run['run_seconds']:.2f}s + append_row serialize/write "
-        f"{run['write_seconds']:.2f}s + other {other:.2f}s (protocol, logs, a later-ready "
-        f"worker, the tail); "
-        f"parent merge {run['merge_seconds']:.3f}s"
+        f"{run['write_seconds']:.2f}s + a later-ready worker {skew:.2f}s + other {other:.2f}s "
+        f"(protocol, logs, the tail); parent merge {run['merge_seconds']:.3f}s"
     )
     print(
         f"executor whole invocation: {run['invocation_wall_seconds']:.2f}s "
