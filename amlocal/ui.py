@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +98,10 @@ def _busy(port: int) -> str | None:
 
 
 def _answers(url: str) -> bool:
+    # Imported here, not at the top: every `job create` imports this module for its MLflow
+    # link, and urllib.request (http.client, ssl, email) is most of the stdlib it would add.
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url + "health", timeout=2) as r:  # noqa: S310 (loopback)
             return bool(r.status == 200)

@@ -15,7 +15,8 @@
   (AMLOCAL_WARM_START=0) and with warm starts, and then fully reused, next to the sum of
   its steps' own run times (read from the job records).
 
-Usage: .venv/bin/python bench/pipeline.py   (prints a table; asserts nothing)
+Usage: .venv/bin/python bench/pipeline.py [--engine-only]   (prints a table; asserts nothing)
+--engine-only stops after the trivial pipelines (per-step and fixed costs, the Python floor).
 """
 
 from __future__ import annotations
@@ -175,7 +176,32 @@ def stop_endpoint(tenv: dict[str, str]) -> None:
     )
 
 
+def fixed_cost(work: Path, env: dict[str, str]) -> tuple[str, float, float, str]:
+    """The fixed cost per job, measured directly (issue 33): a one-step job's whole `amlocal
+    job create` process (validation cached, reuse off) minus its step's script run by hand,
+    in interleaved pairs (both sides under the same load), median; against the Python floor
+    of any job process, measured between them."""
+    (work / "p1.yml").write_text(pipeline_yaml(1))
+    create = [*AMLOCAL, "job", "create", "-f", "p1.yml", "--stream", "-o", "none"]
+    run(create, work, env)  # warm: validation cached, MLflow store created
+    forced = [*create, "--set", "settings.force_rerun=true"]
+    bare = [sys.executable, "-c", f"import {STDLIB}"]
+    fixed, floors = [], []
+    for _ in range(7):
+        whole = run(forced, work, env)
+        fixed.append(whole - floor(1, work))
+        floors.append(run(bare, work, env))
+    cost, python_floor = statistics.median(fixed), statistics.median(floors)
+    note = "1-step job, whole process minus the step by hand; floor = Python floor (target <= 0.10)"
+    return ("fixed cost per job (direct)", cost, python_floor, note)
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--engine-only", action="store_true", help="only the trivial pipelines")
+    engine_only = ap.parse_args().engine_only
     rows: list[tuple[str, float, float, str]] = []
     timings: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,13 +215,16 @@ def main() -> None:
             "name: benchenv\nimage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04\n"
         )
         run([*AMLOCAL, "environment", "create", "-f", "env.yml"], work, env)
+        rows.append(fixed_cost(work, env))
         for n in (3, 10):
             (work / f"p{n}.yml").write_text(pipeline_yaml(n))
             create = [*AMLOCAL, "job", "create", "-f", f"p{n}.yml", "--stream", "-o", "none"]
             run(create, work, env)  # warm: validation cached, MLflow store created
             forced = [*create, "--set", "settings.force_rerun=true"]
-            amlocal_t = statistics.median(run(forced, work, env) for _ in range(3))
-            floor_t = statistics.median(floor(n, work) for _ in range(3))
+            # Interleaved, so both sides of each ratio saw the same load (the box is shared).
+            pairs = [(run(forced, work, env), floor(n, work)) for _ in range(5)]
+            amlocal_t = statistics.median(a for a, _ in pairs)
+            floor_t = statistics.median(f for _, f in pairs)
             per_step = (amlocal_t - floor_t) / n
             timings[n] = (amlocal_t, floor_t)
             rows.append(
@@ -210,6 +239,9 @@ def main() -> None:
                 (a3, f3), (a10, f10) = timings[3], timings[10]
                 marginal = ((a10 - f10) - (a3 - f3)) / 7
                 fixed = (a3 - f3) - 3 * marginal
+                python_floor = statistics.median(
+                    run([sys.executable, "-c", f"import {STDLIB}"], work, env) for _ in range(5)
+                )
                 rows.append(
                     (
                         "  of which: per added step",
@@ -225,9 +257,6 @@ def main() -> None:
                         0.0,
                         "process start, store writes, scheduling (intercept)",
                     )
-                )
-                python_floor = statistics.median(
-                    run([sys.executable, "-c", f"import {STDLIB}"], work, env) for _ in range(5)
                 )
                 rows.append(
                     (
@@ -257,6 +286,8 @@ def main() -> None:
                     )
                 )
 
+        if engine_only:
+            return print_rows(rows)
         # A step whose environment needed its own venv: its second and later runs.
         (work / "own.conda.yml").write_text(
             "dependencies:\n  - python=3.11\n  - pip:\n    - six==1.15.0\n"
@@ -306,6 +337,10 @@ def main() -> None:
         finally:  # the pipeline's deploy step started an endpoint: stop it
             stop_endpoint(tenv)
 
+    print_rows(rows)
+
+
+def print_rows(rows: list[tuple[str, float, float, str]]) -> None:
     print(f"{'case':<44} {'amlocal s':>10} {'floor s':>9} {'ratio':>7}  note")
     for case, a, f, note in rows:
         ratio = f"{a / f:.2f}x" if f else "-"

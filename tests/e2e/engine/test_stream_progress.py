@@ -184,3 +184,16 @@ def test_stream_into_a_pipe_does_not_import_rich(project: Project) -> None:
     assert r.returncode == 0, r.stderr
     assert "amlocal.jobs.progress" in imported  # the view ran
     assert not {m for m in imported if m == "rich" or m.startswith("rich.")}
+
+
+def test_a_job_whose_validation_is_cached_starts_on_the_standard_library(project: Project) -> None:
+    """The fixed cost of every `job create` (issue 33): once azure-ai-ml has validated a YAML
+    (cached), submitting it again imports neither azure-ai-ml nor MLflow, nor the HTTP stack
+    (urllib.request, http.client, ssl), which only the MLflow UI's health check needs."""
+    project.write("job.yml", JOB_YML)
+    project.run("job", "create", "-f", "job.yml", "--stream", "-o", "none")  # validates, caches
+    r, imported = project.imports("job", "create", "-f", "job.yml", "--stream", "-o", "none")
+    assert r.returncode == 0, r.stderr
+    assert "MLflow Run:" in r.stderr and "amlocal.ui" in imported  # the link was printed
+    heavy = {"azure", "mlflow", "urllib.request", "http.client", "ssl"}
+    assert not {m for m in imported if m in heavy or m.split(".")[0] in {"azure", "mlflow"}}

@@ -7,6 +7,7 @@ asserts on timings.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -411,3 +412,101 @@ def test_a_worker_on_another_interpreter_finds_amlocal(tmp_path: Path) -> None:
     assert summary.status == "Completed", logs
     out = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert out == ["a.txt,1", "a.txt,2", "b.txt,3"]
+
+
+# Scores CSV files the way src/batch_score/batch_score.py does (a DataFrame of row, a float
+# prediction, file as a categorical), so append_row takes its pyarrow path; a file named
+# a-slow* sleeps, so mini-batches finish out of order on two workers.
+FRAME_SCORE = """
+import os, time
+import numpy as np
+import pandas as pd
+
+def init():
+    pass
+
+def run(mini_batch):
+    parts = []
+    for path in mini_batch:
+        if os.path.basename(path).startswith("a-slow"):
+            time.sleep(0.3)
+        df = pd.read_csv(path)
+        pred = (df["x"] * np.pi + df["y"] / 3.0) * 1e-3 + 1 / 7
+        name = os.path.basename(path)
+        parts.append(pd.DataFrame({"row": df.index, "prediction": pred, "file": name}))
+    out = pd.concat(parts, ignore_index=True)
+    out["file"] = out["file"].astype("category")
+    return out
+"""
+
+
+def test_two_workers_write_the_bytes_of_one_process(tmp_path: Path) -> None:
+    """Batch output does not depend on how many workers ran it (issue 33): two workers, one
+    worker, and the script run in one plain process over the same mini-batches in order
+    (written with pandas' to_csv, the reference append_row format) give the same bytes."""
+    import importlib.util
+
+    import numpy as np
+
+    code = write_script(tmp_path, FRAME_SCORE)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    for i, name in enumerate(["a-slow.csv", *(f"p{i:02d}.csv" for i in range(7))]):
+        x, y = rng.normal(size=(2, 40 + i))
+        rows = "".join(f"{a:.6f},{b:.6f}\n" for a, b in zip(x, y, strict=True))
+        (folder / name).write_text("x,y\n" + rows)
+    outputs = {}
+    for workers in (2, 1):
+        s = spec(code, max_concurrency_per_instance=workers, mini_batch_size=1)
+        work = tmp_path / f"w{workers}"
+        summary = P.execute(s, P.plan(folder, 1), work / "out", work / "logs", log=lambda _: None)
+        assert summary.status == "Completed" and summary.workers == workers, summary
+        outputs[workers] = (work / "out" / "predictions.csv").read_bytes()
+        # job_result.txt says where the time went (bench/batch.py's profile line).
+        result = (work / "logs" / "job_result.txt").read_text()
+        assert all(f'"{k}_seconds"' in result for k in ("run", "write", "merge")), result
+    load = importlib.util.spec_from_file_location("frame_score", code / "score.py")
+    assert load is not None and load.loader is not None
+    script = importlib.util.module_from_spec(load)
+    load.loader.exec_module(script)
+    script.init()
+    reference = b"".join(
+        script.run(mb.items).to_csv(header=False, index=False, lineterminator="\n").encode()
+        for mb in P.plan(folder, 1)
+    )
+    assert reference.count(b"\n") == sum(40 + i for i in range(8))
+    assert outputs[2] == reference
+    assert outputs[1] == reference
+
+
+def test_a_worker_readies_its_writer_before_its_first_mini_batch(tmp_path: Path) -> None:
+    """Writing a DataFrame result imports pyarrow's pandas conversion; a worker loads it at
+    start-up, so no mini-batch pays it inside its timeout (issue 33: no per-mini-batch
+    imports). The script notes which modules appeared between its first and second run()."""
+    code = write_script(
+        tmp_path,
+        """
+        import json, os, sys
+        import pandas as pd
+
+        seen = None
+
+        def run(mini_batch):
+            global seen
+            if seen is not None:
+                new = sorted(set(sys.modules) - seen)
+                with open(os.environ["NEW_MODULES"], "w") as f:
+                    json.dump(new, f)
+            seen = set(sys.modules)
+            return pd.DataFrame({"file": [os.path.basename(p) for p in mini_batch], "x": 0.5})
+        """,
+    )
+    folder = make_folder(tmp_path, {"a.txt": "1", "b.txt": "2"})
+    s = spec(code, max_concurrency_per_instance=1)
+    s.environment_variables["NEW_MODULES"] = str(tmp_path / "new.json")
+    summary, _ = run(tmp_path, s, folder)
+    assert summary.status == "Completed", summary
+    assert (tmp_path / "out/predictions.csv").read_text() == "a.txt,0.5\nb.txt,0.5\n"
+    new = json.loads((tmp_path / "new.json").read_text())
+    assert not [m for m in new if m.startswith("pyarrow")], new

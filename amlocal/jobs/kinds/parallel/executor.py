@@ -67,6 +67,7 @@ class _Run:
         self.rows_before_all_ready = 0
         self.retries = 0
         self.restarts = 0
+        self.run_seconds = self.write_seconds = self.merge_seconds = 0.0
         self.last_progress = 0.0
         self.merge_next = 0
         self.out_file: Path | None = None
@@ -190,6 +191,8 @@ class _Run:
         self.progress.done += 1
         self.progress.items_done += mb.n_items
         self.progress.rows += int(msg.get("rows") or 0)
+        self.run_seconds += float(msg.get("run_seconds") or 0)
+        self.write_seconds += float(msg.get("write_seconds") or 0)
         self.last_done = time.monotonic()
         self.merge()
         self.report_progress(force=len(self.final) == len(self.batches))
@@ -200,6 +203,7 @@ class _Run:
         end."""
         if self.out_file is None or self.parts is None:
             return
+        t0 = time.perf_counter()
         with self.out_file.open("ab") as out:
             while self.merge_next in self.final:
                 idx = self.merge_next
@@ -210,6 +214,7 @@ class _Run:
                             out.write(chunk)
                 part.unlink(missing_ok=True)
                 self.merge_next += 1
+        self.merge_seconds += time.perf_counter() - t0
 
     def handle(self, w: Worker, msg: dict[str, Any]) -> None:
         ev = msg.get("ev")
@@ -370,6 +375,9 @@ class _Run:
             worker_peak_rss_mb=self.rss or None,
             retries=self.retries,
             worker_restarts=self.restarts,
+            run_seconds=self.run_seconds,
+            write_seconds=self.write_seconds,
+            merge_seconds=self.merge_seconds,
         )
         (self.log_dir / "job_result.txt").write_text(json.dumps(s.to_dict(), indent=2) + "\n")
         if len(self.final) < len(self.batches):

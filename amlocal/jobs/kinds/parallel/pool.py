@@ -48,6 +48,7 @@ class Worker:
             "program_arguments": spec.program_arguments,
             "logging_level": spec.logging_level,
             "worker_log": str(self.log),
+            "append_row": spec.output_action == "append_row",
         }
         self.send({"config": config})
 

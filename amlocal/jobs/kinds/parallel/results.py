@@ -59,6 +59,11 @@ class Summary:
     worker_peak_rss_mb: float | None
     retries: int = 0
     worker_restarts: int = 0
+    # Where the time went (succeeded mini-batches): inside run(), reading included; turning
+    # results into append_row lines and writing them; the executor merging them in order.
+    run_seconds: float = 0.0
+    write_seconds: float = 0.0
+    merge_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
