@@ -124,13 +124,23 @@ def resolve(
     try:
         built = build.ensure(wanted, label, _serving_extras(wanted, online, mlflow))
     except AmlocalError as exc:
-        reason = str(exc).strip().splitlines()[-1][:300]
-        why = f"its venv could not be built ({reason}); it serves in the project venv"
+        why = f"its venv could not be built ({_reason(str(exc))}); it serves in the project venv"
         notes = _notes(label, wanted, _project_versions(), None, why)
         return Serving(sys.executable, None, notes)
     have = build.installed(built.root)
     notes = _notes(label, wanted, lambda n: have.get(speclib.normalize(n)), built.python_version)
     return Serving(str(built.bin_dir / "python"), str(built.root), notes)
+
+
+def _reason(message: str) -> str:
+    """The line of uv's message that says why (its "Because ..." explanation, else its
+    cause or error line), for a one-line warning."""
+    lines = [ln.strip(" ×╰─▶│").strip() for ln in message.splitlines() if ln.strip()]
+    for marker in ("Because", "cause:", "error:"):
+        for ln in lines:
+            if marker in ln:
+                return ln[:300]
+    return (lines[-1] if lines else "uv failed")[:300]
 
 
 def _serving_extras(wanted: speclib.Spec, online: bool, mlflow: bool) -> tuple[str, ...]:
