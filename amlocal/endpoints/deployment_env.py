@@ -8,7 +8,9 @@ the project venv as a job step's are: when the project venv satisfies them nothi
 (`amlocal.environments.build`) and reused by every deployment with the same environment.
 An online deployment's venv also gets azureml-inference-server-http at this project's pin,
 as Azure's inference images carry it (and the loopback module that binds it to 127.0.0.1
-reaches amlocal through PYTHONPATH); an MLflow no-code one gets mlflow-skinny too.
+reaches amlocal through PYTHONPATH); an MLflow no-code one gets mlflow-skinny, numpy and
+pandas too (Azure's MLflow inference image carries MLflow, which brings both), unless the model
+declares them.
 
 When a venv cannot be built (offline with an empty uv cache, no wheel, a conflict) the
 deployment serves in the project venv, and one line names every pin that moves
@@ -150,9 +152,12 @@ def _serving_extras(wanted: speclib.Spec, online: bool, mlflow: bool) -> tuple[s
     declared = {speclib.normalize(_name(r) or "") for r in wanted.requirements}
     extras = []
     if online and SERVER_PACKAGE not in declared:
-        extras.append(f"{SERVER_PACKAGE}=={packages.version(SERVER_PACKAGE)}")
-    if mlflow and not declared & {"mlflow", "mlflow-skinny"}:
-        extras.append("mlflow-skinny")
+        pin = packages.version(SERVER_PACKAGE)
+        extras.append(f"{SERVER_PACKAGE}=={pin}" if pin else SERVER_PACKAGE)
+    if mlflow:  # the no-code drivers load the model with MLflow and read inputs with these
+        if not declared & {"mlflow", "mlflow-skinny"}:
+            extras.append("mlflow-skinny")
+        extras += [n for n in ("numpy", "pandas") if n not in declared]
     return tuple(extras)
 
 
