@@ -111,8 +111,8 @@ def resolve(
 ) -> Serving:
     """Where a deployment with environment `definition` runs, its venv built now if needed.
 
-    `online`: the venv gets the inference server; `mlflow` (no-code): mlflow-skinny too,
-    unless the model declares MLflow itself."""
+    `online`: the venv gets the inference server; `mlflow` (no-code): what the no-code
+    drivers import too (`_serving_extras`)."""
     from amlocal.jobs import environments
 
     wanted = spec_of(definition)

@@ -133,8 +133,10 @@ def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
         _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
         if serving:
             prefer = _project_pins(root, list(spec.requirements))
-            notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer)
-            prefer.unlink(missing_ok=True)
+            try:
+                notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer)
+            finally:
+                prefer.unlink(missing_ok=True)
         else:
             notes = _install(label, root, list(spec.requirements), pyver)
         # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
