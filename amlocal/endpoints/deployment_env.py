@@ -21,6 +21,7 @@ the pins.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,7 @@ def import_path(cache: Path) -> str:
     link = folder / "amlocal"
     if not link.is_symlink():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".amlocal.{id(folder)}"
+        tmp = folder / f".amlocal.{os.getpid()}"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(package, target_is_directory=True)
         tmp.replace(link)
