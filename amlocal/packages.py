@@ -51,3 +51,8 @@ def version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def installed() -> dict[str, str]:
+    """{name as in its folder, lowercased: version} of every distribution on sys.path."""
+    return dict(_installed())

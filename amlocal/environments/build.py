@@ -80,7 +80,7 @@ def find_python(version: str | None) -> tuple[Path, str]:
     return own, own_version
 
 
-def key(spec: Spec, interpreter: Path, python_version: str) -> str:
+def key(spec: Spec, interpreter: Path, python_version: str, serving: tuple[str, ...] = ()) -> str:
     doc = [
         FORMAT,
         spec.digest(),
@@ -89,6 +89,8 @@ def key(spec: Spec, interpreter: Path, python_version: str) -> str:
         sys.platform,
         os.uname().machine,  # platform.machine(), without platform's import (every job)
     ]
+    if serving:  # only then: a job's venv keeps its name
+        doc.append(sorted(serving))
     return text_digest(json.dumps(doc))[:24]
 
 
@@ -108,10 +110,15 @@ def venv_key(spec: Spec) -> str:
     return key(spec, *find_python(spec.python))
 
 
-def ensure(spec: Spec, label: str) -> Built:
-    """The venv for `spec`, built now if it is not built yet."""
+def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
+    """The venv for `spec`, built now if it is not built yet.
+
+    `serving` (a deployment's venv): what Azure's inference images add to the environment
+    (azureml-inference-server-http, mlflow-skinny), installed with what it declares; the
+    dependencies neither names then take the project venv's versions when they fit (a set
+    known to work together, and in uv's cache offline), any versions otherwise."""
     interpreter, pyver = find_python(spec.python)
-    root = cache_root() / key(spec, interpreter, pyver)
+    root = cache_root() / key(spec, interpreter, pyver, serving)
     done = load(root)
     if done is not None:
         return done
@@ -124,7 +131,14 @@ def ensure(spec: Spec, label: str) -> Built:
         sys.stderr.write(f"building environment {label} ({root})\n")
         shutil.rmtree(root, ignore_errors=True)
         _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
-        notes = _install(label, root, list(spec.requirements), pyver)
+        if serving:
+            prefer = _project_pins(root, list(spec.requirements))
+            try:
+                notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer)
+            finally:
+                prefer.unlink(missing_ok=True)
+        else:
+            notes = _install(label, root, list(spec.requirements), pyver)
         # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
         # rest now, best effort (a file that does not compile is not a broken venv).
         _try([str(root / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(root / "lib")])
@@ -140,6 +154,7 @@ def ensure(spec: Spec, label: str) -> Built:
             "mlflow_skinny": _version(root, "mlflow-skinny"),
             "label": label,
             "requirements": list(spec.requirements),
+            "serving": list(serving),
         }
         tmp = root / f"{META}.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
@@ -175,14 +190,38 @@ def _try(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
         return subprocess.CompletedProcess(argv, 1, "", f"uv timed out after {exc.timeout:g} s")
 
 
-def _install(label: str, root: Path, reqs: list[str], pyver: str) -> list[str]:
-    """Install `reqs` into the venv at `root` from wheels; returns what was changed."""
+def _project_pins(root: Path, declared: list[str]) -> Path:
+    """A uv constraints file beside the venv at `root`: `name==version` for every
+    distribution of the project venv that no line of `declared` names."""
+    from amlocal import packages
+
+    named = {normalize(n) for n in (_floor(r)[0] for r in declared) if n}
+    lines = [
+        f"{name}=={ver}"
+        for name, ver in sorted(packages.installed().items())
+        if normalize(name) not in named and normalize(name) != "amlocal"
+    ]
+    path = root.parent / f"{root.name}.constraints.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _install(
+    label: str, root: Path, reqs: list[str], pyver: str, prefer: Path | None = None
+) -> list[str]:
+    """Install `reqs` into the venv at `root` from wheels; returns what was changed.
+    `prefer`: constraints tried first (then dropped if they cannot be met)."""
     if not reqs:
         return []
     python = str(root / "bin" / "python")
     # Bytecode now, once: a shared venv without it compiles on every first import (MLflow:
     # ~20 s on a busy machine), and pip, which Azure's images use, compiles too.
     install = [uv(), "pip", "install", "--compile-bytecode", "--python", python, "-r", "-"]
+    if (
+        prefer is not None
+        and _try([*install, "--no-build", "-c", str(prefer)], "\n".join(reqs)).returncode == 0
+    ):
+        return []
     first = _try([*install, "--no-build"], "\n".join(reqs))
     if first.returncode == 0:
         return []
@@ -238,6 +277,15 @@ def _pinned(compiled: str, name: str) -> str | None:
         if m and normalize(m.group(1)) == normalize(name):
             return m.group(2)
     return None
+
+
+def installed(root: Path) -> dict[str, str]:
+    """{PEP 503 name: version} of the distributions installed in the venv at `root`."""
+    found: dict[str, str] = {}
+    for info in root.glob("lib/python*/site-packages/*.dist-info"):
+        dist, _, ver = info.name.removesuffix(".dist-info").rpartition("-")
+        found[normalize(dist)] = ver
+    return found
 
 
 def _version(root: Path, name: str) -> str | None:

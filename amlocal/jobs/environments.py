@@ -161,7 +161,7 @@ def _venv_spec(env: dict[str, Any], isolate: bool) -> spec.Spec | None:
         with _lock:
             ok = _satisfied.get(env["identity"])
         if ok is None:
-            ok = _project_satisfies(wanted)
+            ok = project_satisfies(wanted)
             with _lock:
                 _satisfied[env["identity"]] = ok
         if ok:
@@ -169,7 +169,7 @@ def _venv_spec(env: dict[str, Any], isolate: bool) -> spec.Spec | None:
     return wanted
 
 
-def _project_satisfies(wanted: spec.Spec) -> bool:
+def project_satisfies(wanted: spec.Spec) -> bool:
     """Whether the project venv has what `wanted` declares. Reading every installed
     distribution's metadata costs ~0.2 s, so the answer is kept per user, keyed by the
     specification and the state of the venv's site-packages (any install changes its mtime)."""

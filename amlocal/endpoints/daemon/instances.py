@@ -102,6 +102,13 @@ class Instance:
             PYTHONUNBUFFERED="1",
         )
         env.pop("AMLOCAL_CONTROL", None)
+        if rt.get("pythonpath"):  # an environment's own venv: amlocal's instance module only
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (rt["pythonpath"], env.get("PYTHONPATH")) if p
+            )
+            venv_bin = str(Path(rt["python"]).parent)  # `python`, `pip` in score.py: the venv's
+            env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)
+            env["VIRTUAL_ENV"] = str(Path(venv_bin).parent)
         if rt.get("data_collector"):  # its agent first: the Collector finds it through env
             from amlocal.endpoints.collector import Agent
 
@@ -114,6 +121,8 @@ class Instance:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- amlocal: starting instance {self.index} on port {self.port}\n".encode())
+            for note in [f"python {rt['python']}", *rt.get("environment_notes", ())]:
+                log.write(f"--- amlocal: {note}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
                 [

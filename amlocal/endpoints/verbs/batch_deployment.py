@@ -12,13 +12,15 @@ steps (from a file, a registered component, or a finished pipeline job).
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 from amlocal import endpoints
+from amlocal.endpoints import deployment_env
 from amlocal.endpoints.verbs import deployment
 from amlocal.endpoints.verbs.batch_endpoint import DEP, EP, deployment_record, get_endpoint
-from amlocal.errors import InvalidInput, NotFound
+from amlocal.errors import AmlocalError, InvalidInput, NotFound
 from amlocal.workspace import Workspace, public
 
 MLFLOW_DRIVER = Path(endpoints.__file__).parent / "mlflow_batch" / "mlflow_batch_driver.py"
@@ -77,6 +79,47 @@ def _environment(ws: Workspace, entity: Any, d: dict[str, Any], where: str) -> A
     return env
 
 
+def _serving(
+    ws: Workspace, env: Any, mlflow_model: Path | None, name: str, where: str
+) -> deployment_env.Serving:
+    """Where the mini-batch workers run (`amlocal.endpoints.deployment_env`), decided and
+    built at create as Azure builds the deployment's image: the environment's venv, or the
+    project venv (said so on stderr with every pin that moves)."""
+    from amlocal import assets
+
+    if isinstance(env, str):
+        definition: dict[str, Any] | None = None
+        if not _registered(ws, env):
+            definition = deployment.curated_environment(env, where)
+        if definition is None:
+            try:
+                definition = assets.get(ws, "environment", env)
+            except AmlocalError:  # another registry's: not reproducible offline (as for jobs)
+                return deployment_env.PROJECT
+    elif isinstance(env, dict):
+        definition = env
+    elif mlflow_model is not None:
+        definition = deployment_env.mlflow_environment(mlflow_model)
+    else:
+        return deployment_env.PROJECT
+    if definition is None:
+        return deployment_env.PROJECT
+    label = deployment_env.label(definition)
+    served = deployment_env.resolve(definition, label, online=False, mlflow=env is None)
+    for note in served.notes:
+        sys.stderr.write(f"WARNING: deployment {name}: {note}\n")
+    if served.venv:
+        sys.stderr.write(
+            f"amlocal: deployment {name} runs in its environment's venv {served.venv}\n"
+        )
+    return served
+
+
+def _registered(ws: Workspace, ref: str) -> bool:
+    parsed = assets_ref(ref)
+    return parsed is not None and bool(ws.store.versions("environment", parsed))
+
+
 def _model_runtime(
     ws: Workspace, entity: Any, d: dict[str, Any], file: Path
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -94,6 +137,8 @@ def _model_runtime(
         mlflow_driver=MLFLOW_DRIVER,
         script_needs_environment=True,
     )
+    no_code = not getattr(entity.code_configuration, "code", None)
+    served = _serving(ws, env, model.model_dir if no_code else None, str(entity.name), str(file))
     settings = {
         k: d[k]
         for k in (
@@ -116,6 +161,7 @@ def _model_runtime(
         "entry_script": scoring.entry_script,
         "model_dir": str(model.model_dir),
         "environment": env,
+        "python": served.python,  # the mini-batch workers' interpreter (decided at create)
         "settings": settings,
         "environment_variables": {
             str(k): str(v) for k, v in (d.get("environment_variables") or {}).items()

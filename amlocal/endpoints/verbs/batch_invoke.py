@@ -184,6 +184,7 @@ def _model_plan(ep: dict[str, Any], dep: dict[str, Any], req: _Request) -> dict[
             "code_dir": rt["code_dir"],
             "entry_script": rt["entry_script"],
             "model_dir": rt["model_dir"],
+            "python": rt.get("python"),  # chosen (and built) at deployment create
             "environment_variables": rt.get("environment_variables") or {},
             "output_name": "score",
             "deployment": dep["name"],

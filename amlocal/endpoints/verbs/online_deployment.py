@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlocal import endpoints, yamlsafe
-from amlocal.endpoints import paths
+from amlocal.endpoints import deployment_env, paths
 from amlocal.endpoints.verbs import deployment
 from amlocal.endpoints.verbs.online_daemon import control, daemon_pid, ensure_daemon
 from amlocal.endpoints.verbs.online_endpoint import set_traffic
@@ -76,7 +76,6 @@ def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
     if isinstance(env, str) and not _registered(ws, env):
         curated = deployment.curated_environment(env, where)
         if curated is not None:
-            deployment.warn_curated(curated)
             return curated
     if isinstance(env, str):
         record = assets.get(ws, "environment", env)
@@ -90,6 +89,29 @@ def _environment(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
             f"{installed}: align the pins (environments/*.conda.yml and pyproject.toml)"
         )
     return record
+
+
+def _serving(env: dict[str, Any], mlflow_model: Path | None, name: str) -> deployment_env.Serving:
+    """Where the deployment's instances run (`amlocal.endpoints.deployment_env`): its
+    environment's venv, built now if needed, or the project venv; says so on stderr."""
+    if env:
+        definition: dict[str, Any] | None = env
+        label = deployment_env.label(env)
+    elif mlflow_model is not None:
+        definition = deployment_env.mlflow_environment(mlflow_model)
+        label = str((definition or {}).get("name") or "mlflow-model")
+    else:
+        return deployment_env.PROJECT
+    served = deployment_env.resolve(definition, label, online=True, mlflow=not env)
+    if env.get("curated") and served.venv is None:
+        deployment.warn_curated(env)
+    for note in served.notes:
+        sys.stderr.write(f"WARNING: deployment {name}: {note}\n")
+    if served.venv:
+        sys.stderr.write(
+            f"amlocal: deployment {name} serves in its environment's venv {served.venv}\n"
+        )
+    return served
 
 
 def _probe(p: Any) -> dict[str, Any] | None:
@@ -125,10 +147,12 @@ def build_deployment(
         mlflow_driver=MLFLOW_DRIVER,
     )
     code_dir, entry = scoring.code_dir, scoring.code_dir / scoring.entry_script
+    no_code = not getattr(entity.code_configuration, "code", None)
+    served = _serving(env, model.model_dir if no_code else None, str(entity.name))
     rs = entity.request_settings
     mcr = int(getattr(rs, "max_concurrent_requests_per_instance", None) or 1)
     runtime = {
-        "python": sys.executable,
+        "python": served.python,
         "entry_script": str(entry),
         "code_dir": str(code_dir),
         "model_dir": str(model.model_dir),
@@ -142,6 +166,12 @@ def build_deployment(
         "liveness_probe": _probe(entity.liveness_probe),
         "readiness_probe": _probe(entity.readiness_probe),
     }
+    if served.venv:  # the instance module, from a venv that does not have amlocal
+        from amlocal.environments import cache_root
+
+        runtime["pythonpath"] = deployment_env.import_path(cache_root())
+    if served.notes:  # at the top of every instance log (get-logs)
+        runtime["environment_notes"] = list(served.notes)
     if d.get("data_collector"):  # an agent beside each instance (amlocal.endpoints.collector)
         from amlocal.endpoints.collector import runtime_spec
 

@@ -131,7 +131,8 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     if not batch:  # a parallel job's default output, as a command job's
         artifacts.locate(ws, job, io.outputs, run_id)
     ctx.warn_environment(env)
-    python = str(ctx.python_bin_dir(env) / "python")
+    # A batch deployment's interpreter was chosen (and built) at its create.
+    python = (batch or {}).get("python") or str(ctx.python_bin_dir(env) / "python")
     env_vars = ctx.mlflow.env(job, run_id) if run_id else {"AZUREML_RUN_ID": job}
     environments.route_tracking(ws, Path(python).parent, "", code, env_vars)
     if batch:  # deployment create already snapshotted the code; it never changes
