@@ -92,4 +92,4 @@ def fill(parser: argparse.ArgumentParser, group: str) -> None:
         long = max(action.option_strings, key=len)
         text = FLAG_HELP.get(long)
         if text is not None:
-            action.help = text.format(noun=noun)
+            action.help = text.format(noun=noun).replace("%", "%%")  # argparse %-formats help

@@ -35,3 +35,15 @@ def test_the_noun_is_the_group(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser("online-endpoint").parse_args(["online-endpoint", "show", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Name of the online endpoint." in text
+
+
+def test_every_verbs_help_renders() -> None:
+    """argparse %-formats help texts: a bare '%' ("100% of the traffic") made
+    `online-deployment create --help` raise TypeError instead of printing."""
+    broken = []
+    for path, parser in _verbs(build_parser()):
+        try:
+            parser.format_help()
+        except (TypeError, ValueError, KeyError) as exc:
+            broken.append(f"{' '.join(path)}: {exc}")
+    assert not broken, broken
