@@ -76,7 +76,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
         subprocess.run([*git, *args], cwd=copy, check=True, capture_output=True)
-    (copy / ".venv").symlink_to(VENV)
+    (copy / ".venv").symlink_to(VENV)  # a link, which `.venv/` in .gitignore does not match
+    (copy / ".git" / "info" / "exclude").write_text(".venv\n")
     return copy
 
 
