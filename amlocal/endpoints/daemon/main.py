@@ -30,6 +30,8 @@ from amlocal.endpoints.daemon.instances import Instance, http_get_ok, probe_sett
 from amlocal.endpoints.daemon.listener import Server
 from amlocal.store import Store
 
+DEFAULT_QUEUE_WAIT_MS = 500  # Azure's request_settings.max_queue_wait_ms default
+
 
 def reap_stale(state_dir: Path) -> None:
     """Stop instances a previous daemon left behind (it was SIGKILLed, say). Each is recorded
@@ -98,6 +100,9 @@ class Daemon:
     def _route(self, name: str, rec: dict[str, Any]) -> Route:
         rt = rec["_runtime"]
         log_dir = paths.deployment_dir(self.home, self.endpoint, name)
+        # Azure: at most 2 x max_concurrent_requests_per_instance x instance_count requests
+        # processed at once; as many again may wait in the queue (memory stays bounded).
+        inflight = 2 * rt["max_concurrent"] * rt["instance_count"]
         insts = [
             Instance(name, i, rt, log_dir / f"instance-{i}.log", token=self.keys["instance"])
             for i in range(rt["instance_count"])
@@ -106,7 +111,10 @@ class Daemon:
             name=name,
             instances=insts,
             timeout_s=rt["request_timeout_ms"] / 1000.0,
-            max_inflight=2 * rt["max_concurrent"] * rt["instance_count"],
+            max_inflight=inflight,
+            # Older records have no max_queue_wait_ms: Azure's default, 500 ms.
+            queue_wait_s=rt.get("max_queue_wait_ms", DEFAULT_QUEUE_WAIT_MS) / 1000.0,
+            max_queued=inflight,
         )
         return route
 
