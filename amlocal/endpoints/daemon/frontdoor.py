@@ -382,6 +382,11 @@ async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, lis
         raw = await done  # azmlinfsrv closes every connection after its response
     finally:
         transport.close()
+    return _parse(raw, head)
+
+
+def _parse(raw: bytes, head: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """The model server's whole answer: status, reason, headers and body."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")
