@@ -147,3 +147,15 @@ def test_the_request_timeout_covers_the_queue_wait(model_server) -> None:
     finally:
         _Slow.delay = 0.3
         srv.stop()
+
+
+def test_max_queue_wait_ms_defaults_to_azures_500_and_refuses_negatives() -> None:
+    from amlocal.endpoints.verbs.online_deployment import _queue_wait_ms
+    from amlocal.errors import InvalidInput
+
+    assert _queue_wait_ms(None, "d.yml") == 500
+    assert _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=None), "d.yml") == 500
+    assert _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=0), "d.yml") == 0
+    assert _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=3000), "d.yml") == 3000
+    with pytest.raises(InvalidInput, match="d.yml: request_settings.max_queue_wait_ms"):
+        _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=-1), "d.yml")
