@@ -6,8 +6,9 @@ traffic, 404 when nothing takes traffic, `request_timeout_ms` -> 408, at most
 2 x max_concurrent_requests_per_instance x instance_count requests in flight to the
 instances, the next ones queued up to `max_queue_wait_ms` for a free place and then 429
 (as are those beyond a bounded queue), any non-200 from the model server -> 424 with its
-status and reason in `ms-azureml-model-error-*` headers, and a fresh GUID `x-request-id`. `listener.py` serves it over HTTP; a bare asyncio Protocol
-per upstream request keeps the added cost small next to azmlinfsrv's own (serving.md, 4).
+status and reason in `ms-azureml-model-error-*` headers, and a fresh GUID `x-request-id`.
+`listener.py` serves it over HTTP; a bare asyncio Protocol per upstream request keeps the
+added cost small next to azmlinfsrv's own (serving.md, 4).
 """
 
 from __future__ import annotations
