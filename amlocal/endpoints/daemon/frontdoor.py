@@ -341,6 +341,11 @@ async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, lis
             await route.changed.wait()
             continue
         try:
+            if inst_socket := getattr(inst, "socket", ""):
+                try:
+                    return await _forward_unix(inst_socket, head, body)
+                except FileNotFoundError:  # it did not bind one: TCP from now on
+                    inst.socket = ""
             return await _forward(inst.port, head, body)
         except ConnectionRefusedError:
             inst.ready = False
@@ -381,6 +386,18 @@ async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, lis
     )
     try:
         raw = await done  # azmlinfsrv closes every connection after its response
+    finally:
+        transport.close()
+    return _parse(raw, head)
+
+
+async def _forward_unix(path: str, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """As `_forward`, over the instance's Unix socket (loopback.SOCKET_ENV)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    transport, _ = await loop.create_unix_connection(lambda: _Upstream(head + body, done), path)
+    try:
+        raw = await done
     finally:
         transport.close()
     return _parse(raw, head)

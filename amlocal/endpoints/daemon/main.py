@@ -15,9 +15,11 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,9 @@ class Daemon:
         self._pending: list[Route] = []
         self._restarting: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The instances' Unix sockets (the front door forwards over them): a directory of
+        # this daemon's own, owner-only and short (a socket path has at most 107 bytes).
+        self.socket_dir = tempfile.mkdtemp(prefix="amlocal-ep-")
 
     # -- configuration ---------------------------------------------------------------
     def _records(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -104,7 +109,14 @@ class Daemon:
         # processed at once; as many again may wait in the queue (memory stays bounded).
         inflight = 2 * rt["max_concurrent"] * rt["instance_count"]
         insts = [
-            Instance(name, i, rt, log_dir / f"instance-{i}.log", token=self.keys["instance"])
+            Instance(
+                name,
+                i,
+                rt,
+                log_dir / f"instance-{i}.log",
+                token=self.keys["instance"],
+                socket_dir=self.socket_dir,
+            )
             for i in range(rt["instance_count"])
         ]
         route = Route(
@@ -283,6 +295,7 @@ class Daemon:
                 _stop_all(route)
             with contextlib.suppress(OSError):
                 (self.dir / "instances.json").unlink()
+            shutil.rmtree(self.socket_dir, ignore_errors=True)  # created by this daemon
 
 
 def _stop_all(route: Route) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -159,3 +161,49 @@ def test_max_queue_wait_ms_defaults_to_azures_500_and_refuses_negatives() -> Non
     assert _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=3000), "d.yml") == 3000
     with pytest.raises(InvalidInput, match="d.yml: request_settings.max_queue_wait_ms"):
         _queue_wait_ms(SimpleNamespace(max_queue_wait_ms=-1), "d.yml")
+
+
+def test_the_front_door_forwards_over_the_instances_unix_socket(tmp_path) -> None:
+    """An instance with a Unix socket (loopback.SOCKET_ENV) is reached through it; one whose
+    socket is missing is reached over TCP from then on."""
+
+    class _UnixServer(ThreadingHTTPServer):
+        address_family = socket.AF_UNIX
+
+        def server_bind(self) -> None:  # http.server wants a (host, port) name
+            socket.socket.bind(self.socket, self.server_address)
+            self.server_name, self.server_port = "unix", 0
+
+    path = str(tmp_path / "i.sock")
+    unix = _UnixServer(path, _Slow)
+    unix.daemon_threads = True
+    threading.Thread(target=unix.serve_forever, daemon=True).start()
+    _Slow.delay = 0.0
+    closed_port = socket.socket()
+    closed_port.bind(("127.0.0.1", 0))  # bound, not listening: TCP would be refused
+    inst = SimpleNamespace(port=closed_port.getsockname()[1], ready=True, socket=path)
+    route = Route(name="blue", instances=[inst], timeout_s=10, max_inflight=2, max_queued=2)
+    table = Table(keys=(b"k1",), traffic=[(100.0, "blue")], routes={"blue": route})
+
+    async def control(verb: str, query: dict[str, str]) -> tuple[int, object]:
+        return 404, {}
+
+    door = FrontDoor(table, "ctl", control)
+    srv = ServerThread(door.handle, door.precheck)
+    tcp = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    tcp.daemon_threads = True
+    threading.Thread(target=tcp.serve_forever, daemon=True).start()
+    try:
+        assert post(srv.port) == 200  # only the Unix socket listens
+        unix.shutdown()
+        unix.server_close()
+        os.unlink(path)
+        inst.port = tcp.server_address[1]
+        assert post(srv.port) == 200  # the socket is gone: TCP
+        assert inst.socket == ""
+    finally:
+        _Slow.delay = 0.3
+        srv.stop()
+        tcp.shutdown()
+        tcp.server_close()
+        closed_port.close()
