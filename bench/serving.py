@@ -20,7 +20,9 @@ Rows and targets (issue 33 unless said), each side measured in the same run:
 - `amlocal online-endpoint invoke` under 0.6 s for the whole process (issue 4);
 - where the front door's time goes: its process's user and system CPU per request at c16.
 The servers are measured in interleaved rounds and each figure is the median over rounds,
-so a slow spell on a shared box hits every side alike.
+so a slow spell on a shared box hits every side alike; still, on a loaded box single rows
+swing by 20-30 % between runs: compare ratios over several runs. The latest figures are in
+the message of the commit that last touched this file.
 """
 
 from __future__ import annotations
