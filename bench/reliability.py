@@ -9,8 +9,9 @@ then
   per row, each with the status it got (the front door must answer 4xx, never 5xx);
 - schemathesis over both of the deployment's swaggers (2.0 and 3.0, as azmlinfsrv serves
   them) through the front door, with a fixed seed and example count: 5xx responses counted;
-- capacity (closed loop, 8 connections) and a soak at 70 % of it (open loop, fixed rate)
-  for --soak-seconds (20 s by default; pass more for a longer soak): requests lost;
+- capacity (closed loop, 8 connections) and a soak at 70 % of it (open loop, fixed rate,
+  keep-alive connections reused within the advertised timeout) for --soak-seconds (20 s by
+  default): each request ok, told (429/503), another status, or lost (no answer);
 - kill under load: SIGKILL a gunicorn worker, an instance, then the front door, each while
   load runs; errors while it was down and the seconds until requests succeed again;
 - a body of --big-gib GiB with and without a key, and the front door's RSS before and after;
@@ -18,8 +19,11 @@ then
 - issue 32's rows: a YAML alias bomb (`job create` refuses it), the digits scoring script's
   bounds (a dripping URL server, 64 images of 16 megapixels), a slow-header flood without a
   key reopened as it closes (keyed requests during it), pipelined keyed bodies on one
-  connection (front door peak RSS) and the keep-alive header.
+  connection (front door peak RSS), the keep-alive header, a request on a connection idle
+  for the advertised keep-alive time, and a burst of twice the in-flight limit (queued).
 `--only issue32` runs just those rows (with `--flood-seconds` for the flood, 60 by default).
+`--only soak` runs only the capacity and issue 32's soak, 3 minutes at 70 % (one command:
+`.venv/bin/python bench/reliability.py --only soak`; on an idle box).
 Prints one table; the latest figures are in docs/reliability.md.
 """
 
@@ -51,6 +55,8 @@ import serving  # noqa: E402
 ROW = serving.ROW
 BODY = json.dumps({"data": [ROW]}).encode()
 MB = 1024 * 1024
+INSTANCES, MAX_CONCURRENT = 2, 8  # blue's workers stay at 2 (its WORKER_COUNT)
+IN_FLIGHT = 2 * MAX_CONCURRENT * INSTANCES  # Azure's limit on requests processed at once
 rows: list[tuple[str, str, str, str]] = []  # (section, what, result, target)
 
 
@@ -256,30 +262,57 @@ def _ndjson_statuses(path: Path) -> list[int]:
 
 # -- load ---------------------------------------------------------------------------------------
 async def _open_loop(port: int, key: str, rate: float, seconds: float) -> dict[str, Any]:
-    """Requests at a fixed rate, whatever the answers' pace (a pool of keep-alive sockets)."""
+    """Requests at a fixed rate, whatever the answers' pace, over a pool of keep-alive
+    sockets used as a well-behaved client uses them: a connection idle for as long as the
+    server's `Keep-Alive: timeout=N` said is dropped, not reused.
+
+    Every request ends as one of: `ok` (200), `told` (429 or 503, the client was told to come
+    back: counted by status), `other` (any other status) or `lost` (no answer: reset, closed,
+    timed out; the client cannot know whether it was served).
+    """
     req = request("POST", "/score", _auth(key), BODY).replace(b"Connection: close\r\n", b"")
-    pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    counts = {"sent": 0, "ok": 0, "non200": 0, "errors": 0}
+    # (reader, writer, time it became idle, the idle time the server promised)
+    pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float, float]] = []
+    counts: dict[str, Any] = {"sent": 0, "ok": 0, "told": {}, "other": {}, "lost": {}}
+
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while pool:
+            reader, writer, idle_since, promised = pool.pop()
+            if time.monotonic() - idle_since < promised:
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection("127.0.0.1", port)
 
     async def one() -> None:
         counts["sent"] += 1
         try:
-            reader, writer = (
-                pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
-            )
+            reader, writer = await connection()
             writer.write(req)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-            length = 0
+            length, promised, close = 0, 0.0, False
             for line in head.split(b"\r\n")[1:]:
                 k, _, v = line.partition(b":")
-                if k.strip().lower() == b"content-length":
+                k = k.strip().lower()
+                if k == b"content-length":
                     length = int(v)
+                elif k == b"keep-alive" and b"timeout=" in v:
+                    promised = float(v.split(b"timeout=")[1].split(b",")[0])
+                elif k == b"connection" and v.strip().lower() == b"close":
+                    close = True
             await reader.readexactly(length)
             status = int(head.split(b" ")[1])
-            counts["ok" if status == 200 else "non200"] += 1
-            pool.append((reader, writer))
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-            counts["errors"] += 1
+            if status == 200:
+                counts["ok"] += 1
+            else:
+                kind = "told" if status in (429, 503) else "other"
+                counts[kind][status] = counts[kind].get(status, 0) + 1
+            if close:
+                writer.close()
+            else:
+                pool.append((reader, writer, time.monotonic(), promised))
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+            name = type(exc).__name__
+            counts["lost"][name] = counts["lost"].get(name, 0) + 1
 
     tasks = []
     start = time.perf_counter()
@@ -290,10 +323,90 @@ async def _open_loop(port: int, key: str, rate: float, seconds: float) -> dict[s
             await asyncio.sleep(delay)
         tasks.append(asyncio.ensure_future(one()))
     await asyncio.gather(*tasks)
-    for _, w in pool:
+    for _, w, _, _ in pool:
         w.close()
     counts["seconds"] = round(time.perf_counter() - start, 1)
     return counts
+
+
+def soak(port: int, key: str, seconds: float) -> None:
+    """Capacity (closed loop, 8 connections), then an open-loop soak at 70 % of it."""
+    cap = serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 8, 5.0)
+    row(
+        "load",
+        "capacity (closed loop, 8 connections)",
+        f"{cap['rps']:.0f} req/s, {cap['errors']} errors",
+    )
+    rate = 0.7 * cap["rps"]
+    got = asyncio.run(_open_loop(port, key, rate, seconds))
+    lost = sum(got["lost"].values())
+    other = sum(got["other"].values())
+    told = sum(got["told"].values())
+    row(
+        "load",
+        f"soak at 70 % ({rate:.0f} req/s) for {got['seconds']} s",
+        f"{got['sent']} sent, {got['ok']} ok, {told} told 429/503 {got['told'] or ''}, "
+        f"{other} other {got['other'] or ''}, {lost} lost {got['lost'] or ''}",
+        "0 lost, 0 other (a 429/503 is told, not lost)",
+        lost == 0 and other == 0,
+    )
+
+
+def burst_over_the_limit(port: int, key: str, in_flight: int) -> None:
+    """2 x `in_flight` requests at once: the first `in_flight` go to the instances, as many
+    again wait in the front door's queue (request_settings.max_queue_wait_ms) and are
+    served; before, every one over the limit got 429 at once."""
+    n = 2 * in_flight
+
+    async def go() -> dict[int | str, int]:
+        data = request("POST", "/score", _auth(key), BODY)
+        out: dict[int | str, int] = {}
+
+        async def one() -> None:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(data)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                status: int | str = int(head.split(b" ")[1])
+                writer.close()
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                status = type(exc).__name__
+            out[status] = out.get(status, 0) + 1
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        return out
+
+    got = asyncio.run(go())
+    row(
+        "load",
+        f"burst of {n} at once (in-flight limit {in_flight}, queue {in_flight})",
+        ", ".join(f"{k}: {v}" for k, v in sorted(got.items(), key=str)),
+        f"{n} x 200 (queued, not 429)",
+        got.get(200) == n,
+    )
+
+
+def keep_alive_reuse(port: int, key: str) -> None:
+    """Reuse a keep-alive connection after idling the whole advertised timeout (30 s)."""
+    one = request("POST", "/score", _auth(key), BODY).replace(b"Connection: close\r\n", b"")
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(one)
+        head = s.recv(65536).split(b"\r\n\r\n")[0].lower()
+        line = next((ln for ln in head.split(b"\r\n") if ln.startswith(b"keep-alive:")), b"")
+        promised = float(line.split(b"timeout=")[1]) if b"timeout=" in line else 0.0
+        time.sleep(promised)
+        try:
+            s.sendall(one)
+            answer = s.recv(65536).split(b"\r\n")[0].decode() or "closed (request lost)"
+        except OSError as exc:
+            answer = f"{type(exc).__name__} (request lost)"
+    row(
+        "load",
+        f"a request on a connection idle for the advertised {promised:.0f} s",
+        answer,
+        "HTTP/1.1 200 OK",
+        answer.startswith("HTTP/1.1 200"),
+    )
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -635,20 +748,30 @@ def issue32(port: int, key: str, ws: Any, args: argparse.Namespace) -> None:
     front = psutil.Process(online_daemon.control(ws, "diabetes", "status")["pid"])
     pipelined(port, key, front, 8, args.pipeline_mib)
     keep_alive_header(port, key)
+    burst_over_the_limit(port, key, IN_FLIGHT)
+    keep_alive_reuse(port, key)
 
 
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--soak-seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--soak-seconds", type=float, help="20 by default; 180 (issue 32's soak) with --only soak"
+    )
     ap.add_argument("--examples", type=int, default=25, help="schemathesis examples per operation")
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--big-gib", type=float, default=1.0)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--only", choices=["issue32"], help="run only issue 32's rows")
+    ap.add_argument(
+        "--only",
+        choices=["issue32", "soak"],
+        help="run only issue 32's rows, or only the capacity and the soak",
+    )
     ap.add_argument("--flood-seconds", type=float, default=60.0)
     ap.add_argument("--pipeline-mib", type=int, default=90)
     args = ap.parse_args()
+    if args.soak_seconds is None:
+        args.soak_seconds = 180.0 if args.only == "soak" else 20.0
     tmp = Path(tempfile.mkdtemp(prefix="amlocal-reliability-"))
     yaml_bomb(tmp)
     digits_bounds()
@@ -669,9 +792,9 @@ def main() -> None:
     cfg = s.ENDPOINT_DIR
     sets = [
         "--set",
-        "instance_count=2",
+        f"instance_count={INSTANCES}",
         "--set",
-        "request_settings.max_concurrent_requests_per_instance=8",
+        f"request_settings.max_concurrent_requests_per_instance={MAX_CONCURRENT}",
     ]
     t_all = time.monotonic()
     try:
@@ -688,6 +811,9 @@ def main() -> None:
         if args.only == "issue32":
             issue32(port, key, ws, args)
             return _print_table(args, t_all)
+        if args.only == "soak":
+            soak(port, key, args.soak_seconds)
+            return _print_table(args, t_all)
 
         fives = bad_inputs(port, key)
         inst_port = status["deployments"]["blue"]["instances"][0]["port"]
@@ -695,22 +821,7 @@ def main() -> None:
         row("bad input", "instance port, no front door", direct, "401", direct == "401")
         fives += schemathesis(port, key, inst_port, keys["instance"], args.seed, args.examples, tmp)
 
-        cap = serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 8, 5.0)
-        row(
-            "load",
-            "capacity (closed loop, 8 connections)",
-            f"{cap['rps']:.0f} req/s, {cap['errors']} errors",
-        )
-        rate = 0.7 * cap["rps"]
-        soak = asyncio.run(_open_loop(port, key, rate, args.soak_seconds))
-        lost = soak["sent"] - soak["ok"]
-        row(
-            "load",
-            f"soak at 70 % ({rate:.0f} req/s) for {soak['seconds']} s",
-            f"{soak['sent']} sent, {soak['ok']} ok, {lost} lost",
-            "0 lost",
-            lost == 0,
-        )
+        soak(port, key, args.soak_seconds)
 
         slowloris(port, key)
         issue32(port, key, ws, args)

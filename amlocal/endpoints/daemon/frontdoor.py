@@ -2,16 +2,20 @@
 
 azmlinfsrv has no auth and no routing; Azure adds them in front of it, and so does this:
 Bearer key check (401), the `azureml-model-deployment` header, weighted traffic and mirror
-traffic, 404 when nothing takes traffic, `request_timeout_ms` -> 408, more than
-2 x max_concurrent_requests_per_instance x instance_count in flight -> 429, any non-200 from
-the model server -> 424 with its status and reason in `ms-azureml-model-error-*` headers,
-and a fresh GUID `x-request-id`. `listener.py` serves it over HTTP; a bare asyncio Protocol
-per upstream request keeps the added cost small next to azmlinfsrv's own (serving.md, 4).
+traffic, 404 when nothing takes traffic, `request_timeout_ms` -> 408, at most
+2 x max_concurrent_requests_per_instance x instance_count requests in flight to the
+instances, the next ones queued up to `max_queue_wait_ms` for a free place and then 429
+(as are those beyond a bounded queue), any non-200 from the model server -> 424 with its
+status and reason in `ms-azureml-model-error-*` headers, and a fresh GUID `x-request-id`.
+`listener.py` serves it over HTTP; a bare asyncio Protocol per upstream request keeps the
+added cost small next to azmlinfsrv's own (serving.md, 4).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hmac
 import json
 import random
@@ -67,10 +71,59 @@ class Route:
     instances: list[Any]  # instances.Instance
     timeout_s: float
     max_inflight: int
+    # Azure's request_settings.max_queue_wait_ms (default 500): how long a request may wait
+    # for a place in flight before it is answered 429.
+    queue_wait_s: float = 0.5
+    # Requests waiting at most: each holds its body, so the queue is bounded in count too
+    # (default: as many as may be in flight, set by the daemon).
+    max_queued: int = 0
     inflight: int = 0
     rr: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     on_down: Callable[[Any], None] | None = None
+    # Waiting requests, oldest first; a place freed is handed to the first one directly.
+    waiting: collections.deque[asyncio.Future[None]] = field(default_factory=collections.deque)
+
+    def try_acquire(self) -> bool:
+        """Take a place in flight if one is free and nobody waits for it (FIFO)."""
+        if self.inflight < self.max_inflight and not self.waiting:
+            self.inflight += 1
+            return True
+        return False
+
+    async def acquire(self) -> bool:
+        """A place in flight, waiting up to `queue_wait_s` in a bounded FIFO queue for one
+        to be freed. False: the queue is full or the wait ran out (the caller answers 429)."""
+        if self.try_acquire():
+            return True
+        if len(self.waiting) >= self.max_queued or self.queue_wait_s <= 0:
+            return False
+        place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(place)
+        try:
+            async with asyncio.timeout(self.queue_wait_s):
+                await place
+            return True
+        except BaseException as exc:  # the queue wait ran out, or the request's timeout
+            if place.done() and not place.cancelled():
+                # Handed a place as the wait ended: pass it on, it is not ours to keep.
+                self.release()
+            else:
+                place.cancel()
+                with contextlib.suppress(ValueError):
+                    self.waiting.remove(place)
+            if isinstance(exc, TimeoutError):
+                return False
+            raise
+
+    def release(self) -> None:
+        """Give a place back: to the oldest waiting request if any, else to the pool."""
+        while self.waiting:
+            place = self.waiting.popleft()
+            if not place.done():
+                place.set_result(None)  # the place moves over: inflight is unchanged
+                return
+        self.inflight -= 1
 
     def pick(self) -> Any | None:
         """Round-robin over ready instances."""
@@ -192,25 +245,29 @@ class FrontDoor:
             name = chosen
         route = table.routes[name]
         extra.append((b"azureml-model-deployment", name.encode()))
-        if route.inflight >= route.max_inflight:
-            return _json(429, "Too many pending requests for this deployment", extra)
         head = _request_head(req, request_id, client_id, self._instance_line)
         if not named and table.mirror is not None:
             mname, pct = table.mirror
             mroute = table.routes.get(mname)
             if mroute is not None and random.random() * 100 < pct:
                 self._mirror(mroute, head, req.body)
-        route.inflight += 1
+        placed = False
         try:
-            # asyncio.timeout, not wait_for: no extra task per request on the hot path.
+            # asyncio.timeout, not wait_for: no extra task per request on the hot path. The
+            # request timeout covers the queue wait too, as Azure's does ("increase
+            # request_timeout_ms to account for any networking/queue delays").
             async with asyncio.timeout(route.timeout_s):
+                placed = route.try_acquire() or await route.acquire()
+                if not placed:
+                    return _json(429, "Too many pending requests for this deployment", extra)
                 status, reason, up_headers, up_body = await _call(route, head, req.body)
         except TimeoutError:
             return _json(408, f"Request timed out after {route.timeout_s * 1000:.0f} ms", extra)
         except UpstreamBroken as exc:
             return _json(502, f"The model server closed the connection: {exc}", extra)
         finally:
-            route.inflight -= 1
+            if placed:
+                route.release()
         out = [(k, v) for k, v in up_headers if k not in _DROP_RESPONSE]
         if status != 200:
             out.append((b"ms-azureml-model-error-statuscode", str(status).encode()))
@@ -221,18 +278,17 @@ class FrontDoor:
 
     def _mirror(self, route: Route, head: bytes, body: bytes) -> None:
         """Fire-and-forget copy; the response is dropped, as Azure drops mirrored responses."""
-        if route.inflight >= route.max_inflight:
+        if not route.try_acquire():  # a copy never queues: dropped when the route is full
             return
 
         async def go() -> None:
-            route.inflight += 1
             try:
                 await asyncio.wait_for(_call(route, head, body), route.timeout_s)
                 self.mirrored += 1
             except Exception:
                 pass
             finally:
-                route.inflight -= 1
+                route.release()
 
         task = asyncio.ensure_future(go())
         self._background.add(task)
@@ -285,6 +341,11 @@ async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, lis
             await route.changed.wait()
             continue
         try:
+            if inst_socket := getattr(inst, "socket", ""):
+                try:
+                    return await _forward_unix(inst_socket, head, body)
+                except FileNotFoundError:  # it did not bind one: TCP from now on
+                    inst.socket = ""
             return await _forward(inst.port, head, body)
         except ConnectionRefusedError:
             inst.ready = False
@@ -327,6 +388,23 @@ async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, lis
         raw = await done  # azmlinfsrv closes every connection after its response
     finally:
         transport.close()
+    return _parse(raw, head)
+
+
+async def _forward_unix(path: str, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """As `_forward`, over the instance's Unix socket (loopback.SOCKET_ENV)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    transport, _ = await loop.create_unix_connection(lambda: _Upstream(head + body, done), path)
+    try:
+        raw = await done
+    finally:
+        transport.close()
+    return _parse(raw, head)
+
+
+def _parse(raw: bytes, head: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """The model server's whole answer: status, reason, headers and body."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")

@@ -83,6 +83,8 @@ class Instance:
     failures: int = field(default=0)
     agent: Any = None  # amlocal.endpoints.collector.Agent, with data_collector
     token: str = ""  # the endpoint's instance token (keys.json): required on every request
+    socket_dir: str = ""  # where the front door's Unix socket to the instance goes, if any
+    socket: str = ""  # that socket, once started (loopback.SOCKET_ENV)
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +120,9 @@ class Instance:
             self.agent.start()
             env.update(self.agent.env())
         env[TOKEN_ENV] = self.token
+        self.socket = f"{self.socket_dir}/{self.port}.sock" if self.socket_dir else ""
+        if self.socket:
+            env["AMLOCAL_INSTANCE_SOCKET"] = self.socket
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- amlocal: starting instance {self.index} on port {self.port}\n".encode())

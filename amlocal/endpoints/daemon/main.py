@@ -15,9 +15,11 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ from amlocal.endpoints.daemon.frontdoor import FrontDoor, Route, Table, traffic_
 from amlocal.endpoints.daemon.instances import Instance, http_get_ok, probe_settings
 from amlocal.endpoints.daemon.listener import Server
 from amlocal.store import Store
+
+DEFAULT_QUEUE_WAIT_MS = 500  # Azure's request_settings.max_queue_wait_ms default
 
 
 def reap_stale(state_dir: Path) -> None:
@@ -73,6 +77,9 @@ class Daemon:
         self._pending: list[Route] = []
         self._restarting: set[int] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The instances' Unix sockets (the front door forwards over them): a directory of
+        # this daemon's own, owner-only and short (a socket path has at most 107 bytes).
+        self.socket_dir = tempfile.mkdtemp(prefix="amlocal-ep-")
 
     # -- configuration ---------------------------------------------------------------
     def _records(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -98,15 +105,28 @@ class Daemon:
     def _route(self, name: str, rec: dict[str, Any]) -> Route:
         rt = rec["_runtime"]
         log_dir = paths.deployment_dir(self.home, self.endpoint, name)
+        # Azure: at most 2 x max_concurrent_requests_per_instance x instance_count requests
+        # processed at once; as many again may wait in the queue (memory stays bounded).
+        inflight = 2 * rt["max_concurrent"] * rt["instance_count"]
         insts = [
-            Instance(name, i, rt, log_dir / f"instance-{i}.log", token=self.keys["instance"])
+            Instance(
+                name,
+                i,
+                rt,
+                log_dir / f"instance-{i}.log",
+                token=self.keys["instance"],
+                socket_dir=self.socket_dir,
+            )
             for i in range(rt["instance_count"])
         ]
         route = Route(
             name=name,
             instances=insts,
             timeout_s=rt["request_timeout_ms"] / 1000.0,
-            max_inflight=2 * rt["max_concurrent"] * rt["instance_count"],
+            max_inflight=inflight,
+            # Older records have no max_queue_wait_ms: Azure's default, 500 ms.
+            queue_wait_s=rt.get("max_queue_wait_ms", DEFAULT_QUEUE_WAIT_MS) / 1000.0,
+            max_queued=inflight,
         )
         return route
 
@@ -275,6 +295,7 @@ class Daemon:
                 _stop_all(route)
             with contextlib.suppress(OSError):
                 (self.dir / "instances.json").unlink()
+            shutil.rmtree(self.socket_dir, ignore_errors=True)  # created by this daemon
 
 
 def _stop_all(route: Route) -> None:

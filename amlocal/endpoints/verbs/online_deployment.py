@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 SERVER_PACKAGE = "azureml-inference-server-http"
 DEFAULT_TIMEOUT_MS = 5000  # Azure's request_timeout_ms default
+DEFAULT_QUEUE_WAIT_MS = 500  # Azure's max_queue_wait_ms default (reference-yaml-deployment)
 MLFLOW_DRIVER = Path(endpoints.__file__).parent / "mlflow_scoring" / "mlflow_score.py"
 SCHEMA_BASE = "https://azuremlschemas.azureedge.net/latest/"
 DEPLOYMENT_SCHEMAS = {
@@ -114,6 +115,18 @@ def _serving(env: dict[str, Any], mlflow_model: Path | None, name: str) -> deplo
     return served
 
 
+def _queue_wait_ms(rs: Any, where: str) -> int:
+    """request_settings.max_queue_wait_ms: Azure's default 500 when unset; 0 or more."""
+    value = getattr(rs, "max_queue_wait_ms", None)
+    if value is None:
+        return DEFAULT_QUEUE_WAIT_MS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(
+            f"{where}: request_settings.max_queue_wait_ms: expected an integer >= 0, got {value!r}"
+        )
+    return value
+
+
 def _probe(p: Any) -> dict[str, Any] | None:
     if p is None:
         return None
@@ -163,6 +176,9 @@ def build_deployment(
         "workers": mcr,
         "max_concurrent": mcr,
         "request_timeout_ms": int(getattr(rs, "request_timeout_ms", None) or DEFAULT_TIMEOUT_MS),
+        # Deprecated for managed endpoints but still honoured: how long a request waits in
+        # the front door's queue for a free place before its 429 (0 allowed: no queueing).
+        "max_queue_wait_ms": _queue_wait_ms(rs, str(file)),
         "liveness_probe": _probe(entity.liveness_probe),
         "readiness_probe": _probe(entity.readiness_probe),
     }
