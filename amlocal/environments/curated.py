@@ -47,6 +47,8 @@ class CuratedEnvironment:
     pip: tuple[str, ...]
     azure_only: tuple[str, ...]
     source: str
+    built: str  # the image's publication date: unpinned packages resolve as of it
+    image: str  # the release (tag, commit) that date is read from
 
     def conda_file(self) -> dict[str, Any]:
         """The specification as an Azure ML conda file (what `conda_file:` would hold), without
@@ -109,4 +111,6 @@ def specification(name: str) -> CuratedEnvironment | None:
         pip=tuple(row["pip"]),
         azure_only=tuple(row["azure_only"]),
         source=row["source"],
+        built=row["built"],
+        image=row["image"],
     )
