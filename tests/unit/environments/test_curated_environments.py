@@ -66,7 +66,8 @@ def test_curated_build_resolves_as_of_the_image_date(monkeypatch: pytest.MonkeyP
     import subprocess
     from pathlib import Path
 
-    from amlocal.environments import build, spec as speclib
+    from amlocal.environments import build
+    from amlocal.environments import spec as speclib
     from amlocal.jobs import environments
 
     calls: list[list[str]] = []
