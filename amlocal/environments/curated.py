@@ -3,9 +3,10 @@
 to the specification Azure publishes for them (`curated_table.CURATED`).
 
 Every version of a curated environment resolves to the one specification in the table: Azure
-rebuilds them for security fixes, with the same package specifiers. Legacy names with an OS and
-Python suffix (`sklearn-1.0-ubuntu20.04-py38-cpu`) resolve to the same family's row with the
-suffix's Python.
+rebuilds them for security fixes, with the same package specifiers. Its unpinned packages
+resolve as of the row's release date (`CuratedEnvironment.built`), as Azure's build did.
+Legacy names with an OS and Python suffix (`sklearn-1.0-ubuntu20.04-py38-cpu`) resolve to the
+same family's row with the suffix's Python.
 """
 
 from __future__ import annotations
