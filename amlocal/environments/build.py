@@ -42,6 +42,8 @@ class Built:
     warning: str  # "" when everything declared was matched
     mlflow: str | None  # the version of the `mlflow` distribution inside (None: none)
     mlflow_skinny: str | None = None  # mlflow-skinny (no SQL store: it logs over REST only)
+    resolved: tuple[str, ...] = ()  # `name==version` of every distribution installed
+    exclude_newer: str | None = None  # resolved as of this date (a curated image's)
 
     @property
     def bin_dir(self) -> Path:
@@ -101,7 +103,13 @@ def load(root: Path) -> Built | None:
     except (OSError, ValueError):
         return None
     return Built(
-        root, meta["python"], meta.get("warning", ""), meta.get("mlflow"), meta.get("mlflow_skinny")
+        root,
+        meta["python"],
+        meta.get("warning", ""),
+        meta.get("mlflow"),
+        meta.get("mlflow_skinny"),
+        tuple(meta.get("resolved") or ()),
+        meta.get("exclude_newer"),
     )
 
 
@@ -131,14 +139,15 @@ def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
         sys.stderr.write(f"building environment {label} ({root})\n")
         shutil.rmtree(root, ignore_errors=True)
         _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
+        when = spec.exclude_newer
         if serving:
             prefer = _project_pins(root, list(spec.requirements))
             try:
-                notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer)
+                notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer, when)
             finally:
                 prefer.unlink(missing_ok=True)
         else:
-            notes = _install(label, root, list(spec.requirements), pyver)
+            notes = _install(label, root, list(spec.requirements), pyver, exclude_newer=when)
         # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
         # rest now, best effort (a file that does not compile is not a broken venv).
         _try([str(root / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(root / "lib")])
@@ -155,6 +164,8 @@ def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
             "label": label,
             "requirements": list(spec.requirements),
             "serving": list(serving),
+            "exclude_newer": when,
+            "resolved": [f"{n}=={v}" for n, v in sorted(installed(root).items())],
         }
         tmp = root / f"{META}.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
@@ -207,16 +218,24 @@ def _project_pins(root: Path, declared: list[str]) -> Path:
 
 
 def _install(
-    label: str, root: Path, reqs: list[str], pyver: str, prefer: Path | None = None
+    label: str,
+    root: Path,
+    reqs: list[str],
+    pyver: str,
+    prefer: Path | None = None,
+    exclude_newer: str | None = None,
 ) -> list[str]:
     """Install `reqs` into the venv at `root` from wheels; returns what was changed.
-    `prefer`: constraints tried first (then dropped if they cannot be met)."""
+    `prefer`: constraints tried first (then dropped if they cannot be met). `exclude_newer`:
+    every resolution (the probes too) sees only files uploaded before that date, as the index
+    was when Azure built a curated image."""
     if not reqs:
         return []
     python = str(root / "bin" / "python")
+    dated = ["--exclude-newer", exclude_newer] if exclude_newer else []
     # Bytecode now, once: a shared venv without it compiles on every first import (MLflow:
     # ~20 s on a busy machine), and pip, which Azure's images use, compiles too.
-    install = [uv(), "pip", "install", "--compile-bytecode", "--python", python, "-r", "-"]
+    install = [uv(), "pip", "install", "--compile-bytecode", "--python", python, *dated, "-r", "-"]
     if (
         prefer is not None
         and _try([*install, "--no-build", "-c", str(prefer)], "\n".join(reqs)).returncode == 0
@@ -228,7 +247,7 @@ def _install(
     moved: list[tuple[str, str]] = []  # (declared, package name)
     build_ok: set[str] = set()
     relaxed: list[str] = []
-    compile_ = [uv(), "pip", "compile", "--python", python, "--no-deps", "--no-header", "-"]
+    compile_ = [uv(), "pip", "compile", "--python", python, "--no-deps", "--no-header", *dated, "-"]
     for req in reqs:
         probe = _try([*compile_, "--no-build"], req)
         if probe.returncode == 0 or "building from source is disabled" not in probe.stderr:

@@ -3,9 +3,10 @@
 to the specification Azure publishes for them (`curated_table.CURATED`).
 
 Every version of a curated environment resolves to the one specification in the table: Azure
-rebuilds them for security fixes, with the same package specifiers. Legacy names with an OS and
-Python suffix (`sklearn-1.0-ubuntu20.04-py38-cpu`) resolve to the same family's row with the
-suffix's Python.
+rebuilds them for security fixes, with the same package specifiers. Its unpinned packages
+resolve as of the row's release date (`CuratedEnvironment.built`), as Azure's build did.
+Legacy names with an OS and Python suffix (`sklearn-1.0-ubuntu20.04-py38-cpu`) resolve to the
+same family's row with the suffix's Python.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class CuratedEnvironment:
     pip: tuple[str, ...]
     azure_only: tuple[str, ...]
     source: str
+    built: str  # the image's publication date: unpinned packages resolve as of it
+    image: str  # the release (tag, commit) that date is read from
 
     def conda_file(self) -> dict[str, Any]:
         """The specification as an Azure ML conda file (what `conda_file:` would hold), without
@@ -109,4 +112,6 @@ def specification(name: str) -> CuratedEnvironment | None:
         pip=tuple(row["pip"]),
         azure_only=tuple(row["azure_only"]),
         source=row["source"],
+        built=row["built"],
+        image=row["image"],
     )

@@ -60,10 +60,14 @@ class Spec:
     left_out: tuple[str, ...] = ()  # conda-only and Azure-only packages, index options
     origin: str = ""  # "conda file", "build context", "curated sklearn-1.5 (<source>)"
     notes: tuple[str, ...] = field(default=(), compare=False)
+    # Resolve as of this date (uv --exclude-newer): a curated image's publication date.
+    exclude_newer: str | None = None
 
     def digest(self) -> str:
         """The content hash of what the environment resolves to (reuse and build keys)."""
-        doc = {"python": self.python, "requirements": sorted(self.requirements)}
+        doc: dict[str, object] = {"python": self.python, "requirements": sorted(self.requirements)}
+        if self.exclude_newer:  # only then: other environments keep their keys
+            doc["exclude_newer"] = self.exclude_newer
         return text_digest(json.dumps(doc, sort_keys=True))
 
 

@@ -14,6 +14,7 @@ project venv (pins are then only warned about).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -57,6 +58,7 @@ def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
         body: dict[str, Any] = {"curated": found.name, "conda_file": found.conda_file()}
         label = env
         resolved = spec.from_conda(body["conda_file"], f"curated {found.name} ({found.source})")
+        resolved = dataclasses.replace(resolved, exclude_newer=found.built)
         left_out = found.azure_only
     elif (
         isinstance(env, str)
@@ -89,6 +91,7 @@ def resolve(ws: Workspace, env: Any, where: str) -> dict[str, Any]:
         "requirements": list(resolved.requirements),
         "left_out": [*resolved.left_out, *left_out],
         "origin": resolved.origin,
+        "exclude_newer": resolved.exclude_newer,
     }
     identity = text_digest(json.dumps([body, resolved.digest()], sort_keys=True, default=str))
     return {"label": label, "definition": body, "identity": identity, "spec": doc}
@@ -109,7 +112,11 @@ def _spec(env: dict[str, Any]) -> spec.Spec | None:
     if not doc:
         return None
     return spec.Spec(
-        doc["python"], tuple(doc["requirements"]), tuple(doc["left_out"]), doc["origin"]
+        doc["python"],
+        tuple(doc["requirements"]),
+        tuple(doc["left_out"]),
+        doc["origin"],
+        exclude_newer=doc.get("exclude_newer"),  # absent in records written before it
     )
 
 
@@ -135,6 +142,11 @@ def python_bin_dir(ws: Workspace, env: dict[str, Any], isolate: bool) -> Path:
         _warned.add(built.root.name)
     if first and built.warning:
         sys.stderr.write(f"WARNING: environment {env['label']}: {built.warning}\n")
+    if first and built.resolved:  # what the step really gets (an unpinned package's version)
+        when = f" as of {built.exclude_newer}" if built.exclude_newer else ""
+        sys.stderr.write(
+            f"environment {env['label']}: resolved{when}: {', '.join(built.resolved)}\n"
+        )
     return built.bin_dir
 
 

@@ -43,3 +43,54 @@ def test_not_curated_and_unknown_names() -> None:
 def test_legacy_suffixed_name_keeps_its_python() -> None:
     spec = curated.lookup("azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest")
     assert spec is not None and (spec.name, spec.python) == ("sklearn-1.0", "3.8")
+
+
+def test_every_row_records_its_image_date_and_release() -> None:
+    """Each row says which published image it replicates and when that image was released."""
+    from datetime import datetime
+
+    from amlocal.environments.curated_table import CURATED
+
+    for name, row in CURATED.items():
+        built = datetime.fromisoformat(row["built"].replace("Z", "+00:00"))
+        assert built.tzinfo is not None and built.year >= 2024, name
+        assert row["image"].startswith("tag environment/"), name
+        assert "https://github.com/Azure/azureml-assets/tree/" in row["image"], name
+        spec = curated.specification(name)
+        assert spec is not None and spec.built == row["built"], name
+
+
+def test_curated_build_resolves_as_of_the_image_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every uv resolution of a curated environment's venv carries --exclude-newer <its date>,
+    and the date is part of the venv's key; an ordinary environment has neither."""
+    import subprocess
+    from pathlib import Path
+
+    from amlocal.environments import build
+    from amlocal.environments import spec as speclib
+    from amlocal.jobs import environments
+
+    calls: list[list[str]] = []
+
+    def fake_try(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(build, "_try", fake_try)
+    env = environments.resolve(None, "azureml:AzureML-sklearn-1.5@latest", "job.yml")  # type: ignore[arg-type]
+    wanted = environments._spec(env)
+    assert wanted is not None and wanted.exclude_newer == "2026-07-20T10:14:25Z"
+    build._install(
+        "sklearn-1.5",
+        Path("/nonexistent"),
+        list(wanted.requirements),
+        "3.11",
+        None,
+        wanted.exclude_newer,
+    )
+    assert calls and all(c[c.index("--exclude-newer") + 1] == "2026-07-20T10:14:25Z" for c in calls)
+    calls.clear()
+    build._install("plain", Path("/nonexistent"), ["six"], "3.11")
+    assert calls and not any("--exclude-newer" in c for c in calls)
+    undated = speclib.Spec(wanted.python, wanted.requirements, wanted.left_out, wanted.origin)
+    assert undated.digest() != wanted.digest()  # a venv resolved today is not reused
