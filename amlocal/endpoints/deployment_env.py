@@ -135,6 +135,18 @@ def resolve(
     return Serving(str(built.bin_dir / "python"), str(built.root), notes)
 
 
+def announce(served: Serving, deployment: str, verb: str) -> Serving:
+    """Say on stderr where a deployment runs (`verb`: "serves" online, "runs" in batch) and
+    every note on its environment, as `create` prints them; returns `served`."""
+    for note in served.notes:
+        sys.stderr.write(f"WARNING: deployment {deployment}: {note}\n")
+    if served.venv:
+        sys.stderr.write(
+            f"amlocal: deployment {deployment} {verb} in its environment's venv {served.venv}\n"
+        )
+    return served
+
+
 def _reason(message: str) -> str:
     """The line of uv's message that says why (its "Because ..." explanation, else its
     cause or error line), for a one-line warning."""

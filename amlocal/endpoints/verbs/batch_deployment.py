@@ -12,7 +12,6 @@ steps (from a file, a registered component, or a finished pipeline job).
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +105,7 @@ def _serving(
         return deployment_env.PROJECT
     label = deployment_env.label(definition)
     served = deployment_env.resolve(definition, label, online=False, mlflow=env is None)
-    for note in served.notes:
-        sys.stderr.write(f"WARNING: deployment {name}: {note}\n")
-    if served.venv:
-        sys.stderr.write(
-            f"amlocal: deployment {name} runs in its environment's venv {served.venv}\n"
-        )
-    return served
+    return deployment_env.announce(served, name, "runs")
 
 
 def _registered(ws: Workspace, ref: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,13 +105,7 @@ def _serving(env: dict[str, Any], mlflow_model: Path | None, name: str) -> deplo
     served = deployment_env.resolve(definition, label, online=True, mlflow=not env)
     if env.get("curated") and served.venv is None:
         deployment.warn_curated(env)
-    for note in served.notes:
-        sys.stderr.write(f"WARNING: deployment {name}: {note}\n")
-    if served.venv:
-        sys.stderr.write(
-            f"amlocal: deployment {name} serves in its environment's venv {served.venv}\n"
-        )
-    return served
+    return deployment_env.announce(served, name, "serves")
 
 
 def _queue_wait_ms(rs: Any, where: str) -> int:
