@@ -13,7 +13,10 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import http.client
 
 MAX_BODY = 4 * 1024 * 1024  # Azure logs payloads up to 4 MB inline
 
@@ -110,33 +113,17 @@ class BatchTransport:
         self.frames, self.size = [], 0
         import http.client
 
-        for attempt in range(2):  # a kept-alive connection the agent closed: reconnect once
-            try:
-                if self.conn is None:
-                    self.conn = http.client.HTTPConnection(
-                        self.host, self.port, timeout=self.timeout
-                    )
-                self.conn.request(
-                    "POST",
-                    BATCH_PATH,
-                    body=data,
-                    headers={
-                        "Content-Type": "application/x-amlocal-mdc-batch",
-                        TOKEN_HEADER: os.environ.get(TOKEN_ENV, ""),
-                    },
-                )
-                resp = self.conn.getresponse()
-                text = resp.read().decode("utf-8", "replace")
-                if 200 <= resp.status < 300:
-                    return resp.status, text
-                return self._drop(count, f"{resp.status}: {text}", status=resp.status)
-            except (OSError, http.client.HTTPException) as exc:
-                self.conn.close()
-                self.conn = None
-                if attempt:
-                    self.down_until = time.monotonic() + DOWN_FOR
-                    return self._drop(count, str(exc))
-        raise AssertionError("unreachable")
+        try:
+            self.conn, status, text = post_batch(
+                self.conn, self.host, self.port, self.timeout, data
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            self.conn = None
+            self.down_until = time.monotonic() + DOWN_FOR
+            return self._drop(count, str(exc))
+        if 200 <= status < 300:
+            return status, text
+        return self._drop(count, f"{status}: {text}", status=status)
 
     def _drop(self, count: int, why: str, status: int = 503) -> tuple[int, str]:
         self.dropped += count
@@ -174,3 +161,35 @@ def batching_transport() -> None:
         return t.post(headers or {}, body)
 
     sender.MdcSender._post_request = post
+
+
+def post_batch(
+    conn: http.client.HTTPConnection | None, host: str, port: int, timeout: float, data: bytes
+) -> tuple[http.client.HTTPConnection, int, str]:
+    """POST one batch of frames to the agent on a kept-alive connection, reconnecting once
+    if the agent closed it: (the connection to keep, status, body). The second failure
+    raises (OSError or http.client.HTTPException), with the connection closed."""
+    import http.client
+
+    for attempt in range(2):
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            conn.request(
+                "POST",
+                BATCH_PATH,
+                body=data,
+                headers={
+                    "Content-Type": "application/x-amlocal-mdc-batch",
+                    TOKEN_HEADER: os.environ.get(TOKEN_ENV, ""),
+                },
+            )
+            resp = conn.getresponse()
+            return conn, resp.status, resp.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException):
+            if conn is not None:
+                conn.close()
+            conn = None
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

@@ -26,12 +26,10 @@ from typing import Any
 from amlocal.endpoints.instance.collector_transport import (
     BATCH_BYTES,
     BATCH_ITEMS,
-    BATCH_PATH,
     LINGER,
     MAX_BODY,
-    TOKEN_ENV,
-    TOKEN_HEADER,
     encode_frame,
+    post_batch,
 )
 
 QUEUE_SIZE = 1000
@@ -71,26 +69,11 @@ class Sender:
         if now < self._down_until:
             return False
         data = b"".join(frames)
-        for _ in range(2):  # a kept-alive connection the agent closed: reconnect once
-            try:
-                if self._conn is None:
-                    self._conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
-                self._conn.request(
-                    "POST",
-                    BATCH_PATH,
-                    body=data,
-                    headers={
-                        "Content-Type": "application/x-amlocal-mdc-batch",
-                        TOKEN_HEADER: os.environ.get(TOKEN_ENV, ""),
-                    },
-                )
-                resp = self._conn.getresponse()
-                resp.read()
-                return 200 <= resp.status < 300
-            except (OSError, http.client.HTTPException):
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+        try:
+            self._conn, status, _ = post_batch(self._conn, self.host, self.port, 2, data)
+            return 200 <= status < 300
+        except (OSError, http.client.HTTPException):
+            self._conn = None
         self._down_until = time.monotonic() + 1.0  # do not hammer a dead agent
         return False
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from amlocal.errors import InvalidInput
 from amlocal.jobs.control_io import is_primitive, read_value, to_bool
 from amlocal.jobs.graph import RoundScope, run_graph
-from amlocal.jobs.records import child_record
+from amlocal.jobs.kinds.body import body_of
 from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
@@ -26,17 +26,11 @@ if TYPE_CHECKING:
 
 def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run a do_while node; see amlocal.jobs.kinds for the contract."""
-    graph, scope, job = call.graph, call.scope, call.job
-    if graph is None or scope is None:
-        raise InvalidInput(f"{job}: a do_while node runs only inside a pipeline")
-    ctl = call.step["control"]
-    body_name: str = ctl["body"]
-    body = graph.steps[body_name]
-    body_job = f"{scope.job}_{body_name}"
+    job, ctl = call.job, call.step["control"]
+    loop = body_of(call, "do_while")
+    graph, scope, body, body_name, body_job = loop.graph, loop.scope, loop.step, loop.name, loop.job
     where = f"jobs.{call.step['name']}"
-    started = now_iso()
-    ctx.update_job(job, status=Status.RUNNING, start_time=started)
-    ctx.update_job(body_job, status=Status.RUNNING, start_time=started)
+    loop.start(ctx, job)
     inputs: dict[str, Binding] = dict(body["inputs"])
     status: str = Status.COMPLETED
     outs: Outputs = {}
@@ -45,18 +39,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     try:
         for i in range(ctl["max_iteration_count"]):
             rounds = i + 1
-            name = f"{job}_{i}"
-            record = child_record(
-                name,
-                parent=job,
-                kind=body["kind"],
-                display_name=f"{body['display_name']}_{i}",
-                experiment_name=ctx.experiment_name,
-                environment=(body.get("env") or {}).get("label"),
-                step_name=body_name,
-                iteration=i,
-            )
-            ctx.ws.store.put("job", name, dict(record), parent=job)
+            loop.child(ctx, job, i, iteration=i)
             round_step: Step = {**body, "inputs": inputs}
             done, got = run_graph(
                 ctx, RoundScope(job, scope), {str(i): round_step}, upstream=graph.outputs

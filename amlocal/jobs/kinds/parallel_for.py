@@ -21,7 +21,7 @@ from amlocal.jobs import plan as planlib
 from amlocal.jobs.control import check_items, parse_items
 from amlocal.jobs.control_io import binding_value, is_primitive, read_value
 from amlocal.jobs.graph import RoundScope, run_graph
-from amlocal.jobs.records import child_record
+from amlocal.jobs.kinds.body import body_of
 from amlocal.jobs.status import Status, now_iso, succeeded
 from amlocal.jobs.step_io import output_location
 
@@ -32,31 +32,15 @@ if TYPE_CHECKING:
 
 def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run a parallel_for node; see amlocal.jobs.kinds for the contract."""
-    graph, scope, job = call.graph, call.scope, call.job
-    if graph is None or scope is None:
-        raise InvalidInput(f"{job}: a parallel_for node runs only inside a pipeline")
-    ctl = call.step["control"]
-    body_name: str = ctl["body"]
-    body = graph.steps[body_name]
-    body_job = f"{scope.job}_{body_name}"
+    job, ctl = call.job, call.step["control"]
+    loop = body_of(call, "parallel_for")
+    graph, scope, body, body_name, body_job = loop.graph, loop.scope, loop.step, loop.name, loop.job
     where = f"jobs.{call.step['name']}.items"
     items = _items(binding_value(ctl["items"], scope, graph.outputs, where), body, where, ctx.base)
-    started = now_iso()
-    ctx.update_job(job, status=Status.RUNNING, start_time=started, items=len(items))
-    ctx.update_job(body_job, status=Status.RUNNING, start_time=started)
+    loop.start(ctx, job, items=len(items))
     rounds: dict[str, Step] = {}
     for i, item in enumerate(items):
-        record = child_record(
-            f"{job}_{i}",
-            parent=job,
-            kind=body["kind"],
-            display_name=f"{body['display_name']}_{i}",
-            experiment_name=ctx.experiment_name,
-            environment=(body.get("env") or {}).get("label"),
-            step_name=body_name,
-            item=i,
-        )
-        ctx.ws.store.put("job", f"{job}_{i}", dict(record), parent=job)
+        loop.child(ctx, job, i, item=i)
         rounds[str(i)] = {**body, "inputs": {**body["inputs"], **item}}
     done, outs = run_graph(
         ctx, RoundScope(job, scope), rounds, upstream=graph.outputs, limit=ctl["max_concurrency"]
