@@ -210,18 +210,12 @@ def _notes(
 def moved_pins(wanted: speclib.Spec, version_of: Any, python: str) -> list[str]:
     """Every declared pin the interpreter that serves does not meet, as "<name> <declared>
     declared, <version> serves" ("not installed" when it has none)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
     out = []
     if wanted.python and not (python == wanted.python or python.startswith(wanted.python + ".")):
         out.append(f"python {wanted.python} declared, {python} serves")
-    for line in wanted.requirements:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
+    for line, req in speclib.applicable(wanted):
+        if req is None:
             out.append(f"{line} declared, not a requirement pip reads")
-            continue
-        if req.marker is not None and not req.marker.evaluate():
             continue
         have = version_of(req.name)
         shown = _declared(req)

@@ -12,10 +12,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlocal import packages, yamlsafe
 from amlocal.hashing import text_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from packaging.requirements import Requirement
 
 # Conda package names whose PyPI distribution is called something else.
 CONDA_TO_PIP = {
@@ -195,18 +200,27 @@ def of_definition(definition: dict[str, Any] | None) -> Spec:
     return Spec(origin="image")
 
 
-def unmet(spec: Spec) -> list[str]:
-    """The requirements the running interpreter (the project venv) does not satisfy."""
+def applicable(spec: Spec) -> Iterator[tuple[str, Requirement | None]]:
+    """Each requirement line whose marker holds on this interpreter, parsed (None: a line
+    pip cannot read)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    problems = []
     for line in spec.requirements:
         try:
             req = Requirement(line)
         except InvalidRequirement:
-            problems.append(f"{line} (not a requirement pip can read)")
+            yield line, None
             continue
-        if req.marker is not None and not req.marker.evaluate():
+        if req.marker is None or req.marker.evaluate():
+            yield line, req
+
+
+def unmet(spec: Spec) -> list[str]:
+    """The requirements the running interpreter (the project venv) does not satisfy."""
+    problems = []
+    for line, req in applicable(spec):
+        if req is None:
+            problems.append(f"{line} (not a requirement pip can read)")
             continue
         if req.url:
             problems.append(f"{line} (a URL)")
