@@ -11,8 +11,8 @@ from amlocal.jobs.records import child_record
 from amlocal.jobs.status import Status, now_iso
 
 if TYPE_CHECKING:
-    from amlocal.jobs.context import Scope, Siblings, StepCall, StepContext
-    from amlocal.jobs.types import Step
+    from amlocal.jobs.context import Scope, Siblings, StepCall, StepContext, StepResult
+    from amlocal.jobs.types import Outputs, Step
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,25 @@ class Body:
         )
         ctx.ws.store.put("job", name, dict(record), parent=node_job)
         return name
+
+    def finish(
+        self,
+        ctx: StepContext,
+        node_job: str,
+        status: str,
+        outputs: Outputs,
+        error: str,
+        **extra: Any,
+    ) -> StepResult:
+        """End the node and its body step alike (status, outputs, `error` if it failed), and
+        give the pipeline the body's outcome; the node's result."""
+        fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "outputs": outputs}
+        if status == Status.FAILED:
+            fields["error"] = {"message": error}
+        ctx.update_job(self.job, **fields, **extra)
+        self.graph.results[self.name] = (status, outputs)
+        ctx.update_job(node_job, **fields, **extra)
+        return status, outputs
 
 
 def body_of(call: StepCall, kind: str) -> Body:

@@ -17,7 +17,7 @@ from amlocal.errors import InvalidInput
 from amlocal.jobs.control_io import is_primitive, read_value, to_bool
 from amlocal.jobs.graph import RoundScope, run_graph
 from amlocal.jobs.kinds.body import body_of
-from amlocal.jobs.status import Status, now_iso
+from amlocal.jobs.status import Status
 
 if TYPE_CHECKING:
     from amlocal.jobs.context import StepCall, StepContext, StepResult
@@ -28,7 +28,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run a do_while node; see amlocal.jobs.kinds for the contract."""
     job, ctl = call.job, call.step["control"]
     loop = body_of(call, "do_while")
-    graph, scope, body, body_name, body_job = loop.graph, loop.scope, loop.step, loop.name, loop.job
+    graph, scope, body, body_name = loop.graph, loop.scope, loop.step, loop.name
     where = f"jobs.{call.step['name']}"
     loop.start(ctx, job)
     inputs: dict[str, Binding] = dict(body["inputs"])
@@ -56,14 +56,8 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
         status = Status.CANCELED
     elif status != Status.COMPLETED:
         status = Status.FAILED
-    fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "outputs": outs}
-    if status == Status.FAILED:
-        why = error or f"round {rounds - 1} of the body '{body_name}' did not complete"
-        fields["error"] = {"message": why}
-    ctx.update_job(body_job, **fields, iterations=rounds)
-    graph.results[body_name] = (status, outs)
-    ctx.update_job(job, **fields, iterations=rounds)
-    return status, outs
+    why = error or f"round {rounds - 1} of the body '{body_name}' did not complete"
+    return loop.finish(ctx, job, status, outs, why, iterations=rounds)
 
 
 def _again(condition: Any, outs: Outputs, where: str) -> bool:

@@ -22,7 +22,7 @@ from amlocal.jobs.control import check_items, parse_items
 from amlocal.jobs.control_io import binding_value, is_primitive, read_value
 from amlocal.jobs.graph import RoundScope, run_graph
 from amlocal.jobs.kinds.body import body_of
-from amlocal.jobs.status import Status, now_iso, succeeded
+from amlocal.jobs.status import Status, succeeded
 from amlocal.jobs.step_io import output_location
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     """Run a parallel_for node; see amlocal.jobs.kinds for the contract."""
     job, ctl = call.job, call.step["control"]
     loop = body_of(call, "parallel_for")
-    graph, scope, body, body_name, body_job = loop.graph, loop.scope, loop.step, loop.name, loop.job
+    graph, scope, body = loop.graph, loop.scope, loop.step
     where = f"jobs.{call.step['name']}.items"
     items = _items(binding_value(ctl["items"], scope, graph.outputs, where), body, where, ctx.base)
     loop.start(ctx, job, items=len(items))
@@ -50,14 +50,8 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     else:
         status = Status.COMPLETED if all(succeeded(s) for s in done.values()) else Status.FAILED
     outputs = _aggregate(ctx, job, body, outs) if status == Status.COMPLETED else {}
-    fields: dict[str, Any] = {"status": status, "end_time": now_iso(), "outputs": outputs}
-    if status == Status.FAILED:
-        failed = sorted((n for n, s in done.items() if not succeeded(s)), key=int)
-        fields["error"] = {"message": f"item(s) {', '.join(failed)} did not complete"}
-    ctx.update_job(body_job, **fields)
-    graph.results[body_name] = (status, outputs)
-    ctx.update_job(job, **fields)
-    return status, outputs
+    failed = sorted((n for n, s in done.items() if not succeeded(s)), key=int)
+    return loop.finish(ctx, job, status, outputs, f"item(s) {', '.join(failed)} did not complete")
 
 
 def _items(value: Any, body: Step, where: str, base: Path) -> list[dict[str, Binding]]:
