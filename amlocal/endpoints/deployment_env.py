@@ -162,7 +162,7 @@ def _serving_extras(wanted: speclib.Spec, online: bool, mlflow: bool) -> tuple[s
     """What Azure's inference images add to an environment, unless it declares it."""
     from amlocal import packages
 
-    declared = {speclib.normalize(_name(r) or "") for r in wanted.requirements}
+    declared = speclib.declared_names(wanted.requirements)
     extras = []
     if online and SERVER_PACKAGE not in declared:
         pin = packages.version(SERVER_PACKAGE)
@@ -172,15 +172,6 @@ def _serving_extras(wanted: speclib.Spec, online: bool, mlflow: bool) -> tuple[s
             extras.append("mlflow-skinny")
         extras += [n for n in ("numpy", "pandas") if n not in declared]
     return tuple(extras)
-
-
-def _name(req: str) -> str | None:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(req).name
-    except InvalidRequirement:
-        return None
 
 
 def _project_versions() -> Any:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlocal.environments import cache_root
-from amlocal.environments.spec import Spec, normalize
+from amlocal.environments.spec import Spec, declared_names, normalize
 from amlocal.errors import AmlocalError
 from amlocal.hashing import text_digest
 
@@ -156,16 +156,17 @@ def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
         if spec.left_out:
             notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
         warning = "; ".join(notes)
+        have = installed(root)  # one read of the venv's dist-info for every field below
         meta = {
             "python": pyver,
             "warning": warning,
-            "mlflow": _version(root, "mlflow"),
-            "mlflow_skinny": _version(root, "mlflow-skinny"),
+            "mlflow": have.get("mlflow"),
+            "mlflow_skinny": have.get("mlflow-skinny"),
             "label": label,
             "requirements": list(spec.requirements),
             "serving": list(serving),
             "exclude_newer": when,
-            "resolved": [f"{n}=={v}" for n, v in sorted(installed(root).items())],
+            "resolved": [f"{n}=={v}" for n, v in sorted(have.items())],
         }
         tmp = root / f"{META}.tmp"
         tmp.write_text(json.dumps(meta, indent=1))
@@ -206,7 +207,7 @@ def _project_pins(root: Path, declared: list[str]) -> Path:
     distribution of the project venv that no line of `declared` names."""
     from amlocal import packages
 
-    named = {normalize(n) for n in (_floor(r)[0] for r in declared) if n}
+    named = declared_names(declared)
     lines = [
         f"{name}=={ver}"
         for name, ver in sorted(packages.installed().items())
@@ -273,7 +274,10 @@ def _install(
     else:
         flags = ["--no-build"]
     _run(label, [*install, *flags], "\n".join(relaxed))
-    return [f"{req} -> {n} {_version(root, n)} (no wheel for Python {pyver})" for req, n in moved]
+    have = installed(root)
+    return [
+        f"{req} -> {n} {have.get(normalize(n))} (no wheel for Python {pyver})" for req, n in moved
+    ]
 
 
 def _floor(req: str) -> tuple[str | None, str | None]:
@@ -305,13 +309,3 @@ def installed(root: Path) -> dict[str, str]:
         dist, _, ver = info.name.removesuffix(".dist-info").rpartition("-")
         found[normalize(dist)] = ver
     return found
-
-
-def _version(root: Path, name: str) -> str | None:
-    """The version of a distribution installed in the venv at `root` (from its dist-info)."""
-    want = normalize(name)
-    for info in root.glob("lib/python*/site-packages/*.dist-info"):
-        dist, _, ver = info.name.removesuffix(".dist-info").rpartition("-")
-        if normalize(dist) == want:
-            return ver
-    return None

@@ -18,7 +18,7 @@ from amlocal import packages, yamlsafe
 from amlocal.hashing import text_digest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from packaging.requirements import Requirement
 
@@ -198,6 +198,19 @@ def of_definition(definition: dict[str, Any] | None) -> Spec:
         if local.is_dir():
             return from_build_context(local)
     return Spec(origin="image")
+
+
+def declared_names(requirements: Iterable[str]) -> set[str]:
+    """The PEP 503 names that requirement lines name (a line pip cannot read names none)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    names = set()
+    for line in requirements:
+        try:
+            names.add(normalize(Requirement(line).name))
+        except InvalidRequirement:
+            continue
+    return names
 
 
 def applicable(spec: Spec) -> Iterator[tuple[str, Requirement | None]]:
