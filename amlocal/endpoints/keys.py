@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from amlocal.endpoints.paths import write_state
+from amlocal.state import write_json
 
 KEY_NAMES = ("primaryKey", "secondaryKey")
 
@@ -29,7 +29,7 @@ def write(path: Path, data: dict[str, str]) -> None:
     """Write atomically with mode 0600 inside a 0700 folder: keys never hit a readable file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    write_state(path, data)
+    write_json(path, data)
 
 
 def read(path: Path) -> dict[str, str]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amlocal import names, state
-
-# Endpoint state files (daemon.json, instances.json, keys.json) use the one state writer.
-write_state = state.write_json
+from amlocal import names
 
 
 def endpoint_dir(home: Path, endpoint: str) -> Path:

@@ -343,7 +343,7 @@ async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, lis
         try:
             if inst_socket := getattr(inst, "socket", ""):
                 try:
-                    return await _forward_unix(inst_socket, head, body)
+                    return await _forward(inst_socket, head, body)
                 except FileNotFoundError:  # it did not bind one: TCP from now on
                     inst.socket = ""
             return await _forward(inst.port, head, body)
@@ -378,26 +378,21 @@ class _Upstream(asyncio.Protocol):
             self.done.set_result(b"".join(self.chunks))
 
 
-async def _forward(port: int, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+async def _forward(to: int | str, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
+    """One request to an instance, over its Unix socket (`to` a path: loopback.SOCKET_ENV)
+    or its TCP port on 127.0.0.1."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    transport, _ = await loop.create_connection(
-        lambda: _Upstream(head + body, done), "127.0.0.1", port
-    )
+
+    def upstream() -> _Upstream:
+        return _Upstream(head + body, done)
+
+    if isinstance(to, str):
+        transport, _ = await loop.create_unix_connection(upstream, to)
+    else:
+        transport, _ = await loop.create_connection(upstream, "127.0.0.1", to)
     try:
         raw = await done  # azmlinfsrv closes every connection after its response
-    finally:
-        transport.close()
-    return _parse(raw, head)
-
-
-async def _forward_unix(path: str, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
-    """As `_forward`, over the instance's Unix socket (loopback.SOCKET_ENV)."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    transport, _ = await loop.create_unix_connection(lambda: _Upstream(head + body, done), path)
-    try:
-        raw = await done
     finally:
         transport.close()
     return _parse(raw, head)

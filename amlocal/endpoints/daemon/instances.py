@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from amlocal import procs
+from amlocal.endpoints.instance.loopback import SOCKET_ENV
 from amlocal.ports import free_port
 
 # Azure's probe defaults (reference-yaml-deployment-managed-online).
@@ -84,7 +85,7 @@ class Instance:
     agent: Any = None  # amlocal.endpoints.collector.Agent, with data_collector
     token: str = ""  # the endpoint's instance token (keys.json): required on every request
     socket_dir: str = ""  # where the front door's Unix socket to the instance goes, if any
-    socket: str = ""  # that socket, once started (loopback.SOCKET_ENV)
+    socket: str = ""  # that socket, once started (SOCKET_ENV)
 
     @property
     def pid(self) -> int | None:
@@ -122,7 +123,7 @@ class Instance:
         env[TOKEN_ENV] = self.token
         self.socket = f"{self.socket_dir}/{self.port}.sock" if self.socket_dir else ""
         if self.socket:
-            env["AMLOCAL_INSTANCE_SOCKET"] = self.socket
+            env[SOCKET_ENV] = self.socket
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"--- amlocal: starting instance {self.index} on port {self.port}\n".encode())

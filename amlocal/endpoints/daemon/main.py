@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amlocal import procs
+from amlocal import procs, state
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 from amlocal.endpoints.daemon.frontdoor import FrontDoor, Route, Table, traffic_table
@@ -147,7 +147,7 @@ class Daemon:
         pids = [i.pid for r in self.door.table.routes.values() for i in r.instances if i.pid]
         pids += [i.pid for r in self._pending for i in r.instances if i.pid]
         recorded = [{"pid": p, "started": procs.started(p)} for p in pids]
-        paths.write_state(self.dir / "instances.json", recorded)
+        state.write_json(self.dir / "instances.json", recorded)
 
     async def reload(self) -> dict[str, Any]:
         """Bring running deployments in line with the store; wait for new ones to be ready."""
@@ -335,7 +335,7 @@ def main(argv: list[str]) -> None:
     # Only the process that holds the port may reap: a second daemon started by mistake (its
     # daemon.json lost, say) fails to bind above and leaves the live one's instances alone.
     reap_stale(state_dir)
-    paths.write_state(
+    state.write_json(
         state_dir / "daemon.json", {"pid": os.getpid(), "port": port, "started": time.time()}
     )
     print(f"amlocal: endpoint {endpoint} front door on http://127.0.0.1:{port}", flush=True)

@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from amlocal import procs
+from amlocal import procs, state
 from amlocal.endpoints import keys as keyfile
 from amlocal.endpoints import paths
 
@@ -30,7 +30,7 @@ def daemon_pid(home: Path, endpoint: str, port: int) -> int | None:
         pass
     pid = _pid_on_port(home, endpoint, port)
     if pid is not None:  # the file was lost or damaged: put it back
-        paths.write_state(
+        state.write_json(
             paths.daemon_file(home, endpoint), {"pid": pid, "port": port, "started": time.time()}
         )
     return pid

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from amlocal import state
 from amlocal.endpoints import paths
 from amlocal.endpoints.daemon import main as daemon
 
@@ -44,8 +45,8 @@ def test_a_damaged_instances_file_does_not_stop_the_front_door(tmp_path: Path) -
 
 def test_state_files_are_replaced_whole(tmp_path: Path) -> None:
     f = tmp_path / "daemon.json"
-    paths.write_state(f, {"pid": 1})
-    paths.write_state(f, {"pid": 2})
+    state.write_json(f, {"pid": 1})
+    state.write_json(f, {"pid": 2})
     assert f.read_text() == '{"pid": 2}'
     assert [p.name for p in tmp_path.iterdir()] == ["daemon.json"]
     assert f.stat().st_mode & 0o777 == 0o600
