@@ -33,11 +33,7 @@ def read_value(out: Port, where: str) -> Any:
     path = Path(str(out.get("local_path")))
     if not path.is_file():
         raise InvalidInput(f"{where}: the step wrote no value at {path}")
-    with path.open("rb") as f:
-        raw = f.read(MAX_VALUE_BYTES + 1)
-    if len(raw) > MAX_VALUE_BYTES:
-        raise InvalidInput(f"{where}: the value at {path} is over {MAX_VALUE_BYTES} bytes")
-    text = raw.decode(errors="replace").strip()
+    text = _bounded(path, where).strip()
     typ = out.get("type")
     try:
         if typ == "boolean":
@@ -84,6 +80,11 @@ def read_text(path: Path, where: str) -> str:
         if len(files) != 1:
             raise InvalidInput(f"{where}: expected one file in {path}, found {len(files)}")
         path = files[0]
+    return _bounded(path, where)
+
+
+def _bounded(path: Path, where: str) -> str:
+    """A file's text, refused past MAX_VALUE_BYTES (a step's output is untrusted)."""
     with path.open("rb") as f:
         raw = f.read(MAX_VALUE_BYTES + 1)
     if len(raw) > MAX_VALUE_BYTES:
