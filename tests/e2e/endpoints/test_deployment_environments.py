@@ -9,17 +9,14 @@ Fixtures: tests/fixtures/deployment-envs/.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import Project
+from cli_support import Project, write_wheel
 
 from tests.batch_support import wait_status
 
@@ -27,36 +24,12 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "deployment-envs"
 PROBE = "amlocal-envprobe"
 
 
-def _wheel(folder: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel of `name` (its module reports the version), as a build backend
-    writes one: the files, METADATA, WHEEL and a RECORD with their hashes."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: amlocal-tests\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    whl = folder / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return whl
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("deployment-envs")
     shutil.copytree(FIXTURES, root, dirs_exist_ok=True)
     p = Project(root)
-    _wheel(root / "wheels", PROBE, "2.0.0")
+    write_wheel(root / "wheels", PROBE, "2.0.0")
     p.env.pop("AMLOCAL_ENVIRONMENTS", None)
     p.env.update(
         UV_OFFLINE="1",  # no test reaches an index

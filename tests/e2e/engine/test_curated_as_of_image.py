@@ -11,47 +11,22 @@ user's. The row used is `minimal-ubuntu22.04-py311-cpu-inference` (Python 3.11, 
 
 from __future__ import annotations
 
-import base64
 import ensurepip
 import hashlib
 import json
 import shutil
 import threading
-import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cli_support import Project
+from cli_support import Project, write_wheel
 
 from amlocal.environments.curated_table import CURATED
 
 ROW = "minimal-ubuntu22.04-py311-cpu-inference"
 SERVER = "azureml-inference-server-http"
-
-
-def _wheel(folder: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel of `name` whose module reports its version."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": f'__version__ = "{version}"\n',
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: amlocal-tests\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    whl = folder / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(whl, "w") as z:
-        for path, text in files.items():
-            z.writestr(path, text)
-    return whl
 
 
 def _serve(files: dict[str, list[tuple[Path, str]]]) -> tuple[ThreadingHTTPServer, str]:
@@ -111,16 +86,16 @@ def index(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     wheels = tmp_path / "index"
     files = {
         SERVER: [
-            (_wheel(wheels, SERVER, "1.0.0"), "2024-01-02T00:00:00Z"),  # before the image
-            (_wheel(wheels, SERVER, "9.0.0"), "2025-01-02T00:00:00Z"),  # after it
+            (write_wheel(wheels, SERVER, "1.0.0"), "2024-01-02T00:00:00Z"),  # before the image
+            (write_wheel(wheels, SERVER, "9.0.0"), "2025-01-02T00:00:00Z"),  # after it
         ],
-        "numpy": [(_wheel(wheels, "numpy", "1.26.4"), "2024-02-05T00:00:00Z")],
+        "numpy": [(write_wheel(wheels, "numpy", "1.26.4"), "2024-02-05T00:00:00Z")],
     }
     seed = tmp_path / "seed"
     seed.mkdir()
     for whl in (Path(ensurepip.__file__).parent / "_bundled").glob("*.whl"):
         shutil.copy(whl, seed)
-    _wheel(seed, "wheel", "0.43.0")
+    write_wheel(seed, "wheel", "0.43.0")
     httpd, url = _serve(files)
     try:
         yield url, seed
