@@ -39,15 +39,19 @@ STEP = "import sys, pathlib; pathlib.Path(sys.argv[2], 'v').write_text(str(len(s
 STDLIB = "argparse, concurrent.futures, datetime, hashlib, json, pathlib, sqlite3, subprocess"
 
 
+# The head of every pipeline the bench submits.
+PIPELINE_HEAD = [
+    "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
+    "type: pipeline",
+    "experiment_name: bench",
+    "settings:",
+    "  default_compute: azureml:cpu-cluster",
+    "jobs:",
+]
+
+
 def pipeline_yaml(n: int, env: str = "azureml:benchenv@latest") -> str:
-    lines = [
-        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
-        "type: pipeline",
-        "experiment_name: bench",
-        "settings:",
-        "  default_compute: azureml:cpu-cluster",
-        "jobs:",
-    ]
+    lines = list(PIPELINE_HEAD)
     for i in range(n):
         up = f"${{{{parent.jobs.s{i - 1}.outputs.o}}}}" if i else "start"
         lines += [
@@ -72,12 +76,7 @@ def loop_yaml(n: int) -> str:
     return (
         "\n".join(
             [
-                "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json",
-                "type: pipeline",
-                "experiment_name: bench",
-                "settings:",
-                "  default_compute: azureml:cpu-cluster",
-                "jobs:",
+                *PIPELINE_HEAD,
                 "  s:",
                 "    type: command",
                 "    component:",

@@ -137,6 +137,29 @@ STOCK_AZMLINFSRV = (
 )
 
 
+def start_loopback(model_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """score.py on the model through amlocal's instance launcher (azmlinfsrv with
+    amlocal's transport), hit directly on `port`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "amlocal.endpoints.instance.loopback",
+            "--entry_script",
+            str(REPO / "src/score/score.py"),
+            "--model_dir",
+            str(model_dir),
+            "--port",
+            str(port),
+        ],
+        cwd=REPO / "src/score",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def start_azmlinfsrv(
     model_dir: Path, port: int, env: dict | None = None, log: Path | None = None
 ) -> subprocess.Popen:
@@ -381,26 +404,7 @@ def main() -> None:
         # azmlinfsrv direct: same launcher, score.py, model and WORKER_COUNT as blue.
         direct = free_port()
         env = {**os.environ, "WORKER_COUNT": "2", "GUNICORN_CMD_ARGS": "--no-control-socket"}
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "amlocal.endpoints.instance.loopback",
-                    "--entry_script",
-                    str(REPO / "src/score/score.py"),
-                    "--model_dir",
-                    str(model_dir),
-                    "--port",
-                    str(direct),
-                ],
-                cwd=REPO / "src/score",
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+        procs.append(start_loopback(model_dir, direct, env))
         # The collection floor: stock azmlinfsrv, the Collector's own transport, a sink
         # that drops every payload.
         sink = free_port()
@@ -424,46 +428,16 @@ def main() -> None:
                 }
             )
         )
+        mdc_env = {
+            "AZUREML_MDC_CONFIG_PATH": str(mdc),
+            "AZUREML_MDC_HOST": "127.0.0.1",
+            "AZUREML_MDC_PORT": str(sink),
+        }
         floor = free_port()
-        procs.append(
-            start_azmlinfsrv(
-                model_dir,
-                floor,
-                {
-                    "AZUREML_MDC_CONFIG_PATH": str(mdc),
-                    "AZUREML_MDC_HOST": "127.0.0.1",
-                    "AZUREML_MDC_PORT": str(sink),
-                },
-                tmp / "floor.log",
-            )
-        )
+        procs.append(start_azmlinfsrv(model_dir, floor, mdc_env, tmp / "floor.log"))
         # amlocal's transport (batches) to the same sink: the agent's own cost, isolated.
         batch_floor = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "amlocal.endpoints.instance.loopback",
-                    "--entry_script",
-                    str(REPO / "src/score/score.py"),
-                    "--model_dir",
-                    str(model_dir),
-                    "--port",
-                    str(batch_floor),
-                ],
-                cwd=REPO / "src/score",
-                env={
-                    **env,
-                    "AZUREML_MDC_CONFIG_PATH": str(mdc),
-                    "AZUREML_MDC_HOST": "127.0.0.1",
-                    "AZUREML_MDC_PORT": str(sink),
-                },
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+        procs.append(start_loopback(model_dir, batch_floor, {**env, **mdc_env}))
         mlf = free_port()
         procs.append(
             subprocess.Popen(
