@@ -187,10 +187,12 @@ class Connection(asyncio.Protocol):
             self._evict_unauthenticated() or self._evict_idle()
         ):
             self.refused = True
+            server.stats.refused += 1
             transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
             self._linger()
             return
         server.connections.add(self)
+        server.stats.peak = max(server.stats.peak, len(server.connections))
         if not self.authenticated:
             server.unauthenticated[self] = None
         # The first head must arrive within the head deadline, not the keep-alive time: a
@@ -206,6 +208,7 @@ class Connection(asyncio.Protocol):
             if conn.transport is not None and _unread(conn.transport) > 0:
                 continue
             self.server.forget(conn)
+            self.server.stats.evicted_unauthenticated += 1
             conn._close()
             return True
         return False
@@ -216,6 +219,7 @@ class Connection(asyncio.Protocol):
         for conn in self.server.connections:
             if not (conn.busy or conn.reading or conn.queue or conn.refused) and conn.transport:
                 self.server.forget(conn)
+                self.server.stats.evicted_idle += 1
                 conn._close()
                 return True
         return False
@@ -449,6 +453,26 @@ def _plain(status: int, message: bytes, extra: Headers | None = None) -> bytes:
     return encode_response(*_plain_response(status, message, extra), False)
 
 
+@dataclass(slots=True)
+class ConnectionStats:
+    """What the connection limits did since the server started (the daemon's `status`):
+    an operator reading a soak's losses needs to know whether connections were taken back."""
+
+    peak: int = 0  # most connections open at once
+    refused: int = 0  # answered 503 at the connection cap
+    evicted_unauthenticated: int = 0  # closed to make room: no key shown yet
+    evicted_idle: int = 0  # closed to make room: idle keep-alive
+
+    def as_dict(self, open_now: int) -> dict[str, int]:
+        return {
+            "open": open_now,
+            "peak": self.peak,
+            "refused": self.refused,
+            "evicted_unauthenticated": self.evicted_unauthenticated,
+            "evicted_idle": self.evicted_idle,
+        }
+
+
 class Server:
     """Serves `handler` on an already bound, listening socket until `stop()`."""
 
@@ -463,6 +487,7 @@ class Server:
         # Connections without a key yet, oldest first (a dict keeps insertion order).
         self.unauthenticated: dict[Connection, None] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stats = ConnectionStats()
         self.stopping = False
         self._stop = asyncio.Event()
 
