@@ -329,8 +329,10 @@ async def _open_loop(port: int, key: str, rate: float, seconds: float) -> dict[s
     return counts
 
 
-def soak(port: int, key: str, seconds: float) -> None:
-    """Capacity (closed loop, 8 connections), then an open-loop soak at 70 % of it."""
+def soak(port: int, key: str, seconds: float, door: Any) -> None:
+    """Capacity (closed loop, 8 connections), then an open-loop soak at 70 % of it; then what
+    the front door's connection limits did meanwhile (`door()`: its status's `connections`),
+    since a request lost to a closed connection shows there (issue 32, item 7)."""
     cap = serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 8, 5.0)
     row(
         "load",
@@ -338,7 +340,9 @@ def soak(port: int, key: str, seconds: float) -> None:
         f"{cap['rps']:.0f} req/s, {cap['errors']} errors",
     )
     rate = 0.7 * cap["rps"]
+    before = door()
     got = asyncio.run(_open_loop(port, key, rate, seconds))
+    after = door()
     lost = sum(got["lost"].values())
     other = sum(got["other"].values())
     told = sum(got["told"].values())
@@ -349,6 +353,16 @@ def soak(port: int, key: str, seconds: float) -> None:
         f"{other} other {got['other'] or ''}, {lost} lost {got['lost'] or ''}",
         "0 lost, 0 other (a 429/503 is told, not lost)",
         lost == 0 and other == 0,
+    )
+    taken = {
+        k: after[k] - before[k] for k in ("refused", "evicted_unauthenticated", "evicted_idle")
+    }
+    row(
+        "load",
+        "front door connections during the soak",
+        f"peak {after['peak']} open (cap 500); 503 at the cap {taken['refused']}, places taken "
+        f"back (told 503): {taken['evicted_unauthenticated']} without a key yet, "
+        f"{taken['evicted_idle']} idle",
     )
 
 
@@ -811,8 +825,12 @@ def main() -> None:
         if args.only == "issue32":
             issue32(port, key, ws, args)
             return _print_table(args, t_all)
+
+        def door() -> dict[str, int]:
+            return online_daemon.control(ws, "diabetes", "status")["connections"]
+
         if args.only == "soak":
-            soak(port, key, args.soak_seconds)
+            soak(port, key, args.soak_seconds, door)
             return _print_table(args, t_all)
 
         fives = bad_inputs(port, key)
@@ -821,7 +839,7 @@ def main() -> None:
         row("bad input", "instance port, no front door", direct, "401", direct == "401")
         fives += schemathesis(port, key, inst_port, keys["instance"], args.seed, args.examples, tmp)
 
-        soak(port, key, args.soak_seconds)
+        soak(port, key, args.soak_seconds, door)
 
         slowloris(port, key)
         issue32(port, key, ws, args)
