@@ -11,7 +11,9 @@ then
   them) through the front door, with a fixed seed and example count: 5xx responses counted;
 - capacity (closed loop, 8 connections) and a soak at 70 % of it (open loop, fixed rate,
   keep-alive connections reused within the advertised timeout) for --soak-seconds (20 s by
-  default): each request ok, told (429/503), another status, or lost (no answer);
+  default): each request ok, told (429/503), another status, or lost (no answer); and
+  what the front door's connection limits did meanwhile (its peak of open connections,
+  503s at the cap, places taken back, each told with a 503), from its `status`;
 - kill under load: SIGKILL a gunicorn worker, an instance, then the front door, each while
   load runs; errors while it was down and the seconds until requests succeed again;
 - a body of --big-gib GiB with and without a key, and the front door's RSS before and after;
