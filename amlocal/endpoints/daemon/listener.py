@@ -30,6 +30,8 @@ requests of a soak were lost): it gets the same 503 (`retry-after: 1`, `connecti
 as a connection refused at the cap, then a lingering close, so a request its client writes
 as the place is taken reads that 503 as its answer. A connection that has sent nothing yet
 gives way only at `max_connections`: it is as likely a client about to write as a squatter.
+And from 7/8 of `max_connections` open, answers say `connection: close`: places come back
+where the client knows, so few idle connections have to be taken back.
 """
 
 from __future__ import annotations
@@ -100,6 +102,13 @@ class Limits:
     keep_alive_s: float = field(
         default_factory=lambda: _env_number("AMLOCAL_KEEP_ALIVE_S", KEEP_ALIVE_S)
     )
+
+    @property
+    def shed_at(self) -> int:
+        """Open connections from which answers say `connection: close`: near the cap, places
+        are given back where HTTP/1.1 lets the client know (after an answer), so that few
+        idle connections have to be taken back later (each of those costs a told 503)."""
+        return self.max_connections - max(1, self.max_connections // 8)
 
     @property
     def idle_close_s(self) -> float:
@@ -398,7 +407,10 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # a handler bug must not take the connection down silently
             status, headers = 500, [(b"content-type", b"text/plain")]
             body = f"front door error: {type(exc).__name__}: {exc}".encode()
-        keep_alive = keep_alive and not self.server.stopping
+        server = self.server
+        keep_alive = (
+            keep_alive and not server.stopping and len(server.connections) < self.limits.shed_at
+        )
         if self.transport is None:
             return
         head_only = request.method == "HEAD"

@@ -156,25 +156,51 @@ def test_at_the_connection_cap_every_request_is_answered_200_or_told_503(front_d
 def test_an_idle_connection_taken_back_at_the_cap_is_the_longest_idle_and_is_told(
     front_door,
 ) -> None:
-    # Four keyed keep-alive connections fill the cap, each idle after one answer; a fifth
-    # client needs a place. The one idle the longest gives way, with a 503 its client reads
-    # when it reuses it; the others are untouched. Before: any one of them (a set's order)
-    # was closed without a word, and the request sent on it next was lost.
-    srv = front_door(max_connections=4, max_unauthenticated=2)
+    # Six keyed keep-alive connections, each idle after one answer, and two keyed ones in
+    # the middle of a body fill the cap of 8; a ninth client needs a place. The one idle the
+    # longest gives way, with a 503 its client reads when it reuses it; the others are
+    # untouched. Before: any one of them (a set's order) was closed without a word, and the
+    # request sent on it next was lost.
+    srv = front_door(max_connections=8, max_unauthenticated=4)
     idle: list[socket.socket] = []
+    busy: list[socket.socket] = []
     try:
-        for _ in range(4):
+        for _ in range(6):
             idle.append(s := connect(srv.port))
             s.sendall(SCORE)
-            assert status(answer(s)) == "200"
+            assert b"keep-alive: timeout=" in (r := answer(s)) and status(r) == "200"
             time.sleep(0.05)  # idle since, in this order
+        for _ in range(2):
+            busy.append(s := connect(srv.port))
+            s.sendall(SCORE.replace(b"Content-Length: 2", b"Content-Length: 9")[:-1])
+        accepted(srv, 8)
         with connect(srv.port) as new:
             new.sendall(SCORE.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
             assert status(answer(new)) == "200"
         answers = ask_all(idle)
     finally:
-        for s in idle:
+        for s in idle + busy:
             s.close()
-    assert [status(r) for r in answers] == ["503", "200", "200", "200"], answers
+    assert [status(r) for r in answers] == ["503"] + ["200"] * 5, answers
     assert b"connection: close" in answers[0] and b"retry-after: 1" in answers[0]
     assert srv.server.stats.evicted_idle == 1
+
+
+def test_near_the_cap_answers_close_their_connection(front_door) -> None:
+    # From 7 open connections of 8 an answer says `connection: close` and the connection is
+    # closed after it, where the client knows, rather than left idle to be taken back.
+    srv = front_door(max_connections=8, max_unauthenticated=8)
+    with connect(srv.port) as s:
+        s.sendall(SCORE)
+        assert b"keep-alive: timeout=" in answer(s)
+    silent = [connect(srv.port) for _ in range(6)]
+    try:
+        accepted(srv, 7)
+        with connect(srv.port) as s:
+            s.sendall(SCORE)
+            got = answer(s)
+            assert status(got) == "200" and b"connection: close" in got, got
+            assert s.recv(1) == b""  # closed by the server after the answer
+    finally:
+        for c in silent:
+            c.close()
