@@ -232,14 +232,18 @@ class Connection(asyncio.Protocol):
         evicted them in turn."""
         fallback: Connection | None = None
         for conn in self.server.unauthenticated:
-            if conn.transport is None or _unread(conn.transport) > 0:
+            if conn.transport is None:
                 continue
-            if conn.reading or conn.refused:
+            stalled = conn.reading or conn.refused
+            if not stalled and (stalled_only or fallback is not None):
+                continue  # not a candidate: spare the system call below
+            if _unread(conn.transport) > 0:
+                continue
+            if stalled:
                 conn._evict()
                 self.server.stats.evicted_unauthenticated += 1
                 return True
-            if fallback is None:
-                fallback = conn
+            fallback = conn
         if stalled_only or fallback is None:
             return False
         fallback._evict()
