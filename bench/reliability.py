@@ -11,7 +11,9 @@ then
   them) through the front door, with a fixed seed and example count: 5xx responses counted;
 - capacity (closed loop, 8 connections) and a soak at 70 % of it (open loop, fixed rate,
   keep-alive connections reused within the advertised timeout) for --soak-seconds (20 s by
-  default): each request ok, told (429/503), another status, or lost (no answer);
+  default): each request ok, told (429/503), another status, or lost (no answer); and
+  what the front door's connection limits did meanwhile (its peak of open connections,
+  503s at the cap, places taken back, each told with a 503), from its `status`;
 - kill under load: SIGKILL a gunicorn worker, an instance, then the front door, each while
   load runs; errors while it was down and the seconds until requests succeed again;
 - a body of --big-gib GiB with and without a key, and the front door's RSS before and after;
@@ -23,7 +25,8 @@ then
   for the advertised keep-alive time, and a burst of twice the in-flight limit (queued).
 `--only issue32` runs just those rows (with `--flood-seconds` for the flood, 60 by default).
 `--only soak` runs only the capacity and issue 32's soak, 3 minutes at 70 % (one command:
-`.venv/bin/python bench/reliability.py --only soak`; on an idle box).
+`.venv/bin/python bench/reliability.py --only soak`; on an idle box); `--connection-cap N`
+lowers the front door's connection cap so that a short soak on a busy box meets it.
 Prints one table; the latest figures are in docs/reliability.md.
 """
 
@@ -329,8 +332,10 @@ async def _open_loop(port: int, key: str, rate: float, seconds: float) -> dict[s
     return counts
 
 
-def soak(port: int, key: str, seconds: float) -> None:
-    """Capacity (closed loop, 8 connections), then an open-loop soak at 70 % of it."""
+def soak(port: int, key: str, seconds: float, door: Any) -> None:
+    """Capacity (closed loop, 8 connections), then an open-loop soak at 70 % of it; then what
+    the front door's connection limits did meanwhile (`door()`: its status's `connections`),
+    since a request lost to a closed connection shows there (issue 32, item 7)."""
     cap = serving.load(port, "/score", {"Authorization": f"Bearer {key}"}, BODY, 8, 5.0)
     row(
         "load",
@@ -338,7 +343,9 @@ def soak(port: int, key: str, seconds: float) -> None:
         f"{cap['rps']:.0f} req/s, {cap['errors']} errors",
     )
     rate = 0.7 * cap["rps"]
+    before = door()
     got = asyncio.run(_open_loop(port, key, rate, seconds))
+    after = door()
     lost = sum(got["lost"].values())
     other = sum(got["other"].values())
     told = sum(got["told"].values())
@@ -349,6 +356,17 @@ def soak(port: int, key: str, seconds: float) -> None:
         f"{other} other {got['other'] or ''}, {lost} lost {got['lost'] or ''}",
         "0 lost, 0 other (a 429/503 is told, not lost)",
         lost == 0 and other == 0,
+    )
+    taken = {
+        k: after[k] - before[k] for k in ("refused", "evicted_unauthenticated", "evicted_idle")
+    }
+    row(
+        "load",
+        "front door connections during the soak",
+        f"peak {after['peak']} open (cap {os.environ.get('AMLOCAL_MAX_CONNECTIONS', 500)}); "
+        f"503 at the cap {taken['refused']}, places taken "
+        f"back (told 503): {taken['evicted_unauthenticated']} without a key yet, "
+        f"{taken['evicted_idle']} idle",
     )
 
 
@@ -767,11 +785,20 @@ def main() -> None:
         choices=["issue32", "soak"],
         help="run only issue 32's rows, or only the capacity and the soak",
     )
+    ap.add_argument(
+        "--connection-cap",
+        type=int,
+        help="the front door's connection cap (half of it for connections without a key "
+        "yet) instead of 500: a soak on a busy box meets the limits at the rate it can reach",
+    )
     ap.add_argument("--flood-seconds", type=float, default=60.0)
     ap.add_argument("--pipeline-mib", type=int, default=90)
     args = ap.parse_args()
     if args.soak_seconds is None:
         args.soak_seconds = 180.0 if args.only == "soak" else 20.0
+    if args.connection_cap:  # the daemon reads its limits from the environment
+        os.environ["AMLOCAL_MAX_CONNECTIONS"] = str(args.connection_cap)
+        os.environ["AMLOCAL_MAX_UNAUTHENTICATED"] = str(args.connection_cap // 2)
     tmp = Path(tempfile.mkdtemp(prefix="amlocal-reliability-"))
     yaml_bomb(tmp)
     digits_bounds()
@@ -811,8 +838,12 @@ def main() -> None:
         if args.only == "issue32":
             issue32(port, key, ws, args)
             return _print_table(args, t_all)
+
+        def door() -> dict[str, int]:
+            return online_daemon.control(ws, "diabetes", "status")["connections"]
+
         if args.only == "soak":
-            soak(port, key, args.soak_seconds)
+            soak(port, key, args.soak_seconds, door)
             return _print_table(args, t_all)
 
         fives = bad_inputs(port, key)
@@ -821,7 +852,7 @@ def main() -> None:
         row("bad input", "instance port, no front door", direct, "401", direct == "401")
         fives += schemathesis(port, key, inst_port, keys["instance"], args.seed, args.examples, tmp)
 
-        soak(port, key, args.soak_seconds)
+        soak(port, key, args.soak_seconds, door)
 
         slowloris(port, key)
         issue32(port, key, ws, args)

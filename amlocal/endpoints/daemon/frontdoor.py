@@ -409,19 +409,48 @@ def _parse(raw: bytes, head: bytes) -> tuple[int, bytes, list[Any], bytes]:
     reason = parts[2] if len(parts) > 2 else HTTPStatus(status).phrase.encode()
     hdrs = []
     length = None
+    chunked = False
     for line in lines[1:]:
         k, _, v = line.partition(b":")
         k = k.strip().lower()
         v = v.strip()
         if k == b"content-length":
             length = int(v)
+        elif k == b"transfer-encoding":
+            chunked = v.lower().endswith(b"chunked")
         hdrs.append((k, v))
     body_out = raw[end + 4 :]
+    if head.startswith(b"HEAD ") or status in (204, 304):
+        return status, reason, hdrs, b""
+    if chunked:  # azmlinfsrv streams a generator's answer (gunicorn chunks it)
+        return status, reason, hdrs, _dechunk(body_out)
     if length is not None:
-        if len(body_out) < length and not head.startswith(b"HEAD "):
+        if len(body_out) < length:
             raise UpstreamBroken(f"body cut at {len(body_out)} of {length} bytes")
         body_out = body_out[:length]
     return status, reason, hdrs, body_out
+
+
+def _dechunk(data: bytes) -> bytes:
+    """A chunked body's content (RFC 9112, 7.1; trailers dropped). Before, the chunks' framing
+    was passed on as the body, and a stream the instance cut short (no last chunk) as a 200."""
+    out: list[bytes] = []
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            raise UpstreamBroken(f"chunked body cut after {sum(map(len, out))} bytes")
+        try:
+            size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise UpstreamBroken("malformed chunked body") from None
+        pos = eol + 2
+        if size == 0:
+            return b"".join(out)
+        if size < 0 or len(data) < pos + size + 2:
+            raise UpstreamBroken(f"chunked body cut after {sum(map(len, out))} bytes")
+        out.append(data[pos : pos + size])
+        pos += size + 2
 
 
 def _json(status: int, message: str, extra: Headers) -> Response:

@@ -18,11 +18,20 @@ instead of a reset.
 
 Connections that have not yet shown a key cannot starve those that have (issue 32, item 3:
 520 slow-header connections made 25 of 29 keyed requests get 503): until its first request
-passes the precheck a connection is "unauthenticated"; those are capped at
-`max_unauthenticated` (the oldest is closed for a new one), a new connection has to send its
-first head within `head_timeout_s`, and at `max_connections` a new connection takes the
-place of the oldest unauthenticated connection first, then of an idle keep-alive one; 503
-only when every connection is authenticated and busy.
+passes the precheck a connection is "unauthenticated"; past `max_unauthenticated` of them a
+new one takes the place of the oldest slow sender (part of a head, then nothing), a new
+connection has to send its first head within `head_timeout_s`, and at `max_connections` a
+new connection takes the place of the oldest unauthenticated connection first, then of the
+keep-alive connection idle the longest; 503 only when every connection is authenticated
+and busy.
+
+A connection whose place is taken is told, never cut off (issue 32, item 7: 190 of 135,848
+requests of a soak were lost): it gets the same 503 (`retry-after: 1`, `connection: close`)
+as a connection refused at the cap, then a lingering close, so a request its client writes
+as the place is taken reads that 503 as its answer. A connection that has sent nothing yet
+gives way only at `max_connections`: it is as likely a client about to write as a squatter.
+And from 7/8 of `max_connections` open, answers say `connection: close`: places come back
+where the client knows, so few idle connections have to be taken back.
 """
 
 from __future__ import annotations
@@ -93,6 +102,13 @@ class Limits:
     keep_alive_s: float = field(
         default_factory=lambda: _env_number("AMLOCAL_KEEP_ALIVE_S", KEEP_ALIVE_S)
     )
+
+    @property
+    def shed_at(self) -> int:
+        """Open connections from which answers say `connection: close`: near the cap, places
+        are given back where HTTP/1.1 lets the client know (after an answer), so that few
+        idle connections have to be taken back later (each of those costs a told 503)."""
+        return self.max_connections - max(1, self.max_connections // 8)
 
     @property
     def idle_close_s(self) -> float:
@@ -178,47 +194,83 @@ class Connection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
         server = self.server
+        server.stats.accepted += 1
         if (
             not self.authenticated
             and len(server.unauthenticated) >= self.limits.max_unauthenticated
         ):
-            self._evict_unauthenticated()
+            # Only a slow sender gives way here: a connection that has sent nothing yet may be
+            # a client that writes a moment after it connects (issue 32, item 7: the soak's
+            # client, opening a burst of connections under load, lost 24 requests in 30 s
+            # this way, with the cap of all connections far off). It may still give way at
+            # that cap, below, and is then told.
+            self._evict_unauthenticated(stalled_only=True)
         if len(server.connections) >= self.limits.max_connections and not (
-            self._evict_unauthenticated() or self._evict_idle()
+            self._evict_unauthenticated(stalled_only=False) or self._evict_idle()
         ):
             self.refused = True
+            server.stats.refused += 1
             transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
             self._linger()
             return
         server.connections.add(self)
+        server.stats.peak = max(server.stats.peak, len(server.connections))
         if not self.authenticated:
             server.unauthenticated[self] = None
+        else:  # no precheck: a connection is idle until its first request
+            server.idle[self] = None
         # The first head must arrive within the head deadline, not the keep-alive time: a
         # connection that never sends holds a place for seconds, not half a minute.
         self._arm(self.limits.head_timeout_s, None)
 
-    def _evict_unauthenticated(self) -> bool:
-        """Close the oldest connection that has shown no key: a place taken without a key is
-        the first to be given back. One with input not yet read is skipped: it is a client
-        that has sent its request (the loop has not read it yet), not one that stalls; without
-        this, a flood reopening its connections as they close evicted them in turn."""
+    def _evict_unauthenticated(self, stalled_only: bool) -> bool:
+        """Take back the place of the oldest connection that has shown no key: a place taken
+        without a key is the first to be given back. A slow sender (part of a head, then
+        nothing) goes first; with `stalled_only` no other. One with input not yet read is
+        skipped: it is a client that has sent its request (the loop has not read it yet),
+        not one that stalls; without this, a flood reopening its connections as they close
+        evicted them in turn."""
+        fallback: Connection | None = None
         for conn in self.server.unauthenticated:
-            if conn.transport is not None and _unread(conn.transport) > 0:
+            if conn.transport is None:
                 continue
-            self.server.forget(conn)
-            conn._close()
-            return True
-        return False
+            stalled = conn.reading or conn.refused
+            if not stalled and (stalled_only or fallback is not None):
+                continue  # not a candidate: spare the system call below
+            if _unread(conn.transport) > 0:
+                continue
+            if stalled:
+                conn._evict()
+                self.server.stats.evicted_unauthenticated += 1
+                return True
+            fallback = conn
+        if stalled_only or fallback is None:
+            return False
+        fallback._evict()
+        self.server.stats.evicted_unauthenticated += 1
+        return True
 
     def _evict_idle(self) -> bool:
-        """At the cap, close an idle keep-alive connection to make room: idle connections
-        cost the client nothing to hold, so they must not be able to lock others out."""
-        for conn in self.server.connections:
-            if not (conn.busy or conn.reading or conn.queue or conn.refused) and conn.transport:
-                self.server.forget(conn)
-                conn._close()
+        """At the cap, take back the place of the keep-alive connection idle the longest:
+        idle connections cost the client nothing to hold, so they must not be able to lock
+        others out; the longest idle is the one a client's pool is least likely to reuse."""
+        for conn in self.server.idle:
+            if conn.transport is not None and _unread(conn.transport) <= 0:
+                conn._evict()
+                self.server.stats.evicted_idle += 1
                 return True
         return False
+
+    def _evict(self) -> None:
+        """Give this connection's place to another, telling its client: a 503 (come back)
+        that it reads as the answer to the request it sends next, if any, then a lingering
+        close. Closed without a word (before), the request a client wrote on it as it closed
+        met nothing and was lost; the 503 is what the cap answers a new connection."""
+        self.server.forget(self)
+        if self.transport is None or self.refused:  # a refused one has had its answer
+            return
+        self.transport.write(_plain(503, b"Too many connections", [(b"retry-after", b"1")]))
+        self._linger()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
@@ -246,6 +298,7 @@ class Connection(asyncio.Protocol):
     # -- parser callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.reading = True
+        self.server.idle.pop(self, None)
         self.url = b""
         self.headers = {}
         self.head_size = 0
@@ -331,8 +384,10 @@ class Connection(asyncio.Protocol):
     def _next(self) -> None:
         if not self.queue or self.transport is None:
             self.busy = False
-            if not self.refused and self.timer is None:
-                self._arm(self.limits.idle_close_s, None)
+            if not self.refused and self.transport is not None:
+                self.server.idle[self] = None  # the newest idle: taken back last
+                if self.timer is None:
+                    self._arm(self.limits.idle_close_s, None)
             return
         self.busy = True
         request, keep_alive, early = self.queue.popleft()
@@ -356,7 +411,10 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # a handler bug must not take the connection down silently
             status, headers = 500, [(b"content-type", b"text/plain")]
             body = f"front door error: {type(exc).__name__}: {exc}".encode()
-        keep_alive = keep_alive and not self.server.stopping
+        server = self.server
+        keep_alive = (
+            keep_alive and not server.stopping and len(server.connections) < self.limits.shed_at
+        )
         if self.transport is None:
             return
         head_only = request.method == "HEAD"
@@ -449,6 +507,28 @@ def _plain(status: int, message: bytes, extra: Headers | None = None) -> bytes:
     return encode_response(*_plain_response(status, message, extra), False)
 
 
+@dataclass(slots=True)
+class ConnectionStats:
+    """What the connection limits did since the server started (the daemon's `status`):
+    an operator reading a soak's losses needs to know whether connections were taken back."""
+
+    accepted: int = 0  # connections the server took from its socket
+    peak: int = 0  # most connections open at once
+    refused: int = 0  # answered 503 at the connection cap
+    evicted_unauthenticated: int = 0  # closed to make room: no key shown yet
+    evicted_idle: int = 0  # closed to make room: idle keep-alive
+
+    def as_dict(self, open_now: int) -> dict[str, int]:
+        return {
+            "open": open_now,
+            "accepted": self.accepted,
+            "peak": self.peak,
+            "refused": self.refused,
+            "evicted_unauthenticated": self.evicted_unauthenticated,
+            "evicted_idle": self.evicted_idle,
+        }
+
+
 class Server:
     """Serves `handler` on an already bound, listening socket until `stop()`."""
 
@@ -462,13 +542,17 @@ class Server:
         self.connections: set[Connection] = set()
         # Connections without a key yet, oldest first (a dict keeps insertion order).
         self.unauthenticated: dict[Connection, None] = {}
+        # Keep-alive connections between requests, longest idle first.
+        self.idle: dict[Connection, None] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.stats = ConnectionStats()
         self.stopping = False
         self._stop = asyncio.Event()
 
     def forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
         self.unauthenticated.pop(conn, None)
+        self.idle.pop(conn, None)
 
     def stop(self) -> None:
         self.stopping = True

@@ -201,6 +201,8 @@ class Daemon:
                 ],
             }
         out["deployments"] = deps
+        if self.server is not None:
+            out["connections"] = self.server.stats.as_dict(len(self.server.connections))
         return out
 
     async def control(self, verb: str, query: dict[str, str]) -> tuple[int, Any]:
