@@ -11,7 +11,8 @@ at each level:
 - on cancel, the running processes are stopped and jobs not yet started count as Canceled;
 - at most `pool_size(n)` jobs of one graph run at once: one thread per job that can run,
   up to the CPU count (a thread mostly waits for its job's processes; a nested graph has a
-  pool of its own, so a node never starves its own jobs).
+  pool of its own, so a node never starves its own jobs; a do_while's rounds, one graph
+  each, share the one thread their node keeps for the loop).
 
 Control flow (`amlocal.jobs.control`) changes only who starts a step: an if_else's blocks
 and a loop's body are owned by their node, which runs them through this same scheduler (a
