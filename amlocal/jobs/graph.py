@@ -11,7 +11,8 @@ at each level:
 - on cancel, the running processes are stopped and jobs not yet started count as Canceled;
 - at most `pool_size(n)` jobs of one graph run at once: one thread per job that can run,
   up to the CPU count (a thread mostly waits for its job's processes; a nested graph has a
-  pool of its own, so a node never starves its own jobs).
+  pool of its own, so a node never starves its own jobs; a do_while's rounds, one graph
+  each, share the one thread their node keeps for the loop).
 
 Control flow (`amlocal.jobs.control`) changes only who starts a step: an if_else's blocks
 and a loop's body are owned by their node, which runs them through this same scheduler (a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,11 +59,14 @@ def run_graph(
     *,
     upstream: Mapping[str, Outputs] | None = None,
     limit: int | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> tuple[dict[str, str], dict[str, Outputs]]:
     """Run `steps` to the end; each job's terminal status (or NotStarted) and outputs.
 
     `upstream`: outputs of completed steps outside `steps` that these bind to (a control
-    node running its blocks or body); `limit`: at most this many jobs at once."""
+    node running its blocks or body); `limit`: at most this many jobs at once; `pool`: the
+    threads to run them on, kept open for the caller's next graph (a do_while's rounds),
+    else a pool of this graph's own."""
     own = owners(steps)
     waiting = waits(steps)
     reads = {n: dependencies(s) & steps.keys() for n, s in steps.items()}
@@ -79,8 +84,10 @@ def run_graph(
             if o in steps and o not in done:
                 settle(o, status)
 
-    workers = pool_size(min(len(steps), limit or len(steps)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ExitStack() as stack:
+        if pool is None:
+            workers = pool_size(min(len(steps), limit or len(steps)))
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
         try:
             while True:
                 busy = {n for n, _ in running.values()}

@@ -2,7 +2,7 @@
 
 Each round is one job of the body's kind named `<node job>_<round>` (a child of the node:
 `job list --parent-job-name <node job>`), run through the scheduler in a `RoundScope`, so
-reuse, records, logs and cancel work as for any step. Round 0 binds the body's inputs as
+reuse, records, logs and cancel work as for any step; the rounds share one worker thread. Round 0 binds the body's inputs as
 written; each later round binds the inputs named in `mapping` to the previous round's
 outputs (a control output as its value, data by path). The loop ends when the condition
 output is false, after `limits.max_iteration_count` rounds, or when a round does not
@@ -11,6 +11,7 @@ complete. The node's outputs, and the body step's, are the last round's.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from amlocal.errors import InvalidInput
@@ -37,19 +38,26 @@ def run(ctx: StepContext, call: StepCall) -> StepResult:
     rounds = 0
     error = ""
     try:
-        for i in range(ctl["max_iteration_count"]):
-            rounds = i + 1
-            loop.child(ctx, job, i, iteration=i)
-            round_step: Step = {**body, "inputs": inputs}
-            done, got = run_graph(
-                ctx, RoundScope(job, scope), {str(i): round_step}, upstream=graph.outputs
-            )
-            status, outs = done.get(str(i), Status.NOT_STARTED), got.get(str(i), {})
-            if status != Status.COMPLETED or not _again(
-                ctl["condition"], outs, f"{where}.condition"
-            ):
-                break
-            inputs = {**body["inputs"], **_fed(ctl["mapping"], outs, f"{where}.mapping")}
+        # One thread runs every round, as a pipeline's pool runs its steps: a thread per
+        # round would open its own store and MLflow connections each time (~1.5 ms).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=job) as pool:
+            for i in range(ctl["max_iteration_count"]):
+                rounds = i + 1
+                loop.child(ctx, job, i, iteration=i)
+                round_step: Step = {**body, "inputs": inputs}
+                done, got = run_graph(
+                    ctx,
+                    RoundScope(job, scope),
+                    {str(i): round_step},
+                    upstream=graph.outputs,
+                    pool=pool,
+                )
+                status, outs = done.get(str(i), Status.NOT_STARTED), got.get(str(i), {})
+                if status != Status.COMPLETED or not _again(
+                    ctl["condition"], outs, f"{where}.condition"
+                ):
+                    break
+                inputs = {**body["inputs"], **_fed(ctl["mapping"], outs, f"{where}.mapping")}
     except InvalidInput as exc:  # a control value the loop could not read
         status, error = Status.FAILED, str(exc)
     if status != Status.COMPLETED and ctx.cancel.is_set() and ctx.user_canceled:
