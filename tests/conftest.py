@@ -58,8 +58,10 @@ def _own_resident_servers(config: pytest.Config) -> None:
     developer's commands, and none outlives the run. A user's AMLOCAL_RESIDENT=0 holds."""
     folder = tempfile.mkdtemp(prefix="amlocal-res-")
     os.environ["AMLOCAL_RESIDENT_DIR"] = folder
+    os.environ.setdefault("AMLOCAL_RESIDENT_DEBUG", "1")  # a line per command: counted below
 
     def stop() -> None:
+        import sys
         import time
 
         from amlocal import procs, resident
@@ -68,6 +70,11 @@ def _own_resident_servers(config: pytest.Config) -> None:
         deadline = time.monotonic() + 30
         while any(map(procs.alive, pids)) and time.monotonic() < deadline:
             time.sleep(0.1)
+        logs = [p.read_text(errors="replace") for p in Path(folder).glob("*.log")]
+        forked = sum(text.count(" exited ") for text in logs)
+        sys.stderr.write(
+            f"\nresident servers: {len(logs)}, forked commands and runners: {forked}\n"
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
     config.add_cleanup(stop)

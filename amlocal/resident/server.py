@@ -54,8 +54,19 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
+# What importing (and amlocal's own set-up) put in the environment, which a child's caller's
+# environment would otherwise wipe: set again in each child, unless the caller set it.
+ENV_DEFAULTS: dict[str, str] = {}
+
+
 def preload() -> None:
+    before = dict(os.environ)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as amlocal.cli.main sets it
+    from amlocal import loader
+
+    # azure-ai-ml builds its pipeline schema with control flow only if this flag is set when
+    # the schema is imported, which the loader does before its first load; here, before all.
+    loader.enable_control_flow()
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -67,6 +78,7 @@ def preload() -> None:
         configure_mappers()
     except Exception as exc:
         log(f"configure_mappers: {exc}")
+    ENV_DEFAULTS.update({k: v for k, v in os.environ.items() if before.get(k) != v})
 
 
 def shadowed(path: list[str], cwd: str) -> str | None:
@@ -356,6 +368,8 @@ def run(request: dict[str, Any], fds: list[int]) -> int:
     os.umask(int(request["umask"]))
     os.environ.clear()
     os.environ.update(request["env"])
+    for name, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     time.tzset()
     sys.path[:] = request["path"]
     importlib.invalidate_caches()
