@@ -162,12 +162,27 @@ def _configure(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. As a process of its own (no `argv`: the console script, `python -m
+    amlocal.cli`) a command of a group runs as a fork of the resident server when one runs
+    (amlocal.resident); `workspace` verbs, which list and stop that server, never do."""
+    resident = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     # Offline by default: MLflow 3 sends usage telemetry from every process that imports it
     # (steps, endpoint instances, batch workers all inherit this). A user's explicit value wins.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if argv[:1] == ["ml"]:  # `amlocal ml job create ...` reads like `az ml ...`
         argv = argv[1:]
+    if resident and argv[:1] and argv[0] in GROUPS and argv[0] != "workspace":
+        from amlocal.resident import client
+
+        code = client.run("cli", argv)
+        if code is not None:
+            return code
+    return run_here(argv)
+
+
+def run_here(argv: list[str]) -> int:
+    """Run one command in this process."""
     if argv[:1] == ["--version"]:
         sys.stdout.write(versions())
         return 0

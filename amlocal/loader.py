@@ -96,7 +96,7 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
 
     yamlsafe.check_tree(path)  # alias bombs, cycles, deep nesting: before azure-ai-ml reads
     quiet_sdk_notices()
-    _enable_control_flow()
+    enable_control_flow()
     import azure.ai.ml as aml
     from azure.ai.ml.entities import _load_functions as lf
 
@@ -123,7 +123,7 @@ def load(kind: str, path: str | Path, overrides: list[dict[str, Any]] | None = N
     return entity
 
 
-def _enable_control_flow() -> None:
+def enable_control_flow() -> None:
     """azure-ai-ml builds its pipeline schema with `if_else`, `do_while`, `parallel_for` and
     `settings.on_init`/`on_finalize` only when its private-preview flag is set before the
     schema is imported (its own control-flow tests set it); amlocal always loads them

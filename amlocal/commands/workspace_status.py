@@ -157,11 +157,25 @@ def running(ws: Workspace) -> list[dict[str, Any]]:
     return [*_endpoints(ws), *_scheduler(ws), *_runners(ws)]
 
 
+def _note_resident() -> None:
+    """The resident CLI server is no workspace's (every workspace's commands fork from it):
+    named on stderr, not as a row."""
+    from amlocal import resident
+
+    for server in resident.running():
+        sys.stderr.write(
+            f"amlocal's resident CLI server runs (pid {server['pid']}, shared by every "
+            "workspace; `amlocal workspace stop` stops it, AMLOCAL_RESIDENT=0 runs without it)."
+            "\n"
+        )
+
+
 def status(args: argparse.Namespace) -> Any:
     ws = Workspace()
     rows = running(ws)
     if not rows:  # a table of nothing prints nothing: say so, off stdout
         sys.stderr.write(f"Nothing runs for the workspace {ws.home}.\n")
+    _note_resident()
     return rows
 
 
@@ -170,12 +184,15 @@ def stop(args: argparse.Namespace) -> Any:
     import signal
     import time
 
+    from amlocal import resident
     from amlocal.endpoints.verbs.online_daemon import stop_daemon
 
     ws = Workspace()
     rows = running(ws)
     if not rows:
         sys.stderr.write(f"Nothing runs for the workspace {ws.home}.\n")
+    for pid in resident.stop():  # its running commands finish first; the next starts it again
+        sys.stderr.write(f"Stopped amlocal's resident CLI server (pid {pid}).\n")
     others = [r["pid"] for r in rows if r["kind"] != "online-endpoint"]
     for row in rows:
         if row["kind"] == "job":  # what `job cancel` does: ask the runner, which stops its steps

@@ -36,18 +36,22 @@ __all__ = ["Execution", "execute", "spawn_runner", "submit"]
 
 def spawn_runner(ws: Workspace, name: str) -> int:
     """Run the job in a detached process that outlives this CLI (as Azure runs it remotely)."""
-    log = (ws.job_dir(name) / "runner.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "amlocal.jobs.runner", str(ws.home), name],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "AMLOCAL_HOME": str(ws.home)},
-    )
-    log.close()
-    ws.store.update("job", name, lambda r: r.update(_runner_pid=proc.pid))
-    return proc.pid
+    from amlocal.resident import client
+
+    env = {**os.environ, "AMLOCAL_HOME": str(ws.home)}
+    with (ws.job_dir(name) / "runner.log").open("ab") as log:
+        pid = client.spawn("runner", [str(ws.home), name], env, log.fileno())
+        if pid is None:
+            pid = subprocess.Popen(
+                [sys.executable, "-m", "amlocal.jobs.runner", str(ws.home), name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            ).pid
+    ws.store.update("job", name, lambda r: r.update(_runner_pid=pid))
+    return pid
 
 
 class Execution:
@@ -294,7 +298,12 @@ def execute(ws: Workspace, name: str) -> str:
     return ex.run()
 
 
-if __name__ == "__main__":  # the detached runner
-    home, job_name = sys.argv[1], sys.argv[2]
+def main(argv: list[str]) -> int:
+    """The detached runner: `HOME NAME`."""
+    home, job_name = argv[0], argv[1]
     final = execute(Workspace(Path(home)), job_name)
-    raise SystemExit(0 if final == Status.COMPLETED else 1)
+    return 0 if final == Status.COMPLETED else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
