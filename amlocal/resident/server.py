@@ -2,8 +2,9 @@
 
 One thread only (a fork copies just the forking thread, so a lock held by another would stay
 held in the child for ever); a self-pipe wakes `select` on SIGCHLD and SIGTERM. The child
-returns out of `Server.serve` to `main`, so it ends through the interpreter's normal shutdown
-(atexit handlers, threads joined, streams flushed), as a command run in its own process does.
+returns out of `Server.serve` to `main` and ends in `finish` as a command run in its own
+process ends (threads joined, atexit handlers run, streams flushed, the same exit status),
+without tearing the server's modules down.
 """
 
 from __future__ import annotations
