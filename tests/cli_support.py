@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,15 @@ def write_wheel(folder: Path, name: str, version: str) -> Path:
         for path, text in files.items():
             z.writestr(path, text)
     return whl
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
+    """Poll `cond` every `every` seconds until it returns something true (returned), or fail
+    the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")

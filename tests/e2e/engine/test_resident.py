@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from cli_support import AMLOCAL, ENV_YML, Project
+from cli_support import AMLOCAL, ENV_YML, Project, wait_until
 
 SLEEPER = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
@@ -24,13 +24,7 @@ environment: azureml:testenv@latest
 
 
 def _wait(cond, timeout: float = 60.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
+    return wait_until(cond, timeout, every=0.1)
 
 
 @pytest.fixture()

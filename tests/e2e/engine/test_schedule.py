@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import Project
+from cli_support import Project, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -126,13 +126,7 @@ def _daemon_pid(p: Project) -> int | None:
 
 
 def _wait(cond, timeout: float = 60.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError("timed out")
+    return wait_until(cond, timeout, every=0.25)
 
 
 def test_cron_schedule_fires_job_completes_and_restart_does_not_double_fire(

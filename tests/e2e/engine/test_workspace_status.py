@@ -6,11 +6,10 @@ schedule defined; `make clean` stops them too. Real processes throughout."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
-from cli_support import Project
+from cli_support import Project, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 VENV = REPO / ".venv"
@@ -62,13 +61,7 @@ image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04
 
 
 def _wait(cond, timeout: float = 60.0):  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+    return wait_until(cond, timeout, every=0.2)
 
 
 def _tree(pid: int) -> list[int]:
