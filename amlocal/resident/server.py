@@ -14,6 +14,7 @@ import fcntl
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -187,8 +188,6 @@ class Server:
             watched: list[Any] = [self.wake_r, *self.callers.values()]
             if self.listener is not None:
                 watched.append(self.listener)
-            import select
-
             ready, _, _ = select.select(watched, [], [], 5.0)
             if self.wake_r in ready:
                 try:
@@ -253,10 +252,11 @@ class Server:
             return request, fds
         for fd in fds:
             os.close(fd)
-        try:
-            os.setpgid(pid, pid) if not request["detached"] else None
-        except OSError:
-            pass  # it did so itself already
+        if not request["detached"]:  # a detached child leads a session of its own instead
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # it did so itself already
         try:
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         except OSError:
@@ -324,13 +324,11 @@ def _stdio(unbuffered_caller: bool) -> None:
 
     def text(fd: int, old: Any, write: bool) -> io.TextIOWrapper:
         raw = io.FileIO(fd, "w" if write else "r", closefd=False)
-        buffered: Any = raw
-        if write and unbuffered:
-            buffered = raw
-        elif write:
-            buffered = io.BufferedWriter(raw)
-        else:
+        buffered: Any = raw  # python -u: writes go straight to the descriptor
+        if not write:
             buffered = io.BufferedReader(raw)
+        elif not unbuffered:
+            buffered = io.BufferedWriter(raw)
         tty = os.isatty(fd)
         return io.TextIOWrapper(
             buffered,
