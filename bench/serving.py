@@ -137,6 +137,12 @@ STOCK_AZMLINFSRV = (
 )
 
 
+def _score_args(model_dir: Path, port: int) -> list[str]:
+    """azmlinfsrv's arguments for the repository's score.py on `model_dir` at `port`."""
+    return ["--entry_script", str(REPO / "src/score/score.py"), "--model_dir", str(model_dir),
+            "--port", str(port)]  # fmt: skip
+
+
 def start_loopback(model_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """score.py on the model through amlocal's instance launcher (azmlinfsrv with
     amlocal's transport), hit directly on `port`."""
@@ -145,12 +151,7 @@ def start_loopback(model_dir: Path, port: int, env: dict[str, str]) -> subproces
             sys.executable,
             "-m",
             "amlocal.endpoints.instance.loopback",
-            "--entry_script",
-            str(REPO / "src/score/score.py"),
-            "--model_dir",
-            str(model_dir),
-            "--port",
-            str(port),
+            *_score_args(model_dir, port),
         ],
         cwd=REPO / "src/score",
         env=env,
@@ -165,17 +166,7 @@ def start_azmlinfsrv(
 ) -> subprocess.Popen:
     """Stock azmlinfsrv on the repository's score.py and `model_dir`, 2 workers."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            STOCK_AZMLINFSRV,
-            "--entry_script",
-            str(REPO / "src/score/score.py"),
-            "--model_dir",
-            str(model_dir),
-            "--port",
-            str(port),
-        ],
+        [sys.executable, "-c", STOCK_AZMLINFSRV, *_score_args(model_dir, port)],
         cwd=REPO / "src/score",
         env={
             **os.environ,
