@@ -21,6 +21,11 @@ Issue 5: the whole invocation within the baseline's wall time + 3 s; job start t
 mini-batch < 2 s; memory per worker bounded by the mini-batch, shown by running the same
 settings over a tenth of the files and comparing the workers' peak RSS.
 
+The box's own ceiling for the scaling row, measured right after each pair: two baseline
+processes started together, each over half the files, against the one over all of them. It
+is what two cores give this work with no executor, no protocol and no output file; on a
+2-core VM it is below 2.0x (both cores busy run slower than one).
+
 A profile line says where the executor's time went (from job_result.txt): worker start-up,
 then inside the workers run() (reading included) against serializing and writing the
 append_row part, a worker ready later than the first, the rest of the workers' time (protocol,
@@ -100,6 +105,35 @@ def baseline(folder: Path, model_dir: Path) -> dict:
         "rows_per_second": rows / (t2 - t1),
         "predictions": np.concatenate(preds),
     }
+
+
+def half(folder: Path, model_dir: Path, part: int, start_at: float) -> dict:
+    """The baseline's loop over every other file (`part` 0 or 1), from `start_at` (a wall
+    clock time, so that two such processes start together once their imports are done)."""
+    model = load_model(model_dir)
+    files = sorted(folder.iterdir())[part::2]
+    time.sleep(max(0.0, start_at - time.time()))
+    t0 = time.perf_counter()
+    rows = sum(len(model.predict(pd.read_csv(f))) for f in files)
+    return {"rows": rows, "seconds": time.perf_counter() - t0}
+
+
+def two_baselines(folder: Path, model_dir: Path) -> float:
+    """rows/s of two baseline processes at once, each over half the files: what two cores of
+    this box give this work with no executor at all (the ceiling of the scaling row)."""
+    import subprocess
+
+    start_at = time.time() + 3.0  # both past their imports (pandas, sklearn) by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--_half", str(part), str(folder), str(model_dir),
+             repr(start_at)],
+            stdout=subprocess.PIPE,
+        )
+        for part in (0, 1)
+    ]  # fmt: skip
+    got = [json.loads(p.communicate()[0]) for p in procs]
+    return sum(g["rows"] for g in got) / max(g["seconds"] for g in got)
 
 
 def deployment_settings() -> dict:
@@ -206,12 +240,13 @@ def main() -> int:
             os.link(f, small / f.name)
         make_model(model_dir)
 
-        pairs = []
+        pairs, ceilings = [], []
         for i in range(max(1, args.repeat)):  # interleaved: both sides of a ratio, same load
             if i:
                 shutil.rmtree(work / "full", ignore_errors=True)
             pair = (baseline(data, model_dir), executor(data, model_dir, work, "full"))
             pairs.append(pair)
+            ceilings.append(two_baselines(data, model_dir) / pair[0]["rows_per_second"])
         ratios = [(r["rows_per_second"] or 0) / b["rows_per_second"] for b, r in pairs]
         # The pair whose ratio is the median stands for the run in every other row.
         base, run = pairs[ratios.index(statistics.median_low(ratios))]
@@ -259,6 +294,12 @@ def main() -> int:
         f"workers are up: {speedup:.2f}x (target >= 1.7x, limit 2.0x on 2 cores; median of "
         f"{len(ratios)} interleaved pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
+    print(
+        f"the box's own ceiling for this work, two baseline processes at once over half the "
+        f"files each vs one over all: {statistics.median_low(ceilings):.2f}x (median of "
+        f"{len(ceilings)}, each run right after a pair: "
+        f"{', '.join(f'{c:.2f}' for c in ceilings)}); the executor also writes predictions.csv"
+    )
     busy = run["workers"] * (run["processing_seconds"] or 0)
     # With 2 workers, the second one's start after the first is exactly this (more: at most
     # workers - 1 times it).
@@ -296,6 +337,7 @@ def main() -> int:
                     "baseline": base,
                     "executor": run,
                     "ratios": ratios,
+                    "ceilings": ceilings,
                     "tenth": tenth,
                     "cli": cli,
                     "targets": targets,
@@ -307,4 +349,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--_half"]:  # one of two_baselines' processes
+        part, folder, model_dir, start_at = sys.argv[2:6]
+        print(json.dumps(half(Path(folder), Path(model_dir), int(part), float(start_at))))
+        raise SystemExit(0)
     raise SystemExit(main())
