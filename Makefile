@@ -124,7 +124,7 @@ PYTEST = $(BIN)/python -m pytest -q
 # Only the files that have one: collecting the whole suite again would cost ~40 s.
 SERIAL_FILES = $(shell grep -rl --include='test_*.py' 'pytest.mark.serial' tests)
 test: setup
-	@echo "make test: the whole suite, $(TEST_WORKERS) workers (about 21 min on 2 idle cores)"
+	@echo "make test: the whole suite, $(TEST_WORKERS) workers (about 12 min on 2 idle cores)"
 	@start=$$(date +%s); $(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not serial"; rc=$$?; \
 	  $(PYTEST) -m serial $(SERIAL_FILES); rc2=$$?; [ $$rc2 -eq 5 ] && rc2=0; \
 	  echo "make test: done in $$(( $$(date +%s) - start )) s"; [ $$rc -eq 0 ] && [ $$rc2 -eq 0 ]
