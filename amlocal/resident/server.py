@@ -386,6 +386,12 @@ def main() -> None:
     d, k = Path(sys.argv[1]), sys.argv[2]
     if os.fork() > 0:
         os._exit(0)
+    # In a frame of its own: coverage.py records nothing more of the frame that forked.
+    _serve(d, k)
+
+
+def _serve(d: Path, k: str) -> None:
+    """The forked-away server: hold the lock, import, serve; in a child, run its command."""
     lock = os.open(d / f"{k}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
