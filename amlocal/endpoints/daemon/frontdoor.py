@@ -57,6 +57,7 @@ _DROP_RESPONSE = {
     b"x-ms-request-id",
 }
 _CLIENT_ID = re.compile(rb"[^A-Za-z0-9_-]")
+_STATUSES = {s.value for s in HTTPStatus}
 
 
 class UpstreamBroken(Exception):
@@ -354,28 +355,58 @@ async def _call(route: Route, head: bytes, body: bytes) -> tuple[int, bytes, lis
 
 
 class _Upstream(asyncio.Protocol):
-    """One request to an instance: write it, collect bytes until the server closes.
+    """One request to an instance: write it, collect bytes until the answer is whole.
 
     A bare Protocol rather than asyncio streams: no StreamReader/Writer objects and no read
-    loop per request (about a third of the front door's CPU per request went there).
+    loop per request (about a third of the front door's CPU per request went there). An
+    answer with a Content-Length is whole when its last byte arrives: the connection is
+    closed then, not when the instance's close is read (one read and, as often as not, one
+    more wake-up of the loop per request: bench/serving.py, front door CPU per request).
+    Other answers (chunked, no length) end at the instance's close, as before.
     """
 
-    __slots__ = ("request", "chunks", "done")
+    __slots__ = ("request", "chunks", "size", "need", "head", "done", "transport")
 
     def __init__(self, request: bytes, done: asyncio.Future[Any]) -> None:
         self.request = request
         self.chunks: list[bytes] = []
+        self.size = 0
+        self.need = 0  # bytes of the whole answer; 0: head not read yet, -1: until close
+        self.head: _Head | None = None
         self.done = done
+        self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
+        self.size += len(data)
+        if self.need == 0:
+            raw = data if len(self.chunks) == 1 else b"".join(self.chunks)
+            try:
+                self.head = _read_head(raw)
+            except UpstreamBroken as exc:  # raised here, the loop would only log it
+                if not self.done.done():
+                    self.done.set_exception(exc)
+                assert self.transport is not None
+                self.transport.close()
+                return
+            if self.head is None:
+                return
+            self.need = self.head.size(self.request.startswith(b"HEAD "))
+        if 0 < self.need <= self.size:
+            self._finish()
+            assert self.transport is not None
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
         if not self.done.done():
-            self.done.set_result(b"".join(self.chunks))
+            self.done.set_result((b"".join(self.chunks), self.head))
 
 
 async def _forward(to: int | str, head: bytes, body: bytes) -> tuple[int, bytes, list[Any], bytes]:
@@ -392,21 +423,47 @@ async def _forward(to: int | str, head: bytes, body: bytes) -> tuple[int, bytes,
     else:
         transport, _ = await loop.create_connection(upstream, "127.0.0.1", to)
     try:
-        raw = await done  # azmlinfsrv closes every connection after its response
+        raw, parsed = await done  # whole by its length, or the instance closed
     finally:
         transport.close()
-    return _parse(raw, head)
+    return _parse(raw, head, parsed)
 
 
-def _parse(raw: bytes, head: bytes) -> tuple[int, bytes, list[Any], bytes]:
-    """The model server's whole answer: status, reason, headers and body."""
+@dataclass(slots=True)
+class _Head:
+    """The model server's status line and headers, and how its body is framed."""
+
+    end: int  # offset of the blank line ending the head
+    status: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+    length: int | None
+    chunked: bool
+
+    def size(self, head_request: bool) -> int:
+        """Bytes of the whole answer, or -1 when only the instance's close ends it."""
+        if head_request or self.status in (204, 304):
+            return self.end + 4
+        if self.chunked or self.length is None:
+            return -1
+        return self.end + 4 + self.length
+
+
+def _read_head(raw: bytes) -> _Head | None:
+    """The head of an answer, None until all of it has arrived."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
-        raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")
+        return None
     lines = raw[:end].split(b"\r\n")
     parts = lines[0].split(b" ", 2)
-    status = int(parts[1])
-    reason = parts[2] if len(parts) > 2 else HTTPStatus(status).phrase.encode()
+    try:
+        status = int(parts[1])
+    except (IndexError, ValueError):
+        raise UpstreamBroken(f"malformed status line {lines[0][:80]!r}") from None
+    if len(parts) > 2:
+        reason = parts[2]
+    else:
+        reason = HTTPStatus(status).phrase.encode() if status in _STATUSES else b""
     hdrs = []
     length = None
     chunked = False
@@ -415,19 +472,31 @@ def _parse(raw: bytes, head: bytes) -> tuple[int, bytes, list[Any], bytes]:
         k = k.strip().lower()
         v = v.strip()
         if k == b"content-length":
-            length = int(v)
+            length = int(v) if v.isdigit() else None
         elif k == b"transfer-encoding":
             chunked = v.lower().endswith(b"chunked")
         hdrs.append((k, v))
-    body_out = raw[end + 4 :]
+    return _Head(end, status, reason, hdrs, length, chunked)
+
+
+def _parse(
+    raw: bytes, head: bytes, parsed: _Head | None = None
+) -> tuple[int, bytes, list[Any], bytes]:
+    """The model server's whole answer: status, reason, headers and body."""
+    if parsed is None:
+        parsed = _read_head(raw)
+    if parsed is None:
+        raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")
+    status, reason, hdrs = parsed.status, parsed.reason, parsed.headers
+    body_out = raw[parsed.end + 4 :]
     if head.startswith(b"HEAD ") or status in (204, 304):
         return status, reason, hdrs, b""
-    if chunked:  # azmlinfsrv streams a generator's answer (gunicorn chunks it)
+    if parsed.chunked:  # azmlinfsrv streams a generator's answer (gunicorn chunks it)
         return status, reason, hdrs, _dechunk(body_out)
-    if length is not None:
-        if len(body_out) < length:
-            raise UpstreamBroken(f"body cut at {len(body_out)} of {length} bytes")
-        body_out = body_out[:length]
+    if parsed.length is not None:
+        if len(body_out) < parsed.length:
+            raise UpstreamBroken(f"body cut at {len(body_out)} of {parsed.length} bytes")
+        body_out = body_out[: parsed.length]
     return status, reason, hdrs, body_out
 
 
