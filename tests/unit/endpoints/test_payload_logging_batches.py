@@ -66,3 +66,36 @@ def test_a_payload_over_the_agents_limit_is_dropped_and_counted(agent) -> None:
     sender = Sender("127.0.0.1", agent.server_address[1])
     sender.put({"ce-type": "azureml.inference.response"}, b"x" * (ct.MAX_BODY + 1))
     assert sender.dropped == 1
+
+
+def _received(n: int, seconds: float = 10) -> list[tuple[dict[str, str], bytes]]:
+    deadline = time.monotonic() + seconds
+    got: list[tuple[dict[str, str], bytes]] = []
+    while len(got) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+        got = [f for _, _, body in list(_Agent.posts) for f in ct.decode_frames(body)]
+    return got
+
+
+def test_a_payload_put_after_a_batch_left_goes_in_the_next_one(agent) -> None:
+    """The thread sleeps between batches and is woken by the first payload after one left:
+    a payload put then is never left behind."""
+    sender = Sender("127.0.0.1", agent.server_address[1])
+    for round_ in range(3):
+        sender.put({"trace-id": str(round_)}, b"%d" % round_)
+        assert [b for _, b in _received(round_ + 1)] == [b"%d" % i for i in range(round_ + 1)]
+    assert len(_Agent.posts) == 3
+    assert sender.dropped == 0
+
+
+def test_the_queue_is_bounded_and_what_it_cannot_hold_is_counted(agent, monkeypatch) -> None:
+    """Payloads put faster than they leave (the thread waits LINGER before it posts) stop
+    at QUEUE_SIZE: the rest are dropped and counted, never held."""
+    from amlocal.endpoints.instance import payload_logging
+
+    monkeypatch.setattr(payload_logging, "LINGER", 2.0)  # nothing leaves while we put
+    sender = Sender("127.0.0.1", agent.server_address[1])
+    for i in range(payload_logging.QUEUE_SIZE + 10):
+        sender.put({"trace-id": str(i)}, b"x")
+    assert sender.dropped == 10
+    assert len(_received(payload_logging.QUEUE_SIZE)) == payload_logging.QUEUE_SIZE
