@@ -193,9 +193,20 @@ def start(d: Path, k: str) -> None:
         subprocess.Popen(
             [sys.executable, *flags, "-c", boot, str(d), k, resident.MARKER],
             cwd=d,
-            env={**os.environ, "AMLOCAL_RESIDENT_PATH": json.dumps(sys.path)},
+            env={**_server_env(), "AMLOCAL_RESIDENT_PATH": json.dumps(sys.path)},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         ).wait()
+
+
+# Variables that name one workspace. The server serves every project of its build, and each
+# command brings its own environment; started with the first caller's, the server carried
+# that project's AMLOCAL_HOME for its whole life, and so looked like one of its processes
+# (in /proc/PID/environ) long after its commands were done.
+WORKSPACE_ENV = ("AMLOCAL_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _server_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in WORKSPACE_ENV}

@@ -184,3 +184,18 @@ def test_workspace_status_names_the_server_and_stop_stops_it(served: tuple[Proje
     assert not list(folder.glob("*.sock")) and not list(folder.glob("*.pid"))
     assert json.loads(p.run("model", "list").stdout) == []  # in its own process, and starts one
     _wait(lambda: list(folder.glob("*.pid")))
+
+
+def test_the_server_carries_no_workspace_of_its_first_caller(
+    served: tuple[Project, Path],
+) -> None:
+    """The server is every project's: before, it kept the AMLOCAL_HOME of the command that
+    started it, and a check for processes left behind by that project found it."""
+    p, folder = served
+    environ = _server(folder).environ()
+    assert "AMLOCAL_HOME" not in environ, environ.get("AMLOCAL_HOME")
+    # Its commands still run in their own workspace: what a forked one wrote is there.
+    p.run("environment", "create", "-f", "env.yml")
+    own, forked = _both(p, "environment", "list")
+    assert forked.returncode == 0 and forked.stdout == own.stdout
+    assert "testenv" in forked.stdout
