@@ -138,42 +138,55 @@ def ensure(spec: Spec, label: str, serving: tuple[str, ...] = ()) -> Built:
             return done
         sys.stderr.write(f"building environment {label} ({root})\n")
         shutil.rmtree(root, ignore_errors=True)
-        _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
-        when = spec.exclude_newer
-        if serving:
-            prefer = _project_pins(root, list(spec.requirements))
-            try:
-                notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer, when)
-            finally:
-                prefer.unlink(missing_ok=True)
-        else:
-            notes = _install(label, root, list(spec.requirements), pyver, exclude_newer=when)
-        # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
-        # rest now, best effort (a file that does not compile is not a broken venv).
-        _try([str(root / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(root / "lib")])
-        if spec.python and not pyver.startswith(spec.python):
-            notes.insert(0, f"python={spec.python} -> {pyver} (not on this machine)")
-        if spec.left_out:
-            notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
-        warning = "; ".join(notes)
-        have = installed(root)  # one read of the venv's dist-info for every field below
-        meta = {
-            "python": pyver,
-            "warning": warning,
-            "mlflow": have.get("mlflow"),
-            "mlflow_skinny": have.get("mlflow-skinny"),
-            "label": label,
-            "requirements": list(spec.requirements),
-            "serving": list(serving),
-            "exclude_newer": when,
-            "resolved": [f"{n}=={v}" for n, v in sorted(have.items())],
-        }
-        tmp = root / f"{META}.tmp"
-        tmp.write_text(json.dumps(meta, indent=1))
-        tmp.replace(root / META)
+        # A venv whose build failed is removed (this call made it, under the lock): before,
+        # its half (uv's seed, no amlocal-env.json) stayed in the cache until asked again.
+        try:
+            _build(label, root, interpreter, pyver, spec, serving)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
     built = load(root)
     assert built is not None
     return built
+
+
+def _build(
+    label: str, root: Path, interpreter: Path, pyver: str, spec: Spec, serving: tuple[str, ...]
+) -> None:
+    """Make the venv at `root` and write its amlocal-env.json last (its mark of being done)."""
+    _run(label, [uv(), "venv", "--seed", "--python", str(interpreter), str(root)])
+    when = spec.exclude_newer
+    if serving:
+        prefer = _project_pins(root, list(spec.requirements))
+        try:
+            notes = _install(label, root, [*spec.requirements, *serving], pyver, prefer, when)
+        finally:
+            prefer.unlink(missing_ok=True)
+    else:
+        notes = _install(label, root, list(spec.requirements), pyver, exclude_newer=when)
+    # uv compiles only what it installs, not the seeded pip/setuptools (~700 files): the
+    # rest now, best effort (a file that does not compile is not a broken venv).
+    _try([str(root / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(root / "lib")])
+    if spec.python and not pyver.startswith(spec.python):
+        notes.insert(0, f"python={spec.python} -> {pyver} (not on this machine)")
+    if spec.left_out:
+        notes.append("left out (Azure-only or no pip equivalent): " + ", ".join(spec.left_out))
+    warning = "; ".join(notes)
+    have = installed(root)  # one read of the venv's dist-info for every field below
+    meta = {
+        "python": pyver,
+        "warning": warning,
+        "mlflow": have.get("mlflow"),
+        "mlflow_skinny": have.get("mlflow-skinny"),
+        "label": label,
+        "requirements": list(spec.requirements),
+        "serving": list(serving),
+        "exclude_newer": when,
+        "resolved": [f"{n}=={v}" for n, v in sorted(have.items())],
+    }
+    tmp = root / f"{META}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(root / META)
 
 
 def _env() -> dict[str, str]:
