@@ -1,9 +1,9 @@
 """An idle instance wakes one worker per connection (issue 33): gunicorn's sync workers
 waited in select(), so each connection woke every idle worker, and all but one went back to
 sleep with EAGAIN (the thundering herd); the instance launcher has them wait in epoll with
-EPOLLEXCLUSIVE. Measured as what the kernel counts: the workers' voluntary context switches
-per request, on a real azmlinfsrv with 2 workers and both of the daemon's listeners (its
-TCP port and the front door's Unix socket)."""
+EPOLLEXCLUSIVE. Measured as what the kernel counts: which workers' voluntary context
+switches rose with each request, on a real azmlinfsrv with 2 workers and both of the
+daemon's listeners (its TCP port and the front door's Unix socket)."""
 
 from __future__ import annotations
 
@@ -74,11 +74,15 @@ def unix_status(path: str) -> bytes:
 def test_each_connection_wakes_one_idle_worker(instance) -> None:
     port, sock, workers = instance
     time.sleep(0.5)  # both workers idle, waiting
-    before = sum(w.num_ctx_switches().voluntary for w in workers)
+    both = 0
     for _ in range(REQUESTS):
+        before = [w.num_ctx_switches().voluntary for w in workers]
         assert status(port, "POST", "/score") == 200
-        time.sleep(0.01)  # the worker goes back to waiting before the next one comes
-    per_request = (sum(w.num_ctx_switches().voluntary for w in workers) - before) / REQUESTS
-    # before: 2.7-2.9 (every idle worker woke for each connection); now 1.25-1.4
-    assert per_request < 2.0, per_request
+        time.sleep(0.02)  # the worker goes back to waiting before the next one comes
+        after = [w.num_ctx_switches().voluntary for w in workers]
+        both += all(a > b for a, b in zip(after, before, strict=True))
+    # Requests that woke both workers: before, 40 of 40 (each woke every idle worker, one of
+    # which found nothing to accept). A count of wake-ups, not a time: a busy box adds
+    # switches to the worker that serves, not wake-ups to the other.
+    assert both <= REQUESTS // 4, f"{both} of {REQUESTS} requests woke both workers"
     assert unix_status(sock) == b"HTTP/1.1 200 OK"  # the front door's listener serves too
