@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from amlocal.guid import guid_hex
 from amlocal.workspace import Workspace
 
 # alembic revision of MLflow's tracking schema that `_SqliteRuns` writes (mlflow==3.15.0).
@@ -107,7 +108,7 @@ class _SqliteRuns:
 
     def create_run(self, experiment: tuple[str, str], run_name: str, tags: dict[str, str]) -> str:
         exp_id, location = experiment
-        run_id = _uuid4_hex()
+        run_id = guid_hex()  # MLflow's form: uuid.uuid4().hex
         artifact_uri = f"{location.rstrip('/')}/{run_id}/artifacts"
         con = self._connect()
         with con:
@@ -161,15 +162,6 @@ class _SqliteRuns:
             (name,),
         ).fetchall()
         return {str(v): (loc or src or "") for v, loc, src in rows}
-
-
-def _uuid4_hex() -> str:
-    """`uuid.uuid4().hex`, MLflow's run id, without importing uuid (which imports platform:
-    ~5 ms of every job's start-up): 122 random bits, version 4, RFC 4122 variant."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return b.hex()
 
 
 def _check_local_store(ws: Workspace, uri: str) -> None:

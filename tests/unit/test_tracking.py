@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from amlocal import tracking
+from amlocal.guid import guid_hex
 from amlocal.workspace import Workspace
 
 
@@ -287,7 +288,7 @@ def test_a_forked_process_opens_its_own_connection(ws: Workspace) -> None:
 def test_run_ids_are_uuid4_hex_as_mlflow_makes_them() -> None:
     import uuid
 
-    ids = {tracking._uuid4_hex() for _ in range(200)}
+    ids = {guid_hex() for _ in range(200)}
     assert len(ids) == 200
     for h in ids:
         u = uuid.UUID(hex=h)

@@ -26,8 +26,8 @@ from http import HTTPStatus
 from typing import Any
 
 from amlocal.endpoints.daemon.listener import Headers, Request, Response
-from amlocal.endpoints.guid import guid
 from amlocal.endpoints.keys import bearer_ok
+from amlocal.guid import guid
 
 CONTROL_PREFIX = "/.amlocal/control/"
 STARTING_WAIT_S = 120.0

@@ -22,7 +22,6 @@ import threading
 import time
 from typing import Any
 
-from amlocal.endpoints.guid import guid
 from amlocal.endpoints.instance.collector_transport import (
     BATCH_BYTES,
     BATCH_ITEMS,
@@ -31,6 +30,7 @@ from amlocal.endpoints.instance.collector_transport import (
     encode_frame,
     post_batch,
 )
+from amlocal.guid import guid
 
 QUEUE_SIZE = 1000
 AGENT = "amlocal-payload-logging/1"
