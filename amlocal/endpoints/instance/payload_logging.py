@@ -57,13 +57,17 @@ class Sender:
         self._conn: http.client.HTTPConnection | None = None
         self._down_until = 0.0
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        # A forked worker (gunicorn --preload) starts its own thread: reset at the fork, not
+        # checked with a getpid() system call on each of the two puts of every request.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.items.clear()  # a copy of the parent's, not this worker's to send
+        self.wake = threading.Event()
+        self._thread = None
 
     def put(self, headers: dict[str, str], body: bytes) -> None:
-        if self._pid != os.getpid():  # started lazily in each forked worker
-            self._pid = os.getpid()
-            self.items.clear()  # a copy of the parent's, not this worker's to send
-            self.wake = threading.Event()
+        if self._thread is None:  # started lazily, in the process that puts
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
         if len(body) > MAX_BODY:  # the agent refuses it (Azure logs up to 4 MB inline)

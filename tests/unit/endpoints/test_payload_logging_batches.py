@@ -50,11 +50,7 @@ def test_payloads_reach_the_agent_in_batches_with_their_headers(agent, monkeypat
     ]
     for headers, body in sent:
         sender.put(headers, body)
-    deadline = time.monotonic() + 10
-    got: list[tuple[dict[str, str], bytes]] = []
-    while len(got) < len(sent) and time.monotonic() < deadline:
-        time.sleep(0.05)
-        got = [f for path, _, body in list(_Agent.posts) for f in ct.decode_frames(body)]
+    got = _received(len(sent))
     assert [b for _, b in got] == [b for _, b in sent]  # all of them, in order
     assert [h["trace-id"] for h, _ in got] == [str(i) for i in range(20)]
     assert {(path, token) for path, token, _ in _Agent.posts} == {(ct.BATCH_PATH, "tok")}
@@ -99,3 +95,23 @@ def test_the_queue_is_bounded_and_what_it_cannot_hold_is_counted(agent, monkeypa
         sender.put({"trace-id": str(i)}, b"x")
     assert sender.dropped == 10
     assert len(_received(payload_logging.QUEUE_SIZE)) == payload_logging.QUEUE_SIZE
+
+
+def test_a_forked_worker_posts_with_a_thread_of_its_own(agent) -> None:
+    """gunicorn --preload forks workers from a process that may have put already: the child
+    starts its own sender thread (the parent's is not copied by fork) and drops the parent's
+    queued payloads, which are the parent's to send."""
+    import os
+
+    sender = Sender("127.0.0.1", agent.server_address[1])
+    sender.put({"trace-id": "parent"}, b"parent")
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            sender.put({"trace-id": "child"}, b"child")
+            time.sleep(1.0)  # LINGER, then the post
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    got = _received(2)
+    assert sorted(b for _, b in got) == [b"child", b"parent"]
