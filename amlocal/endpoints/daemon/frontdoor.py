@@ -475,12 +475,9 @@ def _read_head(raw: bytes) -> _Head | None:
     return _Head(end, status, reason, hdrs, length, chunked)
 
 
-def _parse(
-    raw: bytes, head: bytes, parsed: _Head | None = None
-) -> tuple[int, bytes, list[Any], bytes]:
-    """The model server's whole answer: status, reason, headers and body."""
-    if parsed is None:
-        parsed = _read_head(raw)
+def _parse(raw: bytes, head: bytes, parsed: _Head | None) -> tuple[int, bytes, list[Any], bytes]:
+    """The model server's whole answer (`parsed`: its head, None if it never came whole):
+    status, reason, headers and body."""
     if parsed is None:
         raise UpstreamBroken(f"{len(raw)} bytes without a complete HTTP head")
     status, reason, hdrs = parsed.status, parsed.reason, parsed.headers
